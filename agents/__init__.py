@@ -1,0 +1,1 @@
+"""Composable agents (script, synth, cut, enhance) and the Studio that chains them."""

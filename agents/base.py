@@ -1,0 +1,97 @@
+"""The agent interface: typed input -> typed result + usage records.
+
+An agent is a small class with a ``name``, a ``description`` and one required method,
+``run(inp, ctx)``. Everything an agent needs from the outside world (workspace, config,
+usage store, progress and cancellation) comes in the :class:`RunContext`; everything it
+produces goes out in an :class:`AgentResult`. Fallbacks are never silent: ``ctx.warn``
+logs a WARNING and puts the message in the run's report.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import ClassVar, Generic, TypeVar
+
+from core.config import Config
+from core.errors import ReelForgeError
+from core.usage import UsageRecord, UsageStore, seconds_since
+from core.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+I = TypeVar("I")  # noqa: E741 - the conventional name for an input type
+O = TypeVar("O")  # noqa: E741
+
+ProgressFn = Callable[[float, str], None]
+
+
+class Cancelled(ReelForgeError):
+    """The run was stopped by the user (Ctrl-C or the UI's stop button); the workspace is resumable."""
+
+
+@dataclass(slots=True)
+class RunContext:
+    config: Config
+    workspace: Workspace | None = None
+    run_id: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8])
+    usage: UsageStore | None = None
+    progress: ProgressFn | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    notes: list[str] = field(default_factory=list)  # warnings and fallbacks for the report
+
+    def warn(self, message: str) -> None:
+        """A fallback or degradation the user must hear about: logged and reported."""
+        log.warning(message)
+        if message not in self.notes:
+            self.notes.append(message)
+
+    def step(self, fraction: float, message: str) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("stopped by the user", hint="run the same command again to resume")
+        if self.progress is not None:
+            self.progress(max(0.0, min(1.0, fraction)), message)
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("stopped by the user", hint="run the same command again to resume")
+
+    def record(self, records: list[UsageRecord]) -> None:
+        if self.usage is not None and records:
+            self.usage.add(self.run_id, records)
+
+
+@dataclass(slots=True)
+class AgentResult(Generic[O]):
+    output: O
+    engine: str
+    files: list[Path] = field(default_factory=list)
+    usage: list[UsageRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: Decimal = Decimal(0)
+    skipped: bool = False  # True when the stage was up to date and reused
+
+
+class Agent(ABC, Generic[I, O]):
+    """Base of every agent. Subclasses set ``name`` and ``description`` and implement ``run``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    @abstractmethod
+    def run(self, inp: I, ctx: RunContext) -> AgentResult[O]:
+        """Do the work; write usage through ``ctx.record`` and return what was made."""
+
+    def __call__(self, inp: I, ctx: RunContext) -> AgentResult[O]:
+        start = time.perf_counter()
+        result = self.run(inp, ctx)
+        result.seconds = seconds_since(start, time.perf_counter())
+        return result

@@ -1,0 +1,227 @@
+"""Typed configuration: a TOML file plus environment overrides.
+
+Lookup order (later wins): built-in defaults -> ``$REELFORGE_CONFIG`` or
+``~/.config/reelforge/config.toml`` -> ``./reelforge.toml`` -> environment variables named
+``REELFORGE_<SECTION>__<KEY>`` (for example ``REELFORGE_LLM__BASE_URL``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WorkspaceConfig:
+    root: str = "~/ReelForge"  # parent folder of projects made without --project
+
+
+@dataclass(slots=True)
+class RenderConfig:
+    width: int = 1080
+    height: int = 1920  # vertical 9:16 by default
+    fps: str = "25"  # a rational, e.g. "25", "30000/1001"
+    codec: str = "h264"  # h264 | h265
+    crf: int = 20
+    preset: str = "veryfast"
+    audio_rate: int = 48000
+    audio_bitrate: int = 128000
+
+    @property
+    def fps_fraction(self) -> Fraction:
+        return parse_fps(self.fps)
+
+
+@dataclass(slots=True)
+class TTSConfig:
+    engine: str = "auto"  # auto | espeak-ng | espeakng-loader | silence
+    voice: str = "cmn"
+    rate_wpm: int = 170  # espeak words per minute; for Chinese about 3.5 characters a second
+    narrator_voice: str = "cmn"
+
+
+@dataclass(slots=True)
+class LLMConfig:
+    base_url: str = ""  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1
+    api_key: str = ""
+    model: str = ""
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    concurrency: int = 4
+    local_model_path: str = ""  # a transformers folder or a GGUF file
+
+
+@dataclass(slots=True)
+class ModelsConfig:
+    cache_dir: str = "~/.cache/reelforge/models"
+    image_model: str = ""  # a diffusers folder or single file
+    video_model: str = ""
+    paths: dict[str, str] = field(default_factory=dict)  # name -> local path
+
+
+@dataclass(slots=True)
+class LabelConfig:
+    enabled: bool = True
+    text: str = "AI生成"
+    position: str = "top-right"  # top-left | top-right | bottom-left | bottom-right
+    opacity: float = 0.85
+    producer: str = "ReelForge"
+
+
+@dataclass(slots=True)
+class LedgerConfig:
+    db: str = "~/ReelForge/ledger.sqlite"
+    price_book: str = ""  # empty: the price book shipped in ledger/
+
+
+@dataclass(slots=True)
+class Config:
+    device: str = "auto"
+    workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    tts: TTSConfig = field(default_factory=TTSConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    sources: list[str] = field(default_factory=list)  # where settings came from, for `doctor`
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if data["llm"].get("api_key"):
+            data["llm"]["api_key"] = "***"
+        return data
+
+
+def parse_fps(text: str | int | Fraction) -> Fraction:
+    """``"25"``, ``"30000/1001"``, ``"29.97"`` -> Fraction; refuses zero and negatives."""
+    try:
+        if isinstance(text, Fraction):
+            value = text
+        elif isinstance(text, int):
+            value = Fraction(text)
+        else:
+            s = str(text).strip()
+            value = Fraction(s).limit_denominator(1001) if "." in s else Fraction(s)
+    except (ValueError, ZeroDivisionError) as e:
+        raise ConfigError(f"fps {text!r} is not a number", hint='write e.g. "25" or "30000/1001"') from e
+    if value <= 0:
+        raise ConfigError(f"fps {text!r} must be positive")
+    if value == Fraction(2997, 100):
+        value = Fraction(30000, 1001)
+    elif value == Fraction(2397, 100) or value == Fraction(23976, 1000):
+        value = Fraction(24000, 1001)
+    return value
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{where} must be an integer, got {value!r}") from e
+    if typ is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{where} must be a number, got {value!r}") from e
+    if typ is str:
+        if not isinstance(value, str | int | float):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return str(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    if origin in (types.UnionType, typing.Union):
+        return value
+    return value
+
+
+def _apply(obj: Any, data: dict[str, Any], where: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        if key not in names or key == "sources":
+            raise ConfigError(
+                f"unknown setting {where}{key!r}",
+                hint=f"known settings here: {', '.join(sorted(names - {'sources'}))}",
+            )
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}{key} must be a table, got {value!r}")
+            _apply(current, value, f"{where}{key}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], f"{where}{key}"))
+
+
+def _env_overrides(env: typing.Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith("REELFORGE_") or name in {"REELFORGE_CONFIG", "REELFORGE_LOG"}:
+            continue
+        path = name[len("REELFORGE_"):].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                env: typing.Mapping[str, str] | None = None) -> Config:
+    """Build the effective config. ``path`` (if given) must exist; default files are optional."""
+    env = os.environ if env is None else env
+    cfg = Config()
+    candidates: list[tuple[Path, bool]] = []
+    if path is not None:
+        candidates.append((Path(path).expanduser(), True))
+    else:
+        if env.get("REELFORGE_CONFIG"):
+            candidates.append((Path(env["REELFORGE_CONFIG"]).expanduser(), True))
+        else:
+            candidates.append((Path("~/.config/reelforge/config.toml").expanduser(), False))
+        candidates.append((Path("reelforge.toml"), False))
+    for file, required in candidates:
+        if not file.exists():
+            if required:
+                raise ConfigError(f"config file {str(file)!r} does not exist", hint="check the path or unset REELFORGE_CONFIG")
+            continue
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {str(file)!r} is not valid TOML: {e}") from e
+        _apply(cfg, data, "")
+        cfg.sources.append(str(file))
+    overrides = _env_overrides(env)
+    if overrides:
+        _apply(cfg, overrides, "")
+        cfg.sources.append("environment")
+    parse_fps(cfg.render.fps)  # validate early
+    if cfg.render.width <= 0 or cfg.render.height <= 0:
+        raise ConfigError(f"render size {cfg.render.width}x{cfg.render.height} must be positive")
+    return cfg

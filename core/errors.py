@@ -1,0 +1,79 @@
+"""One error hierarchy. Every message names the bad value and says how to fix it."""
+
+from __future__ import annotations
+
+
+class ReelForgeError(Exception):
+    """Base of every error ReelForge raises on purpose.
+
+    ``hint`` says what the user can do about it; the CLI prints it after the message.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain data, so an error can be shown to a person or fed back to an LLM."""
+        return {"error": type(self).__name__, "message": self.message, "hint": self.hint or ""}
+
+
+class ConfigError(ReelForgeError):
+    """A setting in the config file or environment is missing or malformed."""
+
+
+class DeviceError(ReelForgeError):
+    """A compute device was asked for by name and is not available."""
+
+
+class InputError(ReelForgeError):
+    """User input (a novel, an argument, a JSON document) is unusable."""
+
+
+class TextDecodeError(InputError):
+    """A text file is in an encoding we cannot read."""
+
+
+class MediaError(ReelForgeError):
+    """A media file cannot be read or written."""
+
+
+class CorruptMediaError(MediaError):
+    """A media file is truncated, empty or damaged."""
+
+
+class UnsupportedMediaError(MediaError):
+    """A media file is valid but uses a format or codec we do not handle."""
+
+
+class WorkspaceError(ReelForgeError):
+    """A project folder or its manifest is missing or inconsistent."""
+
+
+class StageError(ReelForgeError):
+    """A stage of the chain failed; ``stage`` names it."""
+
+    def __init__(self, stage: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"stage {stage!r} failed: {message}", hint=hint)
+        self.stage = stage
+
+
+class ModelError(ReelForgeError):
+    """Model weights are missing, corrupt or do not match the architecture."""
+
+
+class MissingDependencyError(ReelForgeError, ImportError):
+    """An optional dependency is not installed; the hint names the extra to install."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        ReelForgeError.__init__(
+            self,
+            f"optional dependency {package!r} is not installed",
+            hint=f"pip install 'reelforge[{extra}]'",
+        )

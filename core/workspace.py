@@ -1,0 +1,298 @@
+"""Project workspace: one folder per drama, every stage's inputs and outputs, and a manifest.
+
+Layout (fixed, so tools and people find things)::
+
+    PROJECT/
+      project.json          settings the project was made with
+      manifest.json         per stage: input/output content hashes, params, status
+      source/               the novel as given (original bytes)
+      screenplay.json       script stage output (UTF-8, Chinese as is) - editable
+      synth/epNN/           per-shot clips, audio and the episode timeline
+      out/epNN.mp4 .srt     cut stage output
+      enhance/              enhanced renders
+      usage.sqlite          usage records of every run
+      logs/                 one log file per run
+
+A stage is *fresh* when its recorded input hashes and parameters equal the current ones and
+its outputs exist: it is skipped on the next run. An output edited by hand after its stage
+finished is kept (never overwritten); the stages that read it see a changed input and re-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core.errors import WorkspaceError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    return sha256_text(json.dumps(params, sort_keys=True, ensure_ascii=False, default=str))
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True, slots=True)
+class StageState:
+    fresh: bool
+    reason: str  # why it must (re)run, or "up to date"
+    edited_outputs: tuple[str, ...] = ()
+
+
+class Workspace:
+    """A project folder. Cheap to construct; creates the folder on ``create()``."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    # --- fixed paths ----------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def project_file(self) -> Path:
+        return self.root / "project.json"
+
+    @property
+    def screenplay_path(self) -> Path:
+        return self.root / "screenplay.json"
+
+    @property
+    def usage_db(self) -> Path:
+        return self.root / "usage.sqlite"
+
+    @property
+    def source_dir(self) -> Path:
+        return self.root / "source"
+
+    @property
+    def out_dir(self) -> Path:
+        return self.root / "out"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def synth_dir(self, episode: int) -> Path:
+        return self.root / "synth" / f"ep{episode:02d}"
+
+    def episode_video(self, episode: int) -> Path:
+        return self.out_dir / f"ep{episode:02d}.mp4"
+
+    def episode_srt(self, episode: int) -> Path:
+        return self.out_dir / f"ep{episode:02d}.srt"
+
+    def enhanced_video(self, episode: int, scale: int) -> Path:
+        return self.root / "enhance" / f"ep{episode:02d}_x{scale}.mp4"
+
+    def rel(self, path: str | os.PathLike[str]) -> str:
+        p = Path(path).resolve()
+        try:
+            return p.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(p)
+
+    def abs(self, rel: str) -> Path:
+        p = Path(rel)
+        return p if p.is_absolute() else self.root / p
+
+    # --- life cycle -----------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.project_file.exists()
+
+    def create(self, settings: Mapping[str, Any] | None = None) -> Workspace:
+        if self.root.exists() and not self.root.is_dir():
+            raise WorkspaceError(f"project path {str(self.root)!r} exists and is not a folder")
+        for sub in ("source", "out", "logs", "synth"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        if not self.project_file.exists():
+            _write_json_atomic(self.project_file, {
+                "format": "reelforge-project",
+                "version": MANIFEST_VERSION,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "settings": dict(settings or {}),
+            })
+        elif settings:
+            data = self.project()
+            data.setdefault("settings", {}).update(settings)
+            _write_json_atomic(self.project_file, data)
+        if not self.manifest_path.exists():
+            _write_json_atomic(self.manifest_path, {"version": MANIFEST_VERSION, "stages": {}})
+        return self
+
+    def require(self) -> Workspace:
+        if not self.exists():
+            raise WorkspaceError(
+                f"{str(self.root)!r} is not a ReelForge project (no project.json)",
+                hint="create one with `reelforge make NOVEL --project DIR` or `reelforge script NOVEL --project DIR`",
+            )
+        return self
+
+    def project(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.project_file.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise WorkspaceError(f"{str(self.project_file)!r} is missing") from e
+        except json.JSONDecodeError as e:
+            raise WorkspaceError(f"{str(self.project_file)!r} is not valid JSON: {e}") from e
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.project().get("settings", {}))
+
+    # --- manifest -------------------------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"version": MANIFEST_VERSION, "stages": {}}
+        except json.JSONDecodeError as e:
+            raise WorkspaceError(
+                f"manifest {str(self.manifest_path)!r} is damaged: {e}",
+                hint="delete manifest.json to re-run every stage; outputs are kept",
+            ) from e
+        data.setdefault("stages", {})
+        return data
+
+    def _hash_inputs(self, inputs: Iterable[str | os.PathLike[str]]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in inputs:
+            path = Path(item)
+            if not path.exists():
+                raise WorkspaceError(f"input {str(path)!r} of a stage does not exist")
+            out[self.rel(path)] = sha256_file(path)
+        return out
+
+    def stage_state(self, stage: str, inputs: Iterable[str | os.PathLike[str]],
+                    params: Mapping[str, Any]) -> StageState:
+        rec = self.manifest()["stages"].get(stage)
+        if not rec or rec.get("status") != "done":
+            return StageState(False, "never finished" if not rec else f"last run {rec.get('status')}")
+        if rec.get("params") != params_hash(params):
+            return StageState(False, "settings changed")
+        current = self._hash_inputs(inputs)
+        if rec.get("inputs") != current:
+            changed = sorted(k for k in set(current) | set(rec.get("inputs", {}))
+                             if current.get(k) != rec.get("inputs", {}).get(k))
+            return StageState(False, f"inputs changed: {', '.join(changed)}")
+        edited = []
+        for rel, digest in rec.get("outputs", {}).items():
+            path = self.abs(rel)
+            if not path.exists():
+                return StageState(False, f"output {rel} is missing")
+            if sha256_file(path) != digest:
+                edited.append(rel)
+        return StageState(True, "up to date", tuple(edited))
+
+    def mark_running(self, stage: str, run_id: str) -> None:
+        data = self.manifest()
+        rec = data["stages"].get(stage, {})
+        rec.update({"status": "running", "run_id": run_id, "started_at": datetime.now(UTC).isoformat(timespec="seconds")})
+        data["stages"][stage] = rec
+        _write_json_atomic(self.manifest_path, data)
+
+    def mark_done(self, stage: str, run_id: str, inputs: Iterable[str | os.PathLike[str]],
+                  params: Mapping[str, Any], outputs: Iterable[str | os.PathLike[str]],
+                  report: Mapping[str, Any] | None = None) -> None:
+        data = self.manifest()
+        data["stages"][stage] = {
+            "status": "done",
+            "run_id": run_id,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "params": params_hash(params),
+            "inputs": self._hash_inputs(inputs),
+            "outputs": {self.rel(p): sha256_file(p) for p in outputs},
+            "report": dict(report or {}),
+        }
+        _write_json_atomic(self.manifest_path, data)
+
+    def mark_failed(self, stage: str, run_id: str, error: str) -> None:
+        data = self.manifest()
+        rec = data["stages"].get(stage, {})
+        rec.update({"status": "failed", "run_id": run_id, "error": error})
+        data["stages"][stage] = rec
+        _write_json_atomic(self.manifest_path, data)
+
+    def invalidate(self, stage: str) -> None:
+        """Force ``stage`` to re-run next time (outputs stay on disk)."""
+        data = self.manifest()
+        if stage in data["stages"]:
+            data["stages"][stage]["status"] = "invalidated"
+            _write_json_atomic(self.manifest_path, data)
+
+    # --- one writer at a time -------------------------------------------------------------
+    def lock(self) -> ProjectLock:
+        return ProjectLock(self.root / ".lock")
+
+
+class ProjectLock:
+    """A lock file holding the writer's pid; a lock left by a dead process is taken over."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> ProjectLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().strip() or "0")
+                except (ValueError, FileNotFoundError):
+                    pid = 0
+                if pid and _alive(pid) and pid != os.getpid():
+                    raise WorkspaceError(
+                        f"project {str(self.path.parent)!r} is in use by process {pid}",
+                        hint="wait for that run to finish, or stop it",
+                    ) from None
+                log.warning("removing stale project lock left by process %s", pid or "?")
+                self.path.unlink(missing_ok=True)
+                time.sleep(0.01)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return self
+        raise WorkspaceError(f"could not lock project {str(self.path.parent)!r}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
