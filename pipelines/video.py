@@ -1,0 +1,178 @@
+"""Streaming frame processing: decode thread -> compute -> encode thread, bounded queues.
+
+``process_video`` keeps the sound (re-encoded to AAC, cut to the exact samples of the frames
+written), the implicit AIGC label of the input, and memory flat whatever the length.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from core.aigc import AIGC_KEY
+from core.errors import InputError
+from core.media import Frame, VideoWriter, iter_audio, iter_frames, probe, samples_for_frames
+from core.streams import Prefetch
+
+log = logging.getLogger(__name__)
+
+BatchFn = Callable[[list[np.ndarray]], list[np.ndarray]]
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class VideoJob:
+    frames: int
+    fps: Fraction
+    size: tuple[int, int]
+    audio: bool
+
+
+class _EncoderThread:
+    """Owns a VideoWriter on its own thread; frames and audio arrive through a bounded queue."""
+
+    def __init__(self, writer: VideoWriter, maxsize: int = 8) -> None:
+        self.writer = writer
+        self.queue: queue.Queue[tuple[str, object] | None] = queue.Queue(maxsize=maxsize)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="encode", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self.queue.get()
+                if item is None:
+                    return
+                kind, payload = item
+                if kind == "video":
+                    self.writer.write(payload)  # type: ignore[arg-type]
+                else:
+                    self.writer.write_audio(payload)  # type: ignore[arg-type]
+        except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
+            self.error = e
+            while True:  # unblock the producer
+                try:
+                    if self.queue.get(timeout=0.1) is None:
+                        return
+                except queue.Empty:
+                    return
+
+    def put(self, kind: str, payload: object) -> None:
+        if self.error is not None:
+            raise self.error
+        while True:
+            try:
+                self.queue.put((kind, payload), timeout=0.2)
+                return
+            except queue.Full:
+                if self.error is not None:
+                    raise self.error from None
+                if not self.thread.is_alive():
+                    raise RuntimeError("encoder thread stopped") from None
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _audio_chunks(path: Path, rate: int, channels: int) -> Iterator[np.ndarray]:
+    try:
+        yield from iter_audio(path, rate=rate, channels=channels)
+    except Exception as e:  # noqa: BLE001 - a damaged audio track must not kill the picture
+        log.warning("audio of %s could not be decoded (%s): the output's sound is padded with silence", path, e)
+
+
+def process_video(
+    src: str | Path,
+    dst: str | Path,
+    fn: BatchFn,
+    *,
+    out_size: tuple[int, int],
+    batch: int = 1,
+    crf: int = 18,
+    preset: str = "veryfast",
+    codec: str = "h264",
+    metadata: Mapping[str, str] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    decode_size: tuple[int, int] | None = None,
+    prefetch: int = 8,
+) -> VideoJob:
+    """Apply ``fn`` to batches of RGB frames of ``src`` and encode the results to ``dst``."""
+    src = Path(src)
+    info = probe(src)
+    if info.video is None:
+        raise InputError(f"{str(src)!r} has no video stream")
+    v = info.video
+    w, h = out_size
+    meta = {k: val for k, val in info.metadata.items() if k.upper() == AIGC_KEY or k in {"title", "comment"}}
+    meta.update(metadata or {})
+    rate = info.audio.sample_rate if info.audio else None
+    channels = min(2, info.audio.channels) if info.audio else 1
+    writer = VideoWriter(dst, w, h, v.fps, codec=codec, crf=crf, preset=preset, audio_rate=rate,
+                         audio_channels=channels, metadata=meta)
+    encoder = _EncoderThread(writer)
+    audio_iter = _audio_chunks(src, rate, channels) if rate else None
+    audio_pending = np.zeros((0, channels), np.float32)
+    audio_sent = 0
+    done = 0
+    total = v.frames
+    decoder: Prefetch[Frame] = Prefetch(lambda: iter_frames(src, size=decode_size), maxsize=prefetch, name="decode")
+    try:
+        pending: list[np.ndarray] = []
+
+        def flush(images: list[np.ndarray]) -> None:
+            nonlocal done, audio_pending, audio_sent
+            outputs = fn(images)
+            if len(outputs) != len(images):
+                raise RuntimeError(f"frame function returned {len(outputs)} frames for {len(images)}")
+            for img in outputs:
+                if img.shape[:2] != (h, w):
+                    raise RuntimeError(f"frame function returned {img.shape[1]}x{img.shape[0]}, expected {w}x{h}")
+                encoder.put("video", img)
+            done += len(outputs)
+            if audio_iter is not None and rate:
+                want = samples_for_frames(done, v.fps, rate)
+                while audio_sent + len(audio_pending) < want:
+                    chunk = next(audio_iter, None)
+                    if chunk is None:
+                        break
+                    audio_pending = np.concatenate([audio_pending, chunk])
+                take = min(len(audio_pending), want - audio_sent)
+                if take > 0:
+                    encoder.put("audio", audio_pending[:take])
+                    audio_pending = audio_pending[take:]
+                    audio_sent += take
+            if progress is not None:
+                progress(done, total)
+
+        for frame in decoder:
+            if cancel is not None and cancel.is_set():
+                raise KeyboardInterrupt
+            pending.append(frame.image)
+            if len(pending) >= batch:
+                flush(pending)
+                pending = []
+        if pending:
+            flush(pending)
+        encoder.finish()
+        writer.close()  # pads or cuts the audio to the exact video length
+    except BaseException:
+        decoder.close()
+        try:
+            encoder.finish()
+        except BaseException:  # noqa: BLE001 - the original error matters more
+            pass
+        writer.abort()
+        raise
+    return VideoJob(frames=done, fps=v.fps, size=(w, h), audio=rate is not None)

@@ -1,0 +1,211 @@
+"""The browser studio (Gradio): paste or upload a novel, make an episode, watch it, download it.
+
+Bound to 127.0.0.1 by default. Only the workspace folder is served to the browser.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from core.config import Config, load_config
+from core.errors import ReelForgeError
+from core.screenplay import Series
+from core.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+SAMPLE = Path(__file__).with_name("samples") / "sample_novel.txt"
+SIZES = {"竖屏 9:16 · 1080x1920": (1080, 1920), "竖屏 9:16 · 720x1280": (720, 1280), "竖屏 9:16 · 540x960": (540, 960),
+         "横屏 16:9 · 1920x1080": (1920, 1080), "横屏 16:9 · 1280x720": (1280, 720), "方形 1:1 · 1080x1080": (1080, 1080)}
+
+_cancel: dict[str, threading.Event] = {}
+
+
+def _safe_name(name: str) -> str:
+    cleaned = re.sub(r"[^\w\u4e00-\u9fff-]+", "_", name.strip())[:60].strip("_")
+    return cleaned or "project"
+
+
+def list_projects(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "project.json").is_file())
+
+
+def project_status(root: Path, name: str) -> str:
+    ws = Workspace(root / name)
+    if not ws.exists():
+        return "（尚无项目 · no project yet）"
+    rows = ["| 阶段 stage | 状态 status | 完成时间 finished |", "|---|---|---|"]
+    for stage, rec in sorted(ws.manifest().get("stages", {}).items()):
+        rows.append(f"| {stage} | {rec.get('status', '?')} | {rec.get('finished_at', '')} |")
+    outs = sorted(ws.out_dir.glob("*.mp4")) if ws.out_dir.exists() else []
+    rows.append("")
+    rows.append("成片 episodes: " + (", ".join(p.name for p in outs) if outs else "—"))
+    return "\n".join(rows)
+
+
+def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
+    import gradio as gr
+
+    from agents.studio import Studio, StudioSettings
+
+    workspace.mkdir(parents=True, exist_ok=True)
+    sample_text = SAMPLE.read_text(encoding="utf-8") if sample and SAMPLE.exists() else ""
+
+    def make(novel_file: str | None, novel_text: str, name: str, episodes: int, seconds: float, size_label: str,
+             tts: str, enhance: bool, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        name = _safe_name(name or (Path(novel_file).stem if novel_file else "sample"))
+        ws = Workspace(workspace / name)
+        ws.root.mkdir(parents=True, exist_ok=True)
+        if novel_file:
+            source = Path(novel_file)
+        elif novel_text.strip():
+            source = ws.root / "pasted_novel.txt"
+            source.write_text(novel_text, encoding="utf-8")
+        else:
+            raise gr.Error("请上传小说文件或粘贴文本 · upload a novel or paste its text")
+        w, h = SIZES.get(size_label, (1080, 1920))
+        settings = StudioSettings.from_config(config, episodes=int(episodes), episode_seconds=float(seconds),
+                                              width=w, height=h, tts=tts, enhance_scale=2.0 if enhance else 1.0)
+        cancel = threading.Event()
+        _cancel[name] = cancel
+
+        def report(fraction: float, message: str) -> None:
+            progress(fraction, desc=message)
+
+        try:
+            result = Studio(ws, config, progress=report, cancel=cancel).make(source, settings, command="ui make")
+        except ReelForgeError as e:
+            raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
+        finally:
+            _cancel.pop(name, None)
+        finals = result.finals
+        files = [str(p) for p in finals + result.subtitles + [ws.screenplay_path] if Path(p).exists()]
+        lines = ["| 阶段 stage | 结果 | 用时 s | 引擎 engine |", "|---|---|---|---|"]
+        for st in result.stages:
+            lines.append(f"| {st.stage} | {st.status} | {st.seconds:.1f} | {st.engine} |")
+        if result.notes:
+            lines.append("")
+            lines.append("**提示 notes**")
+            lines.extend(f"- {n}" for n in result.notes)
+        gallery = _gallery(ws, 1)
+        choices = list_projects(workspace)
+        return (str(finals[0]) if finals else None, files, "\n".join(lines), gallery,
+                gr.update(choices=choices, value=name), ws.screenplay_path.read_text(encoding="utf-8"))
+
+    def stop(name: str) -> str:
+        event = _cancel.get(_safe_name(name or ""))
+        if event is None:
+            return "没有正在运行的任务 · nothing is running"
+        event.set()
+        return "正在停止，已完成的镜头会保留 · stopping; finished shots are kept"
+
+    def load_project(name: str) -> tuple[str, str, Any, Any]:
+        if not name:
+            return "", "", [], None
+        ws = Workspace(workspace / name)
+        text = ws.screenplay_path.read_text(encoding="utf-8") if ws.screenplay_path.exists() else ""
+        video = ws.episode_video(1)
+        return text, project_status(workspace, name), _gallery(ws, 1), (str(video) if video.exists() else None)
+
+    def save_screenplay(name: str, text: str) -> str:
+        if not name:
+            raise gr.Error("先选择项目 · choose a project first")
+        ws = Workspace(workspace / name)
+        try:
+            series = Series.from_json(text, origin="编辑的剧本 edited screenplay")
+        except ReelForgeError as e:
+            raise gr.Error(str(e)) from e
+        series.save(ws.screenplay_path)
+        return "已保存；再次点击“生成”只重做受影响的阶段 · saved; Make re-runs only what changed"
+
+    with gr.Blocks(title="ReelForge 影锻 · AI 微短剧工作室") as demo:
+        gr.Markdown("# ReelForge 影锻 · AI 微短剧工作室\n小说 → 剧本 → 分镜配音 → 成片，全程离线可用。"
+                    " Novel → screenplay → voiced shots → episode, offline.")
+        with gr.Tab("制作 Make"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    novel_file = gr.File(label="上传小说 Upload novel (.txt)", file_types=[".txt"], type="filepath")
+                    novel_text = gr.Textbox(label="或粘贴文本 Or paste text", lines=10, value=sample_text,
+                                            max_lines=20)
+                    name = gr.Textbox(label="项目名 Project", value="sample" if sample else "")
+                    with gr.Row():
+                        episodes = gr.Slider(1, 20, value=1, step=1, label="集数 Episodes")
+                        seconds = gr.Slider(20, 300, value=60 if sample else 90, step=5, label="每集秒数 Seconds/episode")
+                    size = gr.Dropdown(list(SIZES), value="竖屏 9:16 · 720x1280" if sample else list(SIZES)[0],
+                                       label="画幅 Format")
+                    tts = gr.Dropdown(["auto", "espeak-ng", "espeakng-loader", "silence"], value=config.tts.engine,
+                                      label="配音引擎 Voice engine")
+                    enhance = gr.Checkbox(label="超分 x2 Upscale x2 (classic)", value=False)
+                    with gr.Row():
+                        go = gr.Button("生成 Make", variant="primary")
+                        halt = gr.Button("停止 Stop")
+                    stop_msg = gr.Markdown()
+                with gr.Column(scale=1):
+                    video = gr.Video(label="成片 Episode", height=560)
+                    files = gr.File(label="下载 Downloads", file_count="multiple")
+                    report = gr.Markdown()
+            gallery = gr.Gallery(label="分镜 Shots", columns=6, height=300)
+        with gr.Tab("剧本 Screenplay"):
+            gr.Markdown("选择项目，编辑剧本 JSON 后保存，再回到“制作”点击生成：只重做改动影响的镜头。"
+                        " Edit the screenplay, save, then Make again: only affected shots re-render.")
+            project = gr.Dropdown(list_projects(workspace), label="项目 Project", allow_custom_value=False)
+            status = gr.Markdown()
+            editor = gr.Code(language="json", label="screenplay.json", lines=24)
+            save = gr.Button("保存剧本 Save screenplay")
+            saved = gr.Markdown()
+        with gr.Tab("账本 Ledger"):
+            try:
+                from ui.ledger_tab import build_ledger_tab
+
+                build_ledger_tab(str(Path(config.ledger.db).expanduser()))
+            except ImportError:
+                gr.Markdown("账本模块未安装 · the ledger module is not installed in this build")
+        with gr.Tab("环境 Doctor"):
+            doc = gr.Markdown()
+            refresh = gr.Button("检查 Check")
+
+        go.click(make, [novel_file, novel_text, name, episodes, seconds, size, tts, enhance],
+                 [video, files, report, gallery, project, editor])
+        halt.click(stop, [name], [stop_msg])
+        project.change(load_project, [project], [editor, status, gallery, video])
+        save.click(save_screenplay, [project, editor], [saved])
+        refresh.click(_doctor_markdown, [], [doc])
+        demo.load(_doctor_markdown, [], [doc])
+    return demo
+
+
+def _gallery(ws: Workspace, episode: int) -> list[tuple[str, str]]:
+    folder = ws.synth_dir(episode) / "shots"
+    if not folder.is_dir():
+        return []
+    items = []
+    for png in sorted(folder.glob("*.png")):
+        items.append((str(png), png.stem))
+    return items
+
+
+def _doctor_markdown() -> str:
+    from ui.doctor import doctor_report, format_report
+
+    return "```\n" + format_report(doctor_report(load_config())) + "\n```"
+
+
+def launch(*, host: str = "127.0.0.1", port: int = 7860, sample: bool = False, workspace: str | None = None,
+           config: Config | None = None) -> None:
+    import gradio as gr
+
+    config = config or load_config()
+    root = Path(workspace or config.workspace.root).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    demo = build_app(config, root, sample=sample)
+    if host not in {"127.0.0.1", "localhost", "::1"}:
+        log.warning("the studio is listening on %s: anyone who can reach this address can use it", host)
+    log.info("studio: http://%s:%d  (workspace %s)", host, port, root)
+    demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, allowed_paths=[str(root)],
+                                                   theme=gr.themes.Soft(), inbrowser=False, show_error=True)

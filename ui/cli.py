@@ -1,0 +1,276 @@
+"""The ``reelforge`` command line.
+
+Logs go to standard error; results (paths, JSON) go to standard output. Exit codes: 0 done,
+1 a ReelForge error (message and fix on stderr), 2 bad usage, 130 stopped by Ctrl-C (the project
+stays resumable: run the same command again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.errors import ReelForgeError
+from core.log import setup_logging
+
+log = logging.getLogger("reelforge")
+
+ASPECTS = {"9:16": (1080, 1920), "16:9": (1920, 1080), "1:1": (1080, 1080), "3:4": (1080, 1440), "4:3": (1440, 1080)}
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("reelforge")
+    except Exception:  # noqa: BLE001 - running from a source tree
+        return "0+source"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    if text in ASPECTS:
+        return ASPECTS[text]
+    w, sep, h = text.lower().partition("x")
+    try:
+        size = int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r} must look like 1080x1920 or an aspect {list(ASPECTS)}") from None
+    if not sep or size[0] <= 0 or size[1] <= 0 or size[0] % 2 or size[1] % 2:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be WIDTHxHEIGHT with positive even numbers")
+    return size
+
+
+class Progress:
+    """A progress bar on stderr (tqdm), fed with fractions 0..1 and a message."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.bar: Any = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1000, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+                            dynamic_ncols=True)
+        self._last = ""
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.bar is not None:
+            self.bar.n = int(max(self.bar.n, fraction * 1000))
+            self.bar.set_postfix_str(message[:60], refresh=False)
+            self.bar.refresh()
+        elif message != self._last and ("完成" in message or "done" in message.lower()):
+            log.info("%3d%% %s", int(fraction * 100), message)
+        self._last = message
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# --- commands --------------------------------------------------------------------------------
+def _config(args: argparse.Namespace) -> Any:
+    from core.config import load_config
+
+    return load_config(args.config) if getattr(args, "config", None) else load_config()
+
+
+def cmd_make(args: argparse.Namespace) -> int:
+    from agents.studio import Studio, StudioSettings
+
+    config = _config(args)
+    overrides: dict[str, Any] = {"episodes": args.episodes, "episode_seconds": args.episode_seconds,
+                                 "script_engine": args.engine, "title": args.title, "tts": args.tts,
+                                 "fps": args.fps, "enhance_scale": args.enhance}
+    if args.size:
+        overrides["width"], overrides["height"] = args.size
+    project = Path(args.project) if args.project else Path(config.workspace.root).expanduser() / Path(args.novel).stem
+    settings = StudioSettings.from_config(config, **overrides)
+    if args.all_episodes:
+        settings.episodes = None
+    progress = Progress(not args.quiet)
+    try:
+        result = Studio(project, config, progress=progress).make(args.novel, settings, command=" ".join(sys.argv[1:]))
+    finally:
+        progress.close()
+    for stage in result.stages:
+        log.info("stage %-14s %-7s %6.1fs %s %s", stage.stage, stage.status, stage.seconds, stage.engine, stage.detail)
+    for note in result.notes:
+        log.warning("note: %s", note)
+    for srt in result.subtitles:
+        log.info("subtitles: %s", srt)
+    for path in result.finals:
+        print(path)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from agents.studio import Studio
+
+    config = _config(args)
+    studio = Studio(args.project, config, progress=Progress(not args.quiet))
+    settings = studio.settings()
+    if args.tts:
+        settings.tts = args.tts
+    if args.size:
+        settings.width, settings.height = args.size
+    render = studio.synth(args.episode, settings)
+    print(studio.ws.synth_dir(args.episode) / "render.json")
+    log.info("episode %d: %d shots, %d frames", render.episode, len(render.shots), render.total_frames)
+    return 0
+
+
+def cmd_cut_assemble(args: argparse.Namespace) -> int:
+    from agents.studio import Studio
+
+    out = Studio(args.project, _config(args), progress=Progress(not args.quiet)).cut(args.episode)
+    print(out.video)
+    print(out.srt)
+    return 0
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from agents.base import RunContext
+    from agents.enhance import EnhanceAgent, EnhanceInput
+
+    config = _config(args)
+    progress = Progress(not args.quiet)
+    ctx = RunContext(config=config, progress=progress)
+    try:
+        res = EnhanceAgent()(EnhanceInput(Path(args.input), Path(args.output), scale=args.scale, method=args.method,
+                                          crf=args.crf), ctx)
+    finally:
+        progress.close()
+    out = res.output
+    log.info("%s %s -> %dx%d (%d frames) with %s in %ss", out.kind, args.input, out.size[0], out.size[1], out.frames,
+             out.method, res.seconds)
+    print(out.path)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from ui.app import launch
+
+    launch(host=args.host, port=args.port, sample=args.sample, workspace=args.workspace, config=_config(args))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ui.doctor import doctor_report, format_report
+
+    report = doctor_report(_config(args))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------------------
+def _mount_optional(sub: Any, module: str) -> None:
+    """Mount a subcommand that lives in its own package (script, ledger, cut tools)."""
+    try:
+        mod = __import__(module, fromlist=["register"])
+    except ImportError as e:
+        if e.name and not module.startswith(e.name) and e.name != module:
+            raise
+        return
+    mod.register(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reelforge",
+        description="ReelForge 影锻: AI short-drama studio — script, synth, cut, enhance, ledger.",
+    )
+    parser.add_argument("--version", action="version", version=f"reelforge {_version()}")
+    parser.add_argument("--config", help="config TOML file (default: $REELFORGE_CONFIG, ~/.config/reelforge/config.toml)")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("make", help="novel -> episode(s): script, synth, cut (and enhance)")
+    p.add_argument("novel", help="the novel: a TXT file (UTF-8, GB18030, UTF-16)")
+    p.add_argument("--project", help="project folder (default: WORKSPACE/<novel name>)")
+    p.add_argument("--episodes", type=int, default=None, help="how many episodes to make (default 1)")
+    p.add_argument("--all-episodes", action="store_true", help="adapt and make the whole novel")
+    p.add_argument("--episode-seconds", type=float, default=None, help="target length of an episode (default 90)")
+    p.add_argument("--engine", default=None, help="script engine: offline (default), openai, local")
+    p.add_argument("--title", default=None, help="series title (default: from the novel)")
+    p.add_argument("--size", type=parse_size, default=None, help="WIDTHxHEIGHT or 9:16 (default), 16:9, 1:1")
+    p.add_argument("--fps", default=None, help='frame rate, e.g. 25 (default) or "30000/1001"')
+    p.add_argument("--tts", default=None, help="voice engine: auto (default), espeak-ng, espeakng-loader, silence")
+    p.add_argument("--enhance", type=float, default=None, metavar="SCALE", help="also upscale the episode (e.g. 2)")
+    p.set_defaults(func=cmd_make)
+
+    _mount_optional(sub, "agents.script.cli")
+
+    p = sub.add_parser("synth", help="render an episode's shots (animatic: cards, voices, subtitles)")
+    p.add_argument("project")
+    p.add_argument("--episode", type=int, default=1)
+    p.add_argument("--tts", default=None)
+    p.add_argument("--size", type=parse_size, default=None)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("cut", help="assemble, detect, rough-cut, export")
+    cut_sub = p.add_subparsers(dest="cut_command", metavar="ACTION")
+    cut_sub.required = True
+    c = cut_sub.add_parser("assemble", help="join an episode's shots into out/epNN.mp4 + .srt")
+    c.add_argument("project")
+    c.add_argument("--episode", type=int, default=1)
+    c.set_defaults(func=cmd_cut_assemble)
+    _mount_optional(cut_sub, "agents.cut_cli")
+
+    p = sub.add_parser("enhance", help="upscale an image or a video")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--scale", type=float, default=2.0)
+    p.add_argument("--method", default="classic")
+    p.add_argument("--crf", type=int, default=18)
+    p.set_defaults(func=cmd_enhance)
+
+    p = sub.add_parser("ui", help="start the studio in the browser (Gradio, 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--workspace", default=None, help="folder holding the projects")
+    p.add_argument("--sample", action="store_true", help="open with the sample project filled in")
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("doctor", help="what this machine has: GPU, codecs, fonts, voices, models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    _mount_optional(sub, "ledger.cli")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("reelforge: stopped. The project is kept; run the same command again to resume.", file=sys.stderr)
+        return 130
+    except ReelForgeError as e:
+        if type(e).__name__ == "Cancelled":
+            print(f"reelforge: {e}", file=sys.stderr)
+            return 130
+        print(f"reelforge: error: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"reelforge: fix: {e.hint}", file=sys.stderr)
+        log.debug("details", exc_info=True)
+        return 1
+    except argparse.ArgumentTypeError as e:
+        print(f"reelforge: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

