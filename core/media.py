@@ -677,12 +677,12 @@ def _copy_segments(dst: Path, segments: Sequence[tuple[Path, int, int, Path]], v
         offset = 0  # frames already written
         samples_done = 0
         audio_pts = 0
+        rate = audio_rate or 48000
         for path, start, end, audio_path in segments:
             with open_input(path) as c:
                 s = c.streams.video[0]
-                tb = Fraction(s.time_base.numerator, s.time_base.denominator)
+                tb = Fraction(s.time_base) if s.time_base is not None else v.time_base
                 t0 = Fraction(s.start_time or 0) * tb
-                # dts runs ahead of pts by the reorder delay; keep it monotonic across segments
                 for packet in c.demux(s):
                     if packet.size == 0 or packet.pts is None:
                         continue
@@ -704,7 +704,7 @@ def _copy_segments(dst: Path, segments: Sequence[tuple[Path, int, int, Path]], v
                 got = 0
                 info = probe(audio_path)
                 if info.audio is not None:
-                    first = math.floor(seg_start * audio_rate)
+                    first = math.floor(seg_start * rate)
                     last = first + need
                     pos = 0
                     for chunk in iter_audio(audio_path, rate=audio_rate or 48000, channels=channels):
