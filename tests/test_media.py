@@ -234,3 +234,18 @@ def test_memory_stays_flat_on_long_real_video(opencv_data: Path) -> None:
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert count > 700
     assert (after - before) < 150 * 1024  # KiB: a flat stream, not the whole video in memory
+
+
+def test_tensor_stream_round_trip(tmp_path: Path) -> None:
+    import torch
+
+    from core.media import iter_tensors, tensor_to_frames
+
+    clip = make_clip(tmp_path / "a.mp4", 10, audio=False)
+    seen = []
+    for indices, batch in iter_tensors(clip, batch=4):
+        assert batch.shape[1:] == (3, H, W) and batch.dtype == torch.float32
+        assert batch.is_contiguous(memory_format=torch.channels_last)
+        seen += [read_index(img) for img in tensor_to_frames(batch)]
+        assert len(indices) == batch.shape[0]
+    assert seen == list(range(10))

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def studio(tmp_path: Path):  # type: ignore[no-untyped-def]
+    port = _free_port()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", REELFORGE_LOG="WARNING")
+    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "ui", "--port", str(port), "--sample",
+                             "--workspace", str(tmp_path / "ws")], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            pytest.fail(f"studio exited early:\n{out[-2000:]}")
+        try:
+            with urllib.request.urlopen(url + "/config", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("studio did not start within 90 s")
+    yield url, tmp_path / "ws"
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_studio_serves_the_app_on_localhost(studio) -> None:  # type: ignore[no-untyped-def]
+    url, _ = studio
+    with urllib.request.urlopen(url + "/config", timeout=10) as r:
+        config = json.loads(r.read().decode("utf-8"))
+    text = json.dumps(config, ensure_ascii=False)
+    assert "生成 Make" in text and "ReelForge" in text
+    assert "灯下的账本" in text  # the sample project's novel is filled in
