@@ -402,7 +402,10 @@ class VideoWriter:
         self._video = self._container.add_stream(VIDEO_CODECS[codec], rate=self.fps, options=vopts)
         self._video.width, self._video.height = width, height
         self._video.pix_fmt = "yuv420p"
-        self._video.codec_context.time_base = Fraction(1) / self.fps
+        # BT.709, limited range, tagged in the stream so players and FFmpeg decode the same colours
+        cc = self._video.codec_context
+        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1
+        cc.time_base = Fraction(1) / self.fps
         self._video.codec_context.thread_count = threads
         if codec in ("h265", "hevc"):
             self._video.codec_context.codec_tag = "hvc1"  # plays in QuickTime/iOS
@@ -424,12 +427,7 @@ class VideoWriter:
 
     # -- video --
     def write(self, image: np.ndarray) -> None:
-        av = _av()
-        if image.shape[0] != self.height or image.shape[1] != self.width:
-            raise InputError(f"frame size {image.shape[1]}x{image.shape[0]} does not match the writer's "
-                             f"{self.width}x{self.height}")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        self.write_frame(frame)
+        self.write_frame(self.prepare(image))
 
     def prepare(self, image: np.ndarray) -> av.VideoFrame:
         """Convert an RGB image to an encoder-ready yuv420p frame once, to write it many times."""
@@ -437,8 +435,19 @@ class VideoWriter:
         if image.shape[0] != self.height or image.shape[1] != self.width:
             raise InputError(f"frame size {image.shape[1]}x{image.shape[0]} does not match the writer's "
                              f"{self.width}x{self.height}")
+        from av.video.reformatter import ColorRange, Colorspace
+
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        return frame.reformat(format="yuv420p")
+        return frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+
+    def write_yuv420(self, planes: np.ndarray) -> None:
+        """Write a frame already converted to BT.709 limited-range I420 (``H*3/2 x W`` uint8), e.g. on a GPU."""
+        av = _av()
+        if planes.shape != (self.height * 3 // 2, self.width):
+            raise InputError(f"I420 frame of shape {planes.shape} does not match {self.width}x{self.height}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(planes), format="yuv420p")
+        frame.colorspace, frame.color_range = 1, 1
+        self.write_frame(frame)
 
     def write_frame(self, frame: av.VideoFrame) -> None:
         frame.pts = self.frames_written

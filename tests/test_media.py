@@ -249,3 +249,18 @@ def test_tensor_stream_round_trip(tmp_path: Path) -> None:
         seen += [read_index(img) for img in tensor_to_frames(batch)]
         assert len(indices) == batch.shape[0]
     assert seen == list(range(10))
+
+
+def test_colours_survive_encode_and_ffmpeg_agrees(tmp_path: Path) -> None:
+    out = tmp_path / "c.mp4"
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[..., 0], img[..., 1], img[..., 2] = 200, 50, 120
+    with VideoWriter(out, 64, 64, 25, crf=10) as w:
+        for _ in range(3):
+            w.write(img)
+    ours = next(iter(iter_frames(out))).image[32, 32].astype(int)
+    assert np.abs(ours - [200, 50, 120]).max() <= 4
+    if shutil.which("ffprobe"):
+        tags = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=color_space,color_range", str(out)],
+                              capture_output=True, text=True).stdout
+        assert "bt709" in tags and "tv" in tags
