@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from core.errors import InputError
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
 log = logging.getLogger(__name__)
@@ -146,6 +146,49 @@ class FrameUpscaler:
             shrink = w < y.shape[-1] or h < y.shape[-2]
             y = F.interpolate(y.float(), size=(h, w), mode="bicubic", align_corners=False, antialias=shrink)
         return tensor_to_frames(y.float())
+
+
+def rgb_to_i420(rgb: torch.Tensor) -> torch.Tensor:
+    """BT.709 limited-range I420 from ``N x 3 x H x W`` RGB in [0, 1], computed where the tensor is.
+
+    Returns ``N x (H*3/2) x W`` uint8 in PyAV's ``yuv420p`` layout (Y, then U, then V), so the
+    colour conversion runs on the GPU and the host copy is half the size of RGB.
+    """
+    import torch.nn.functional as F
+
+    n, _, h, w = rgb.shape
+    if h % 4 or w % 2:
+        raise InputError(f"I420 on the device needs a height divisible by 4 and an even width, got {w}x{h}")
+    x = rgb.float().clamp(0, 1)
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    luma = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    y = 16.0 + 219.0 * luma
+    cb = 128.0 + 224.0 * (b - luma) / 1.8556
+    cr = 128.0 + 224.0 * (r - luma) / 1.5748
+    chroma = F.avg_pool2d(torch.stack([cb, cr], dim=1), 2)  # 2x2 box: centre-sited chroma
+    y8 = y.round().clamp(0, 255).to(torch.uint8)
+    c8 = chroma.round().clamp(0, 255).to(torch.uint8)
+    u = c8[:, 0].reshape(n, h // 4, w)
+    v = c8[:, 1].reshape(n, h // 4, w)
+    return torch.cat([y8, u, v], dim=1)
+
+
+class I420Upscaler(FrameUpscaler):
+    """Like :class:`FrameUpscaler` but returns I420 planes converted on the device (for the encoder)."""
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
+        batch = torch.from_numpy(np.stack(images)).to(self.runner.device, non_blocking=True)
+        x = batch.permute(0, 3, 1, 2).to(self.runner.dtype).div_(255.0)
+        y = self.runner(x)
+        if self.out_size is not None and (y.shape[-1], y.shape[-2]) != self.out_size:
+            w, h = self.out_size
+            shrink = w < y.shape[-1] or h < y.shape[-2]
+            y = F.interpolate(y.float(), size=(h, w), mode="bicubic", align_corners=False, antialias=shrink)
+        planes = rgb_to_i420(y).cpu().numpy()
+        return [planes[i] for i in range(planes.shape[0])]
 
 
 def mean_abs_error_255(a: Sequence[np.ndarray] | np.ndarray, b: Sequence[np.ndarray] | np.ndarray) -> float:

@@ -54,6 +54,8 @@ class _EncoderThread:
                 kind, payload = item
                 if kind == "video":
                     self.writer.write(payload)  # type: ignore[arg-type]
+                elif kind == "i420":
+                    self.writer.write_yuv420(payload)  # type: ignore[arg-type]
                 else:
                     self.writer.write_audio(payload)  # type: ignore[arg-type]
         except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
@@ -107,8 +109,15 @@ def process_video(
     cancel: threading.Event | None = None,
     decode_size: tuple[int, int] | None = None,
     prefetch: int = 8,
+    output: str = "rgb",
+    threads: int = 0,
 ) -> VideoJob:
-    """Apply ``fn`` to batches of RGB frames of ``src`` and encode the results to ``dst``."""
+    """Apply ``fn`` to batches of RGB frames of ``src`` and encode the results to ``dst``.
+
+    ``output="i420"`` when ``fn`` returns BT.709 I420 planes (``H*3/2 x W``) it converted itself.
+    """
+    if output not in {"rgb", "i420"}:
+        raise InputError(f"output must be rgb or i420, got {output!r}")
     src = Path(src)
     info = probe(src)
     if info.video is None:
@@ -120,7 +129,8 @@ def process_video(
     rate = info.audio.sample_rate if info.audio else None
     channels = min(2, info.audio.channels) if info.audio else 1
     writer = VideoWriter(dst, w, h, v.fps, codec=codec, crf=crf, preset=preset, audio_rate=rate,
-                         audio_channels=channels, metadata=meta)
+                         audio_channels=channels, metadata=meta, threads=threads)
+    want_shape = (h * 3 // 2, w) if output == "i420" else (h, w)
     encoder = _EncoderThread(writer)
     audio_iter = _audio_chunks(src, rate, channels) if rate else None
     audio_pending = np.zeros((0, channels), np.float32)
@@ -137,9 +147,9 @@ def process_video(
             if len(outputs) != len(images):
                 raise RuntimeError(f"frame function returned {len(outputs)} frames for {len(images)}")
             for img in outputs:
-                if img.shape[:2] != (h, w):
-                    raise RuntimeError(f"frame function returned {img.shape[1]}x{img.shape[0]}, expected {w}x{h}")
-                encoder.put("video", img)
+                if img.shape[:2] != want_shape:
+                    raise RuntimeError(f"frame function returned shape {img.shape}, expected {want_shape} ({output})")
+                encoder.put("video" if output == "rgb" else "i420", img)
             done += len(outputs)
             if audio_iter is not None and rate:
                 want = samples_for_frames(done, v.fps, rate)
