@@ -1039,10 +1039,23 @@ class Ledger:
         if r["project_id"] is not None:
             project = next(p for p in self.projects() if p.id == r["project_id"])
         withdrawn = int(claim_id) in self._reversed_ids("claims")
-        others = [v for v in views.values() if v.issue_date.year == r["year"] and v.id not in {x.invoice.id for x in lines}]
+        held = {x.invoice.id for x in lines}
+        excluded: list[claims_mod.ExcludedInvoice] = []
+        others: list[InvoiceView] = []
+        try:  # why the other invoices of the year are not in it, by the rules it was recorded under
+            fresh = claims_mod.compute(r["measure"], r["year"], company=company, settings=settings,
+                                       invoices=list(views.values()), active=self._active_claims(company.id),
+                                       chain_head="", project=project)
+            excluded = [e for e in fresh.excluded if e.invoice.id not in held]
+            excluded += [claims_mod.ExcludedInvoice(ln.invoice, [f"不在已登记申报 #{r['id']} 中 not in recorded claim "
+                                                                 f"#{r['id']} (entered or paid after it was recorded)"])
+                         for ln in fresh.lines if ln.invoice.id not in held]
+            others = fresh.not_applicable
+        except LedgerError as e:
+            log.warning("claim #%s: cannot re-derive the reasons for excluded invoices: %s", claim_id, e)
         result = ClaimResult(
             measure=r["measure"], year=r["year"], company=company, project=project, settings=settings,
-            opc=settings.is_opc(company.headcount), lines=lines, excluded=[], not_applicable=others,
+            opc=settings.is_opc(company.headcount), lines=lines, excluded=excluded, not_applicable=others,
             base_fen=r["base_fen"], raw=Decimal(r["raw_fen"]), rounded_fen=r["rounded_fen"], cap_fen=r["cap_fen"],
             cap_used_fen=r["cap_used_fen"], cap_used_by=[], claim_fen=r["claim_fen"],
             chain_head=self.chain_head().hash, computed_at=r["created_at"],
