@@ -12,7 +12,9 @@ import getpass
 import json
 import logging
 import os
+import random
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,6 +123,7 @@ class Store:
                 f"document archive {str(self.archive_dir)!r} is inside a folder named {sorted(served)[0]!r}, "
                 "which web servers commonly publish",
                 hint="keep the ledger and its archive outside any web-served folder")
+        self.timeout = timeout
         self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -164,7 +167,7 @@ class Store:
         if self._writer is not None:
             yield self._writer
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._begin_immediate()
         writer = Writer(self.conn, current_head(self.conn))
         self._writer = writer
         try:
@@ -178,6 +181,28 @@ class Store:
             raise
         finally:
             self._writer = None
+
+    def _begin_immediate(self) -> None:
+        """Take the write lock. SQLite's own busy handler backs off to 100 ms sleeps, so a writer
+        that commits back to back would starve another; polling every millisecond or two keeps
+        concurrent writers taking turns."""
+        deadline = time.monotonic() + self.timeout
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) and "busy" not in str(e):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise LedgerError(f"the ledger {str(self.path)!r} is busy: another process has held its "
+                                          f"write lock for more than {self.timeout:.0f} s",
+                                          hint="wait for the other import or export to finish") from e
+                    time.sleep(random.uniform(0.0005, 0.002))
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
