@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ from ledger.models import (
 )
 from ledger.money import (
     format_fen,
-    parse_decimal,
     parse_rate,
     parse_yuan,
     rate_str,
@@ -70,6 +69,32 @@ log = logging.getLogger(__name__)
 
 CHINA_TZ = timezone(timedelta(hours=8))
 _SAFE_EXT = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+
+
+_SOURCE_COLUMNS = ("run_id", "event_id", "created_at", "stage", "engine", "model", "device", "unit", "quantity",
+                   "seconds", "tokens_in", "tokens_out", "tokens_cached", "vendor", "licence", "detail")
+
+
+def _china_day(stamp: str, cache: dict[str, date], field: str) -> date:
+    """The China (UTC+8) calendar date of an ISO timestamp; naive timestamps are taken as UTC.
+    UTC stamps (what core.usage writes) take a fast path that only looks at the date and hour."""
+    if len(stamp) >= 19 and stamp.endswith("+00:00") and stamp[10] == "T":
+        key = stamp[:10] + ("+" if stamp[11:13] >= "16" else "")
+        day = cache.get(key)
+        if day is None:
+            try:
+                day = date.fromisoformat(stamp[:10]) + (timedelta(days=1) if key.endswith("+") else timedelta(0))
+            except ValueError as err:
+                raise FieldError(field, stamp, "is not an ISO timestamp") from err
+            cache[key] = day
+        return day
+    try:
+        at = datetime.fromisoformat(stamp)
+    except ValueError as err:
+        raise FieldError(field, stamp, "is not an ISO timestamp") from err
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(CHINA_TZ).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -697,9 +722,10 @@ class Ledger:
             cols = [r[1] for r in conn.execute("PRAGMA table_info(usage_events)")]
             if not cols:
                 raise FieldError("PROJECT", str(project_dir), "usage.sqlite has no usage_events table")
-            cur = conn.execute("SELECT * FROM usage_events ORDER BY rowid")
-            names = [d[0] for d in cur.description]
-            events = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            cur = conn.execute(f"SELECT {', '.join(_SOURCE_COLUMNS)} FROM usage_events ORDER BY rowid")
+            events = cur.fetchall()
+        except sqlite3.OperationalError as e:
+            raise FieldError("PROJECT", str(project_dir), f"usage.sqlite is not a usage store this ledger reads ({e})") from e
         finally:
             conn.close()
         result = UsageImport(source=str(src), project=name)
@@ -710,36 +736,40 @@ class Ledger:
         book = self.price_book()
         prepared: list[dict[str, Any]] = []
         missing: dict[str, int] = {}
-        for n, e in enumerate(events, 1):
-            where = f"usage event {e.get('event_id')!r} (row {n})"
-            unit = str(e["unit"])
+        source = str(src)
+        days: dict[str, date] = {}
+        snapshots: dict[int, tuple[str, int, bool]] = {}
+        for n, (run_id, event_id, created_at, stage, engine, model, device, unit, qty_text, sec_text, t_in, t_out,
+                t_cached, vendor, licence, detail) in enumerate(events, 1):
+            # text columns are stored as text whatever another tool put there, so hashes stay stable
+            qty_text, sec_text, stage, engine, model = str(qty_text), str(sec_text), str(stage), str(engine), str(model)
+            device, vendor, licence, detail, unit = str(device), str(vendor), str(licence), str(detail), str(unit)
             if unit not in UNITS:
-                raise FieldError(f"{where} unit", unit, f"unknown unit; known: {', '.join(UNITS)}")
-            quantity = parse_decimal(str(e["quantity"]), f"{where} quantity")
-            parse_decimal(str(e["seconds"]), f"{where} seconds")
+                raise FieldError(f"usage event {event_id!r} (row {n}) unit", unit, f"unknown unit; known: {', '.join(UNITS)}")
             try:
-                at = datetime.fromisoformat(str(e["created_at"]))
-            except ValueError as err:
-                raise FieldError(f"{where} created_at", e["created_at"], "is not an ISO timestamp") from err
-            if at.tzinfo is None:
-                at = at.replace(tzinfo=UTC)
-            day = at.astimezone(CHINA_TZ).date()
-            entry = book.lookup(str(e["model"]), str(e["engine"]), unit, day)
+                quantity = Decimal(qty_text)
+                seconds = Decimal(sec_text)
+                if not quantity.is_finite() or quantity < 0 or not seconds.is_finite():
+                    raise InvalidOperation
+            except (InvalidOperation, TypeError, ValueError) as err:
+                raise FieldError(f"usage event {event_id!r} (row {n}) quantity/seconds", f"{qty_text}/{sec_text}",
+                                 "must be non-negative decimal numbers") from err
+            day = _china_day(str(created_at), days, f"usage event {event_id!r} (row {n}) created_at")
+            entry = book.lookup(model, engine, unit, day)
             if entry is None:
-                key = f"model {e['model']!r} / engine {e['engine']!r} / unit {unit} on {day}"
+                key = f"model {model!r} / engine {engine!r} / unit {unit} on {day}"
                 missing[key] = missing.get(key, 0) + 1
+                snap: tuple[str | None, int | None, bool] = (None, None, False)
+            else:
+                snap = snapshots.get(id(entry)) or snapshots.setdefault(
+                    id(entry), (format(entry.price, "f"), entry.per, entry.example))
             prepared.append({
-                "project_id": None, "source": str(src), "run_id": str(e["run_id"]), "event_id": str(e["event_id"]),
-                "event_at": str(e["created_at"]), "event_date": day.isoformat(), "stage": str(e["stage"]),
-                "engine": str(e["engine"]), "model": str(e["model"]), "device": str(e["device"]),
-                "vendor": str(e["vendor"]), "unit": unit, "quantity": str(e["quantity"]).strip(),
-                "seconds": str(e["seconds"]).strip(), "tokens_in": int(e["tokens_in"]),
-                "tokens_out": int(e["tokens_out"]), "tokens_cached": int(e["tokens_cached"]),
-                "licence": str(e["licence"]), "detail": str(e["detail"]),
-                "price_id": entry.id if entry else None,
-                "unit_price": format(entry.price, "f") if entry else None,
-                "price_per": entry.per if entry else None,
-                "price_example": bool(entry.example) if entry else False,
+                "project_id": None, "source": source, "run_id": str(run_id), "event_id": str(event_id),
+                "event_at": str(created_at), "event_date": day.isoformat(), "stage": stage, "engine": engine,
+                "model": model, "device": device, "vendor": vendor, "unit": unit, "quantity": qty_text,
+                "seconds": sec_text, "tokens_in": int(t_in), "tokens_out": int(t_out), "tokens_cached": int(t_cached),
+                "licence": licence, "detail": detail, "price_id": entry.id if entry else None,
+                "unit_price": snap[0], "price_per": snap[1], "price_example": snap[2],
                 "amount_micro": entry.amount_micro(quantity) if entry else None,
             })
         result.missing_prices = [f"{k} ({v} events)" for k, v in sorted(missing.items())]

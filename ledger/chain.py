@@ -22,18 +22,26 @@ from typing import Any
 
 from ledger import schema
 
-
-def canonical(table: str, content: dict[str, Any]) -> str:
-    for key, value in content.items():
-        if value is not None and type(value) not in (int, str):
-            raise TypeError(f"{table}.{key}: only int, str and None go into the ledger, got {type(value).__name__}")
-    data = dict(content)
-    data["_table"] = table
-    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def row_hash(prev_hash: str, table: str, content: dict[str, Any]) -> str:
-    return hashlib.sha256((prev_hash + canonical(table, content)).encode("utf-8")).hexdigest()
+def canonical(table: str, content: dict[str, Any], *, checked: bool = False) -> str:
+    """The canonical JSON of a row. ``checked``: the caller already made sure every value is
+    int, str or None (the writer does, once per value)."""
+    if not checked:
+        for key, value in content.items():
+            kind = type(value)
+            if kind is not int and kind is not str and value is not None:
+                raise TypeError(f"{table}.{key}: only int, str and None go into the ledger, got {kind.__name__}")
+    content["_table"] = table
+    try:
+        return _ENCODER.encode(content)
+    finally:
+        del content["_table"]
+
+
+def row_hash(prev_hash: str, table: str, content: dict[str, Any], *, checked: bool = False) -> str:
+    return hashlib.sha256((prev_hash + canonical(table, content, checked=checked)).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

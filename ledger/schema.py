@@ -190,15 +190,25 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
 CHAINED = tuple(TABLES)
 
 
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    table: tuple(c for c, _ in _HEAD) + tuple(c for c, _ in body) + tuple(c for c, _ in _TAIL)
+    for table, (body, _) in TABLES.items()
+}
+
+
 def columns(table: str) -> tuple[str, ...]:
     """Every column of ``table`` in order."""
-    body, _ = TABLES[table]
-    return tuple(c for c, _ in _HEAD) + tuple(c for c, _ in body) + tuple(c for c, _ in _TAIL)
+    return _COLUMNS[table]
 
 
 def content_columns(table: str) -> tuple[str, ...]:
     """The columns covered by ``row_hash`` (all but the two hashes)."""
-    return columns(table)[:-2]
+    return _COLUMNS[table][:-2]
+
+
+def body_columns(table: str) -> tuple[str, ...]:
+    """The columns a caller supplies (all but id, seq, created_at and the two hashes)."""
+    return _COLUMNS[table][3:-2]
 
 
 def trigger_names(table: str) -> tuple[str, str]:

@@ -62,24 +62,27 @@ class Writer:
         return rid
 
     def _prepare(self, table: str, values: dict[str, Any], rid: int | None = None) -> tuple[Any, ...]:
-        cols = schema.content_columns(table)
+        body = schema.body_columns(table)
+        if len(values) != len(body):  # same count and every column found below: nothing extra
+            raise KeyError(f"{table}: expected columns {list(body)}, got {sorted(values)}")
         rid = self._take_id(table) if rid is None else rid
-        self.seq += 1
-        content: dict[str, Any] = {"id": rid, "seq": self.seq, "created_at": self.at}
-        for col in cols[3:]:
-            if col not in values:
-                raise KeyError(f"{table}.{col} is missing")
-            value = values[col]
-            if isinstance(value, bool):
+        content: dict[str, Any] = {"id": rid, "seq": self.seq + 1, "created_at": self.at}
+        for col in body:
+            try:
+                value = values[col]
+            except KeyError:
+                raise KeyError(f"{table}.{col} is missing") from None
+            kind = type(value)
+            if kind is bool:
                 value = int(value)
+            elif kind is not int and kind is not str and value is not None:
+                raise TypeError(f"{table}.{col}: only int, str and None go into the ledger, got {kind.__name__}")
             content[col] = value
-        extra = set(values) - set(cols)
-        if extra:
-            raise KeyError(f"{table} has no column(s) {', '.join(sorted(extra))}")
-        digest = row_hash(self.hash, table, content)
-        row = (*content.values(), self.hash, digest)
+        row = (*content.values(), self.hash)
+        digest = row_hash(self.hash, table, content, checked=True)
+        self.seq += 1
         self.hash = digest
-        return row
+        return (*row, digest)
 
     def append(self, table: str, values: dict[str, Any], *, self_entity: bool = False) -> int:
         """Insert one row and return its id. ``self_entity``: the row starts a new entity
