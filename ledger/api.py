@@ -729,6 +729,11 @@ class Ledger:
         finally:
             conn.close()
         result = UsageImport(source=str(src), project=name)
+        already = self._existing_usage_keys(sorted({str(e[0]) for e in events}))
+        if already:  # skip what is in the ledger before pricing it (checked again under the write lock)
+            fresh_events = [e for e in events if (str(e[0]), str(e[1])) not in already]
+            result.skipped = len(events) - len(fresh_events)
+            events = fresh_events
         if not self.prices():
             added, _ = self.import_prices(None)
             result.prices_loaded = added
@@ -791,12 +796,7 @@ class Ledger:
                 log.warning("project %r was not in the ledger: created it with no work type or source IP "
                             "(set them with `project update` before a measure 6 claim)", name)
                 p = self.project(pid, c.id)
-            seen: set[tuple[str, str]] = set()
-            run_ids = sorted({r["run_id"] for r in prepared})
-            for i in range(0, len(run_ids), 500):
-                chunk = run_ids[i:i + 500]
-                q = f"SELECT run_id, event_id FROM usage_events WHERE run_id IN ({', '.join('?' * len(chunk))})"
-                seen.update((str(a), str(b)) for a, b in self.store.conn.execute(q, chunk))
+            seen = self._existing_usage_keys(sorted({r["run_id"] for r in prepared}))
             fresh = []
             for r in prepared:
                 key = (r["run_id"], r["event_id"])
@@ -821,6 +821,14 @@ class Ledger:
             log.warning("%d imported event(s) were priced from example entries of the price book: the estimates "
                         "are placeholders until those prices are edited", result.example_priced)
         return result
+
+    def _existing_usage_keys(self, run_ids: list[str]) -> set[tuple[str, str]]:
+        seen: set[tuple[str, str]] = set()
+        for i in range(0, len(run_ids), 500):
+            chunk = run_ids[i:i + 500]
+            q = f"SELECT run_id, event_id FROM usage_events WHERE run_id IN ({', '.join('?' * len(chunk))})"
+            seen.update((str(a), str(b)) for a, b in self.store.conn.execute(q, chunk))
+        return seen
 
     def add_usage_rows(self, rows: list[dict[str, Any]], *, company: str | int | None = None,
                        batch: int = 5000) -> int:

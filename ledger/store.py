@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger import schema
-from ledger.chain import ChainHead, VerifyReport, current_head, row_hash, verify
+from ledger.chain import ChainHead, VerifyReport, current_head, values_hash, verify
 from ledger.errors import LedgerError
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Writer:
         if len(values) != len(body):  # same count and every column found below: nothing extra
             raise KeyError(f"{table}: expected columns {list(body)}, got {sorted(values)}")
         rid = self._take_id(table) if rid is None else rid
-        content: dict[str, Any] = {"id": rid, "seq": self.seq + 1, "created_at": self.at}
+        row: list[Any] = [rid, self.seq + 1, self.at]
         for col in body:
             try:
                 value = values[col]
@@ -77,12 +77,13 @@ class Writer:
                 value = int(value)
             elif kind is not int and kind is not str and value is not None:
                 raise TypeError(f"{table}.{col}: only int, str and None go into the ledger, got {kind.__name__}")
-            content[col] = value
-        row = (*content.values(), self.hash)
-        digest = row_hash(self.hash, table, content, checked=True)
+            row.append(value)
+        digest = values_hash(self.hash, table, row)
+        row.append(self.hash)
+        row.append(digest)
         self.seq += 1
         self.hash = digest
-        return (*row, digest)
+        return tuple(row)
 
     def append(self, table: str, values: dict[str, Any], *, self_entity: bool = False) -> int:
         """Insert one row and return its id. ``self_entity``: the row starts a new entity

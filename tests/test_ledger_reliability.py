@@ -24,8 +24,10 @@ from ledger import Ledger
 
 db, tag, batches, batch, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 lg = Ledger(db, timeout=60)
-while go and not os.path.exists(go):  # start together with the other writer
-    time.sleep(0.005)
+if go:
+    print("ready", flush=True)
+    while not os.path.exists(go):  # start together with the other writer
+        time.sleep(0.002)
 prefix = {"A": 1, "B": 2, "K": 3}[tag]
 for b in range(batches):
     rows = [{
@@ -40,6 +42,7 @@ for b in range(batches):
     lg.add_invoice("深度求索", number, "2025-03-01", "100.00", "6.00", "106.00")
     lg.add_payment(number, "2025-03-02", "106.00", bank_ref=f"{tag}{b}")
     print(f"committed {b + 1}", flush=True)
+    time.sleep(0.001)  # a writer does some work between its commits
 lg.close()
 """
 
@@ -93,7 +96,8 @@ def test_two_writers_at_once_lose_nothing(tmp_path: Path) -> None:
     batches, batch = 40, 25
     go = tmp_path / "go"
     procs = [_spawn(db, tag, batches, batch, go) for tag in ("A", "B")]
-    time.sleep(1.0)  # both have imported and opened the ledger
+    for p in procs:  # both have opened the ledger
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     go.touch()
     for p in procs:
         out, err = p.communicate(timeout=120)
