@@ -637,10 +637,9 @@ class Ledger:
                  include_voided: bool = False) -> list[Invoice]:
         sql = "SELECT * FROM invoices WHERE reverses IS NULL"
         args: list[Any] = []
-        if company is not None or self.companies():
-            if company is not None:
-                sql += " AND company_id = ?"
-                args.append(self.company(company).id)
+        if company is not None:
+            sql += " AND company_id = ?"
+            args.append(self.company(company).id)
         if year is not None:
             sql += " AND issue_date >= ? AND issue_date <= ?"
             args += [f"{year:04d}-01-01", f"{year:04d}-12-31"]
@@ -976,7 +975,7 @@ class Ledger:
                     f"claim #{result.claim_id} for measure {measure}, {year}, {result.scope_label} is already active",
                     hint=f"withdraw it first: ledger withdraw {result.claim_id} --reason ...")
             if not result.lines:
-                held = [e for e in result.excluded if any("active claim" in r for r in e.reasons)]
+                held = [e for e in result.excluded if e.codes & {"held", "project_held"}]
                 if held:
                     raise ClaimConflictError(
                         f"every eligible invoice is already held by another active claim or project claim "
@@ -1013,10 +1012,8 @@ class Ledger:
         out = []
         with self.store.write():
             for c in plan.claims:
-                excluded = {e.invoice.project_id for e in c.excluded
-                            if e.invoice.project_id is not None and any("assigned" in r for r in e.reasons)}
                 out.append(self.record_claim(c.measure, c.year, project=c.project.id if c.project else None,
-                                             company=c.company.id, exclude_projects=excluded))
+                                             company=c.company.id, exclude_projects=c.excluded_projects))
         return out
 
     def withdraw_claim(self, claim_id: int, reason: str) -> None:
@@ -1086,7 +1083,8 @@ class Ledger:
                                        chain_head="", project=project)
             excluded = [e for e in fresh.excluded if e.invoice.id not in held]
             excluded += [claims_mod.ExcludedInvoice(ln.invoice, [f"不在已登记申报 #{r['id']} 中 not in recorded claim "
-                                                                 f"#{r['id']} (entered or paid after it was recorded)"])
+                                                                 f"#{r['id']} (entered or paid after it was recorded)"],
+                                                    {"not_recorded"})
                          for ln in fresh.lines if ln.invoice.id not in held]
             others = fresh.not_applicable
         except LedgerError as e:

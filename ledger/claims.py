@@ -103,6 +103,8 @@ class ClaimLine:
 class ExcludedInvoice:
     invoice: InvoiceView
     reasons: list[str]
+    codes: set[str] = field(default_factory=set)  # machine-readable: window, no_project, work_type,
+    # source_kind, assigned, project_held, held, related_party, unpaid, not_recorded
 
 
 @dataclass(slots=True)
@@ -130,6 +132,7 @@ class ClaimResult:
     recorded_claim_fen: int | None = None
     notes: list[str] = field(default_factory=list)
     comparison: dict[str, Any] | None = None
+    excluded_projects: frozenset[int] = frozenset()  # projects left to the other measure by a best plan
 
     @property
     def cap_remaining_fen(self) -> int:
@@ -228,8 +231,8 @@ class ClaimResult:
                 "base_fen": ln.base_fen, "rate": rate_str(ln.rate), "amount_fen": format(ln.amount, "f"),
                 "flags": ln.flags,
             } for ln in self.lines],
-            "excluded": [{"invoice_id": e.invoice.id, "number": e.invoice.number, "reasons": e.reasons}
-                         for e in self.excluded],
+            "excluded": [{"invoice_id": e.invoice.id, "number": e.invoice.number, "reasons": e.reasons,
+                          "codes": sorted(e.codes)} for e in self.excluded],
             "comparison": self.comparison,
             "notes": self.notes,
             "calculation": self.calculation(),
@@ -305,36 +308,42 @@ def compute(measure: int, year: int, *, company: Company, settings: PolicySettin
             not_applicable.append(v)
             continue
         reasons: list[str] = []
+        codes: set[str] = set()
         flags: list[str] = []
+
+        def refuse(code: str, reason: str, codes: set[str] = codes, reasons: list[str] = reasons) -> None:
+            codes.add(code)
+            reasons.append(reason)
+
         if not s.in_window(v.issue_date):
-            reasons.append(f"开票日期不在政策期内 dated outside the policy window ({s.window_start or '…'} – {s.window_end})")
+            refuse("window", f"开票日期不在政策期内 dated outside the policy window ({s.window_start or '…'} – {s.window_end})")
         if measure == 6:
             if v.project_id is None:
-                reasons.append("未关联项目 no project: measure 6 covers the production of a converted IP work")
+                refuse("no_project", "未关联项目 no project: measure 6 covers the production of a converted IP work")
             else:
                 if v.work_type not in s.m6_work_types:
-                    reasons.append(f"项目作品类型不适用 work type {v.work_type or '(not set)'!r} of project "
+                    refuse("work_type", f"项目作品类型不适用 work type {v.work_type or '(not set)'!r} of project "
                                    f"{v.project_name!r} is not one of {', '.join(s.m6_work_types)}")
                 if v.source_kind not in s.m6_source_kinds:
-                    reasons.append(f"项目IP来源不适用 project {v.project_name!r} source IP kind "
+                    refuse("source_kind", f"项目IP来源不适用 project {v.project_name!r} source IP kind "
                                    f"{v.source_kind or '(not set)'!r} is not {', '.join(s.m6_source_kinds)}")
         if v.project_id is not None and v.project_id in exclude_projects:
-            reasons.append(exclude_note or "项目按另一措施申报 project assigned to the other measure")
+            refuse("assigned", exclude_note or "项目按另一措施申报 project assigned to the other measure")
         if v.project_id is not None and v.project_id in blocked:
-            reasons.append(f"从优不重复: 项目已按措施{other_measure}申报 project already in active claim "
+            refuse("project_held", f"从优不重复: 项目已按措施{other_measure}申报 project already in active claim "
                            f"#{blocked[v.project_id]} under measure {other_measure}")
         in_other = [cid for cid in v.claimed_in if cid not in self_ids]
         if in_other:
-            reasons.append("已在有效申报中 already in active claim " + ", ".join(f"#{c}" for c in in_other))
+            refuse("held", "已在有效申报中 already in active claim " + ", ".join(f"#{c}" for c in in_other))
         if v.related_party:
             if s.related_party == "exclude":
-                reasons.append("关联方供应商 related-party vendor (setting related_party = exclude)")
+                refuse("related_party", "关联方供应商 related-party vendor (setting related_party = exclude)")
             else:
                 flags.append("关联方供应商，需额外审核 related-party vendor: needs extra review")
         base = v.ex_tax_fen if s.basis == "ex_tax" else v.total_fen
         if v.paid_fen <= 0:
             if s.unpaid == "exclude":
-                reasons.append("未登记付款 no payment recorded (claims need proof of payment)")
+                refuse("unpaid", "未登记付款 no payment recorded (claims need proof of payment)")
             else:
                 flags.append("未登记付款 no payment recorded (included by setting unpaid = include_flagged)")
         elif v.paid_fen < v.total_fen:
@@ -345,7 +354,7 @@ def compute(measure: int, year: int, *, company: Company, settings: PolicySettin
         if not v.file_sha256:
             flags.append("无发票存档文件 no archived invoice file")
         if reasons:
-            excluded.append(ExcludedInvoice(v, reasons))
+            excluded.append(ExcludedInvoice(v, reasons, codes))
             continue
         if measure == 5:
             rate = s.m5_opc_rate if opc else s.m5_rate
@@ -371,7 +380,7 @@ def compute(measure: int, year: int, *, company: Company, settings: PolicySettin
         lines=lines, excluded=excluded, not_applicable=not_applicable, base_fen=base_total, raw=raw,
         rounded_fen=rounded, cap_fen=cap, cap_used_fen=used, cap_used_by=sorted(c.id for c in in_scope),
         claim_fen=claim, chain_head=chain_head,
-        computed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        computed_at=datetime.now(UTC).isoformat(timespec="seconds"), excluded_projects=exclude_projects,
     )
     if same_scope:
         recorded = same_scope[0]

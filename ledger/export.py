@@ -427,6 +427,7 @@ def write_pdf(path: Path, *, claims: list[ClaimResult], year: int, chain_head: s
                    small))
     doc = SimpleDocTemplate(str(path), pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm,
                             bottomMargin=18 * mm, title=f"{company.name} {year} 补贴申报汇总",
+                            initialFontName=FONT_NAME,  # so every font in the file is the embedded one
                             author="ReelForge ledger", subject=f"chain head {chain_head}")
     doc.build(story, canvasmaker=NumberedCanvas)
 
