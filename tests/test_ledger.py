@@ -680,3 +680,52 @@ def test_settings_are_recorded_and_validated(lg: Ledger) -> None:
     keys = [k for k, *_ in s.describe()]
     assert keys == list(PolicySettings.keys())
     assert lg.audit(1)[0]["action"] == "settings.set"
+
+
+def test_register_mounts_the_ledger_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from ledger.cli import register
+
+    parser = argparse.ArgumentParser(prog="reelforge")
+    subs = parser.add_subparsers(dest="command", required=True)
+    register(subs)
+    args = parser.parse_args(["ledger", "--db", str(tmp_path / "r.sqlite"), "company", "add", "--name", "N",
+                              "--uscc", USCC_STUDIO, "--headcount", "2"])
+    assert args.command == "ledger" and args.func(args) == 0
+    args = parser.parse_args(["ledger", "--db", str(tmp_path / "r.sqlite"), "company", "list", "--json"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    listed = json.loads(out[out.index("["):])
+    assert listed[0]["name"] == "N" and listed[0]["opc"] is True
+
+
+def test_china_dates_and_reconciliation_rows(lg: Ledger) -> None:
+    from ledger.api import _china_day
+
+    cache: dict[str, date] = {}
+    assert _china_day("2025-12-31T16:30:00.000+00:00", cache, "t") == date(2026, 1, 1)
+    assert _china_day("2025-12-31T15:59:59.999+00:00", cache, "t") == date(2025, 12, 31)
+    assert _china_day("2025-12-31T23:30:00+08:00", cache, "t") == date(2025, 12, 31)
+    assert _china_day("2025-12-31T20:00:00", cache, "t") == date(2026, 1, 1)  # naive = UTC
+    with pytest.raises(FieldError, match="created_at"):
+        _china_day("yesterday", cache, "created_at")
+    paid_invoice(lg, "深度求索", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00")
+    rows = lg.reconcile(2025, period="quarter", record=True)
+    assert [(r.vendor_label, r.period, r.invoiced_fen) for r in rows] == [("深度求索", "2025-Q1", 10000)]
+    assert lg.store.conn.execute("SELECT COUNT(*) FROM reconciliations").fetchone()[0] == 1
+    assert lg.verify().ok
+
+
+def test_font_lookup_fails_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("reportlab")
+    from ledger import fonts
+
+    fake = tmp_path / "not-a-font.ttf"
+    fake.write_bytes(b"not a font")
+    monkeypatch.setattr(fonts, "_registered", None)
+    monkeypatch.setattr(fonts, "_candidates", lambda: [(tmp_path / "missing.ttc", 0), (fake, 0)])
+    with pytest.raises(LedgerError, match="no CJK font") as info:
+        fonts.register_cjk_font()
+    assert "missing.ttc: not installed" in str(info.value) and "not-a-font.ttf" in str(info.value)
+    assert "fonts-wqy-microhei" in (info.value.hint or "")
