@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ledger import Ledger
 
+    load_at_start = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results: list[tuple[str, int, float, str, str]] = []  # step, rows, seconds, target, verdict
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nLedger benchmark — {args.events:,} usage events, {args.invoices} invoices")
     print(f"machine: {machine()}")
+    print(f"load average at the start: {load_at_start} (1/5/15 min; the machine is shared)")
     head = ("step", "rows", "seconds", "rows/s", "target", "")
     body = [(s, f"{n:,}", f"{sec:.2f}", f"{n / sec:,.0f}" if sec > 0 and n > 1 else "", tgt, v)
             for s, n, sec, tgt, v in results]

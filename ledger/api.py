@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -172,13 +173,11 @@ class Ledger:
     def set_setting(self, key: str, value: str, note: str = "") -> PolicySettings:
         key = key.strip()
         parsed = PolicySettings.parse_value(key, value)
-        current = self.settings()
-        import dataclasses
-
-        updated = dataclasses.replace(current, **{key: parsed})
-        updated.check()
-        text = updated.text_value(key)
         with self.store.write() as w:
+            current = self.settings()
+            updated = dataclasses.replace(current, **{key: parsed})
+            updated.check()
+            text = updated.text_value(key)
             w.append("settings", {"key": key, "value": text, "note": note})
             w.audit("settings.set", {"key": key, "value": text, "previous": current.text_value(key)})
         return updated
