@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import operator
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,15 +48,21 @@ def row_hash(prev_hash: str, table: str, content: dict[str, Any], *, checked: bo
 # The same canonical JSON, built faster from a row's values in column order: the dict is made
 # with its keys already sorted, so the encoder need not sort them (the output is identical).
 _PLAIN = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_ORDER: dict[str, tuple[tuple[str, int], ...]] = {
-    t: tuple(sorted([(c, i) for i, c in enumerate(schema.content_columns(t))] + [("_table", -1)]))
-    for t in schema.CHAINED
-}
+
+
+def _order(table: str) -> tuple[tuple[str, ...], Any]:
+    cols = schema.content_columns(table)
+    pairs = sorted([(c, i) for i, c in enumerate(cols)] + [("_table", len(cols))])
+    return tuple(k for k, _ in pairs), operator.itemgetter(*(i for _, i in pairs))
+
+
+_ORDER = {t: _order(t) for t in schema.CHAINED}
 
 
 def canonical_values(table: str, values: Sequence[Any]) -> str:
     """Canonical JSON of a row given its content values in column order (already type-checked)."""
-    return _PLAIN.encode({k: (table if i < 0 else values[i]) for k, i in _ORDER[table]})
+    keys, pick = _ORDER[table]
+    return _PLAIN.encode(dict(zip(keys, pick((*values, table)), strict=True)))
 
 
 def values_hash(prev_hash: str, table: str, values: Sequence[Any]) -> str:

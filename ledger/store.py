@@ -42,6 +42,18 @@ def actor() -> str:
         return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
+_PLAIN_TYPES = {int, str, type(None)}
+
+
+def _plain(table: str, column: str, value: Any) -> int | str | None:
+    """Booleans become 0/1; anything but int, str and None is refused (floats above all)."""
+    if type(value) is bool:
+        return int(value)
+    if value is None or type(value) in (int, str):
+        return value  # type: ignore[no-any-return]
+    raise TypeError(f"{table}.{column}: only int, str and None go into the ledger, got {type(value).__name__}")
+
+
 class Writer:
     """Appends rows inside one transaction, extending the chain from its head."""
 
@@ -65,19 +77,18 @@ class Writer:
         body = schema.body_columns(table)
         if len(values) != len(body):  # same count and every column found below: nothing extra
             raise KeyError(f"{table}: expected columns {list(body)}, got {sorted(values)}")
+        try:
+            vals = [values[c] for c in body]
+        except KeyError as e:
+            raise KeyError(f"{table}.{e.args[0]} is missing") from None
+        return self._prepare_values(table, vals, rid)
+
+    def _prepare_values(self, table: str, vals: list[Any], rid: int | None = None) -> tuple[Any, ...]:
+        """``vals``: the caller's columns in :func:`schema.body_columns` order."""
+        if not set(map(type, vals)) <= _PLAIN_TYPES:
+            vals = [_plain(table, c, v) for c, v in zip(schema.body_columns(table), vals, strict=True)]
         rid = self._take_id(table) if rid is None else rid
-        row: list[Any] = [rid, self.seq + 1, self.at]
-        for col in body:
-            try:
-                value = values[col]
-            except KeyError:
-                raise KeyError(f"{table}.{col} is missing") from None
-            kind = type(value)
-            if kind is bool:
-                value = int(value)
-            elif kind is not int and kind is not str and value is not None:
-                raise TypeError(f"{table}.{col}: only int, str and None go into the ledger, got {kind.__name__}")
-            row.append(value)
+        row = [rid, self.seq + 1, self.at, *vals]
         digest = values_hash(self.hash, table, row)
         row.append(self.hash)
         row.append(digest)
@@ -102,6 +113,17 @@ class Writer:
         self.conn.executemany(
             f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", prepared)
         return [int(r[0]) for r in prepared]
+
+    def append_values(self, table: str, rows: list[list[Any]]) -> None:
+        """Bulk append of rows given as value lists in :func:`schema.body_columns` order."""
+        width = len(schema.body_columns(table))
+        for r in rows:
+            if len(r) != width:
+                raise KeyError(f"{table}: a row has {len(r)} values, the table takes {width}")
+        prepared = [self._prepare_values(table, r) for r in rows]
+        cols = schema.columns(table)
+        self.conn.executemany(
+            f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", prepared)
 
     def audit(self, action: str, detail: dict[str, Any]) -> int:
         return self.append("audit_log", {
