@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import itertools
 import json
 import logging
 import os
@@ -866,40 +867,37 @@ class Ledger:
                       project: str | int | None = None) -> list[dict[str, Any]]:
         """Usage of a year grouped by day, project, stage, engine, model, device, vendor, unit and price."""
         c = self.company(company)
-        sql = ("SELECT u.event_date AS day, COALESCE(p.name, '') AS project, u.stage, u.engine, u.model, u.device, "
+        names = {p.id: p.name for p in self.projects()}
+        sql = ("SELECT u.event_date AS day, u.project_id AS project, u.stage, u.engine, u.model, u.device, "
                "u.vendor, u.unit, u.unit_price, u.price_per, u.price_example, u.quantity, u.amount_micro "
-               "FROM usage_events u LEFT JOIN projects p ON p.id = (SELECT MAX(id) FROM projects "
-               "WHERE entity_id = u.project_id) WHERE u.company_id = ? AND u.event_date BETWEEN ? AND ?")
+               "FROM usage_events u WHERE u.company_id = ? AND u.event_date BETWEEN ? AND ?")
         args: list[Any] = [c.id, f"{year:04d}-01-01", f"{year:04d}-12-31"]
         if project not in (None, ""):
             sql += " AND u.project_id = ?"
             args.append(self.project(project, c.id).id)
-        groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for r in self.store.conn.execute(sql + " ORDER BY u.event_date", args):
-            key = r[:11]
-            g = groups.get(key)
-            if g is None:
-                g = groups[key] = {"day": r[0], "project": r[1], "stage": r[2], "engine": r[3], "model": r[4],
-                                   "device": r[5], "vendor": r[6], "unit": r[7], "unit_price": r[8],
-                                   "price_per": r[9], "price_example": bool(r[10]), "quantity": Decimal(0),
-                                   "amount_micro": 0, "events": 0, "unpriced": 0}
-            g["quantity"] += Decimal(r[11])
-            g["events"] += 1
-            if r[12] is None:
-                g["unpriced"] += 1
-            else:
-                g["amount_micro"] += int(r[12])
-        return list(groups.values())
+        # integers are summed by SQLite; the decimal quantities exactly, in Python, per group
+        grouped = ("SELECT day, project, stage, engine, model, device, vendor, unit, unit_price, price_per, "
+                   "price_example, GROUP_CONCAT(quantity), COUNT(*), SUM(amount_micro IS NULL), "
+                   "COALESCE(SUM(amount_micro), 0) FROM (" + sql + ") GROUP BY day, project, stage, engine, model, "
+                   "device, vendor, unit, unit_price, price_per, price_example ORDER BY day, project, stage, engine, "
+                   "model, unit")
+        out = []
+        for r in self.store.conn.execute(grouped, args):
+            out.append({"day": r[0], "project": names.get(r[1], ""), "stage": r[2], "engine": r[3], "model": r[4], "device": r[5],
+                        "vendor": r[6], "unit": r[7], "unit_price": r[8], "price_per": r[9],
+                        "price_example": bool(r[10]), "quantity": sum(map(Decimal, r[11].split(",")), Decimal(0)),
+                        "events": int(r[12]), "unpriced": int(r[13]), "amount_micro": int(r[14])})
+        return out
 
     def usage_events_rows(self, year: int, company: str | int | None = None) -> Iterable[tuple[Any, ...]]:
         c = self.company(company)
         cols = ("id", "event_date", "event_at", "run_id", "event_id", "project_id", "stage", "engine", "model",
                 "device", "vendor", "unit", "quantity", "seconds", "tokens_in", "tokens_out", "tokens_cached",
                 "licence", "unit_price", "price_per", "price_example", "amount_micro", "row_hash")
-        yield cols
-        yield from self.store.conn.execute(
+        cursor = self.store.conn.execute(
             f"SELECT {', '.join(cols)} FROM usage_events WHERE company_id = ? AND event_date BETWEEN ? AND ? "
             "ORDER BY seq", (c.id, f"{year:04d}-01-01", f"{year:04d}-12-31"))
+        return itertools.chain([cols], cursor)  # no Python frame per row
 
     # --- claims -----------------------------------------------------------------------------
     def _active_claims(self, company_id: int | None = None) -> list[ActiveClaim]:
@@ -1144,16 +1142,15 @@ class Ledger:
             return day[:7]
 
         acc: dict[tuple[str, str], list[Any]] = {}
-        for vendor_label, day, amount in self.store.conn.execute(
-                "SELECT vendor, event_date, amount_micro FROM usage_events WHERE company_id = ? AND event_date "
-                "BETWEEN ? AND ?", (c.id, f"{year:04d}-01-01", f"{year:04d}-12-31")):
+        for vendor_label, month, amount, unpriced in self.store.conn.execute(
+                "SELECT vendor, substr(event_date, 1, 7) || '-01', COALESCE(SUM(amount_micro), 0), "
+                "SUM(amount_micro IS NULL) FROM usage_events WHERE company_id = ? AND event_date BETWEEN ? AND ? "
+                "GROUP BY vendor, substr(event_date, 1, 7)", (c.id, f"{year:04d}-01-01", f"{year:04d}-12-31")):
             v = by_label.get(str(vendor_label).lower())
             label = v.name if v else (vendor_label or "本地 local (no vendor)")
-            slot = acc.setdefault((label, bucket(day)), [v.id if v else None, 0, 0, 0])
-            if amount is None:
-                slot[2] += 1
-            else:
-                slot[1] += int(amount)
+            slot = acc.setdefault((label, bucket(month)), [v.id if v else None, 0, 0, 0])
+            slot[1] += int(amount)
+            slot[2] += int(unpriced)
         for inv in self.invoice_views(c.id, year):
             if inv.category not in s.m5_categories:
                 continue

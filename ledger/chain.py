@@ -48,6 +48,7 @@ def row_hash(prev_hash: str, table: str, content: dict[str, Any], *, checked: bo
 # The same canonical JSON, built faster from a row's values in column order: the dict is made
 # with its keys already sorted, so the encoder need not sort them (the output is identical).
 _PLAIN = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_PLAIN_TYPES = {int, str, type(None)}
 
 
 def _order(table: str) -> tuple[tuple[str, ...], Any]:
@@ -174,8 +175,9 @@ def verify(conn: sqlite3.Connection, archive_dir: Path | None = None, *, expect_
         if stored_prev != prev_hash:
             add(Problem(table, rid, seq, f"link broken: prev_hash is {str(stored_prev)[:16]}… but {prev_where} "
                                          f"has row_hash {prev_hash[:16]}…"))
-        bad = [c for c, v in zip(names[table], values, strict=False)
-               if v is not None and type(v) is not int and type(v) is not str]
+        bad = [] if set(map(type, values)) <= _PLAIN_TYPES else [
+            c for c, v in zip(names[table], values, strict=False)
+            if v is not None and type(v) is not int and type(v) is not str]
         if bad:
             recomputed = ""
             add(Problem(table, rid, seq, f"column(s) {', '.join(bad)} hold a value of the wrong type: the row was "

@@ -468,7 +468,7 @@ def write_evidence_zip(ledger: Ledger, path: Path, *, claims: list[ClaimResult],
             wanted.append(("payments", int(p[2]), f"{v.number}_{p[1]}"))
     manifest: list[tuple[str, str, int, str, str]] = []  # path, sha256, size, kind, reference
     seen: set[tuple[str, int]] = set()
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for kind, fid, ref in wanted:
             if (kind, fid) in seen:
                 continue
@@ -492,9 +492,7 @@ def write_evidence_zip(ledger: Ledger, path: Path, *, claims: list[ClaimResult],
             zf.writestr(name, data)
             manifest.append((name, _sha256_bytes(data), len(data), "export", out.name))
         buf = io.StringIO()
-        w = csv.writer(buf)
-        for row in ledger.usage_events_rows(year, company=claims[0].company.id):
-            w.writerow(["" if x is None else x for x in row])
+        csv.writer(buf).writerows(ledger.usage_events_rows(year, company=claims[0].company.id))  # None -> ""
         data = ("\ufeff" + buf.getvalue()).encode("utf-8")
         name = f"usage/usage_events_{year}.csv"
         zf.writestr(name, data)
