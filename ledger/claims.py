@@ -187,9 +187,10 @@ class ClaimResult:
         out.append(f"精确金额 exact amount: ¥{_fen_decimal_text(self.raw)}")
         rounding = "舍去到分 truncated to the fen" if s.rounding == "down" else "四舍五入到分 rounded half up to the fen"
         out.append(f"取整 rounding ({s.rounding}): {rounding} -> ¥{format_fen(self.rounded_fen)}")
-        used = (f"，其他有效申报已用 already used by active claim(s) {', '.join(f'#{i}' for i in self.cap_used_by)}: "
+        by = f" {', '.join(f'#{i}' for i in self.cap_used_by)}" if self.cap_used_by else ""
+        used = (f"，其他有效申报已用 already used by active claim(s){by}: "
                 f"¥{format_fen(self.cap_used_fen)}，剩余 remaining ¥{format_fen(self.cap_remaining_fen)}"
-                if self.cap_used_by else "")
+                if self.cap_used_fen else "")
         out.append(f"上限 cap ¥{format_fen(self.cap_fen)}（{self.cap_scope_label()}）{used}")
         out.append(f"本次申报补贴金额 subsidy claimed = min(¥{format_fen(self.rounded_fen)}, "
                    f"¥{format_fen(self.cap_remaining_fen)}) = ¥{format_fen(self.claim_fen)}"
@@ -353,6 +354,8 @@ def compute(measure: int, year: int, *, company: Company, settings: PolicySettin
             base = counted
         if not v.file_sha256:
             flags.append("无发票存档文件 no archived invoice file")
+        if v.payments and not all(p.has_file for p in v.payments):
+            flags.append("付款无存档凭证 a payment has no archived bank receipt")
         if reasons:
             excluded.append(ExcludedInvoice(v, reasons, codes))
             continue

@@ -337,8 +337,9 @@ def _claim(lg: Any, a: argparse.Namespace) -> int:
         return EXIT_OK
     measure = int(a.measure)
     if a.record:
-        result = lg.record_claim(measure, a.year, project=a.project, company=a.company)
+        # the comparison is taken before recording: afterwards the project is held by this claim
         cmp_ = lg.compute_claim(measure, a.year, project=a.project, company=a.company).comparison
+        result = lg.record_claim(measure, a.year, project=a.project, company=a.company)
         result.comparison = cmp_
     else:
         result = lg.compute_claim(measure, a.year, project=a.project, company=a.company)
