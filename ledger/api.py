@@ -763,11 +763,11 @@ class Ledger:
             result.prices_loaded = added
             log.info("the ledger had no prices: loaded %d entries from %s", added, default_price_book_path())
         book = self.price_book()
-        prepared: list[dict[str, Any]] = []
+        prepared: list[list[Any]] = []
         missing: dict[str, int] = {}
         source = str(src)
         days: dict[str, date] = {}
-        snapshots: dict[int, tuple[str, int, bool]] = {}
+        snapshots: dict[int, tuple[str | None, int | None, int]] = {}
         for n, (run_id, event_id, created_at, stage, engine, model, device, unit, qty_text, sec_text, t_in, t_out,
                 t_cached, vendor, licence, detail) in enumerate(events, 1):
             # text columns are stored as text whatever another tool put there, so hashes stay stable
@@ -786,8 +786,8 @@ class Ledger:
             day = _china_day(str(created_at), days, f"usage event {event_id!r} (row {n}) created_at")
             entry = book.lookup(model, engine, unit, day)
             if entry is None:
-                key = f"model {model!r} / engine {engine!r} / unit {unit} on {day}"
-                missing[key] = missing.get(key, 0) + 1
+                missing_key = f"model {model!r} / engine {engine!r} / unit {unit} on {day}"
+                missing[missing_key] = missing.get(missing_key, 0) + 1
                 snap: tuple[str | None, int | None, int] = (None, None, 0)
             else:
                 snap = snapshots.get(id(entry)) or snapshots.setdefault(
@@ -1146,9 +1146,9 @@ class Ledger:
                 "SELECT vendor, substr(event_date, 1, 7) || '-01', COALESCE(SUM(amount_micro), 0), "
                 "SUM(amount_micro IS NULL) FROM usage_events WHERE company_id = ? AND event_date BETWEEN ? AND ? "
                 "GROUP BY vendor, substr(event_date, 1, 7)", (c.id, f"{year:04d}-01-01", f"{year:04d}-12-31")):
-            v = by_label.get(str(vendor_label).lower())
-            label = v.name if v else (vendor_label or "本地 local (no vendor)")
-            slot = acc.setdefault((label, bucket(month)), [v.id if v else None, 0, 0, 0])
+            found = by_label.get(str(vendor_label).lower())
+            label = found.name if found else (vendor_label or "本地 local (no vendor)")
+            slot = acc.setdefault((label, bucket(month)), [found.id if found else None, 0, 0, 0])
             slot[1] += int(amount)
             slot[2] += int(unpriced)
         for inv in self.invoice_views(c.id, year):
