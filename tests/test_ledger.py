@@ -507,7 +507,12 @@ def test_export_totals_match_the_ledger(lg: Ledger, tmp_path: Path) -> None:
         receipt.write_bytes(f"receipt {i}".encode())
         lg.add_payment(n20(2025, i), f"2025-0{i}-11", total, f"BANK{i:04d}", file=receipt)
     lg.add_invoice("深度求索", n20(2025, 9), "2025-09-09", "10.00", "0.60", "10.60")  # unpaid: excluded
-    lg.import_usage(_usage_project(tmp_path))
+    folder = _usage_project(tmp_path)
+    src = sqlite3.connect(folder / "usage.sqlite")  # the project's own file: date its events in 2025
+    src.execute("UPDATE usage_events SET created_at = '2025-06-30T17:00:00.000+00:00'")  # 2025-07-01 in China
+    src.commit()
+    src.close()
+    lg.import_usage(folder)
     recorded = lg.record_claim(5, 2025)
     out = tmp_path / "export"
     result = lg.export(2025, out, measure="5")
@@ -578,8 +583,13 @@ def test_export_totals_match_the_ledger(lg: Ledger, tmp_path: Path) -> None:
         for digest, name in sums:
             assert hashlib.sha256(zf.read(name)).hexdigest() == digest
         assert head in zf.read("manifest.csv").decode("utf-8-sig")
-        usage_csv = zf.read("usage/usage_events_2025.csv").decode("utf-8-sig") if date.today().year == 2025 else ""
-        assert usage_csv == "" or "deepseek-chat" in usage_csv
+        usage_csv = list(csv.reader(io.StringIO(zf.read("usage/usage_events_2025.csv").decode("utf-8-sig"))))
+        assert len(usage_csv) == 1 + 3 and {r[1] for r in usage_csv[1:]} == {"2025-07-01"}
+    usage_rows = [r for r in wb["用量明细"].iter_rows(min_row=2, values_only=True) if r[0] is not None]
+    usage_total = next(r for r in usage_rows if r[0] == "合计")
+    micro = lg.store.conn.execute("SELECT SUM(amount_micro) FROM usage_events").fetchone()[0]
+    assert micro == 3_269_134 and Decimal(str(usage_total[13])) * 1_000_000 == micro
+    assert usage_total[12] == 3
     audit = lg.audit(1)[0]
     assert audit["action"] == "export" and audit["detail"]["chain_head"] == head
     assert lg.verify(expect_head=head).ok
