@@ -85,3 +85,12 @@ def register_cjk_font() -> FontChoice:
         "no CJK font that reportlab can embed was found for the PDF summary: " + "; ".join(reasons),
         hint="apt-get install fonts-wqy-microhei, or set REELFORGE_CJK_FONT=/path/to/font.ttf[#index] "
              "(TrueType outlines; OpenType/CFF fonts such as Noto Sans CJK are not supported by reportlab)")
+
+
+def cjk_font_available() -> bool:
+    """Whether :func:`register_cjk_font` finds a font (so a PDF summary can be written)."""
+    try:
+        register_cjk_font()
+    except LedgerError:
+        return False
+    return True
