@@ -244,8 +244,10 @@ def analyse(novel: NovelText, ctx: RunContext | None = None) -> Analysis:
                     score -= 3.0
                 if len(s) < 6 and not re.search(r"[。！？!?]$", s):
                     score -= 1.0  # a fragment cut by a hard line wrap
+                if len(s) <= 12 and _TAG_END.search(s):
+                    continue  # a bare speech tag (三藏道): the shot already shows who speaks
                 if _TAG_END.search(s) or (len(s) <= 24 and POST_SPEECH.match(s)):
-                    score -= 2.5  # a speech tag (王胡轻蔑的抬起眼来说): the shot shows who speaks
+                    score -= 2.5  # a speech tag (王胡轻蔑的抬起眼来说)
                 units.append(Unit(a, b, "narration", NARRATOR, i, seg_scene[i], seg.chapter, seg.para,
                                   line_seconds(s, "narration"), score, ten, "", poem, names))
     if ctx:
@@ -254,6 +256,11 @@ def analyse(novel: NovelText, ctx: RunContext | None = None) -> Analysis:
 
 
 # --- episodes ---------------------------------------------------------------------------------
+
+
+def _value(b: Block) -> float:
+    """Worth per second, with a fixed cost per block so whole exchanges beat scattered short lines."""
+    return b.score / (b.seconds + 4.0)
 
 
 def _largest_remainder(weights: list[float], total: int, minimum: int) -> list[int]:
@@ -397,7 +404,7 @@ class Stager:
         scene_chars: list[str] = []
         for u in units:
             for n in ([u.speaker] if u.kind != "narration" else list(u.names)):
-                if n and n not in scene_chars and n not in (NARRATOR, UNKNOWN):
+                if n and n not in scene_chars and n not in (NARRATOR, UNKNOWN, CROWD):
                     scene_chars.append(n)
         sid = f"e{ep:02d}s{number:02d}"
 
@@ -521,8 +528,10 @@ def _short_look(text: str, cast: Cast, person: Person) -> str:
             window = text[pos:pos + 60]
             m = _LOOKS.search(window)
             if m:
-                clause = re.split(r"[，。！？；、\n“”]", window[m.start():])[0]
-                if 2 <= len(clause) <= 16:
+                a = max(window.rfind(c, 0, m.start()) for c in "，。！？；、：\n“”") + 1
+                ends = [x for x in (window.find(c, m.end()) for c in "，。！？；、：\n“”") if x >= 0]
+                clause = window[a:min(ends) if ends else len(window)]
+                if 4 <= len(clause) <= 14 and clause not in (m.group(0),) and not cast.find(clause):
                     return clause
             pos += len(alias)
     return ""
@@ -652,7 +661,7 @@ def build_series(an: Analysis, inp: ScriptInput, ctx: RunContext | None = None) 
 
 def _episode(an: Analysis, stager: Stager, number: int, scene_ids: list[int],
              units_by_scene: dict[int, list[Unit]], target: float) -> tuple[Episode, float]:
-    max_scenes = max(1, round(target / 22))
+    max_scenes = max(1, round(target / 30))
     candidates = [k for k in scene_ids if units_by_scene.get(k)]
     if not candidates:
         candidates = scene_ids[:1]
@@ -696,12 +705,13 @@ def _episode(an: Analysis, stager: Stager, number: int, scene_ids: list[int],
                 i += 1
                 continue
             run = [u]
-            while (i + len(run) < len(us) and len(run) < 4 and us[i + len(run)].kind != "narration"
-                   and us[i + len(run)].para - run[-1].para <= 1):
+            while (i + len(run) < len(us) and len(run) < 6 and us[i + len(run)].kind != "narration"
+                   and us[i + len(run)].para - run[-1].para <= 1
+                   and sum(x.seconds for x in run) + us[i + len(run)].seconds <= 20):
                 run.append(us[i + len(run)])
             forced = cliff_unit is not None and any(x is cliff_unit for x in run)
             speakers = len({x.speaker for x in run})
-            score = sum(x.score for x in run) / math.sqrt(len(run)) + 0.8 * (speakers - 1)
+            score = sum(x.score for x in run) + 1.5 * (speakers - 1)  # an exchange beats a lone line
             out.append(Block(run, k, score + (5.0 if forced else 0.0), sum(x.seconds for x in run) + 0.5 * len(run), forced))
             i += len(run)
         return out
@@ -716,14 +726,14 @@ def _episode(an: Analysis, stager: Stager, number: int, scene_ids: list[int],
         return sum(b.seconds for b in blocks) + 2.2 * len(scenes_in)
 
     remaining = sorted((b for k in order for b in pool[k] if not b.forced),
-                       key=lambda b: (-(b.score / (b.seconds + 1.5)), b.order))
+                       key=lambda b: (-_value(b), b.order))
     for b in remaining:
         if est(selected + [b]) <= budget:
             selected.append(b)
     # still short: borrow from scenes left out, best first
     if est(selected) < target * _FILL_LOW and spare:
         extra = sorted((b for k in spare for b in pool[k] if b.order < (cut or 1 << 60)),
-                       key=lambda b: (-(b.score / (b.seconds + 1.5)), b.order))
+                       key=lambda b: (-_value(b), b.order))
         for b in extra:
             if est(selected + [b]) <= budget:
                 selected.append(b)
@@ -746,7 +756,7 @@ def _episode(an: Analysis, stager: Stager, number: int, scene_ids: list[int],
             droppable = [b for b in selected if not b.forced]
             if not droppable:
                 break
-            worst = min(droppable, key=lambda b: (b.score / (b.seconds + 1.5), -b.order))
+            worst = min(droppable, key=lambda b: (_value(b), -b.order))
             selected.remove(worst)
         elif total < target * _FILL_LOW:
             in_scenes = {b.scene for b in selected}
@@ -756,7 +766,7 @@ def _episode(an: Analysis, stager: Stager, number: int, scene_ids: list[int],
             fitting = [b for b in left if b.seconds <= target * _FILL_HIGH - total]
             if not fitting:
                 break
-            best = max(fitting, key=lambda b: (b.score / (b.seconds + 1.5), -b.order))
+            best = max(fitting, key=lambda b: (_value(b), -b.order))
             selected.append(best)
         else:
             break

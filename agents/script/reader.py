@@ -77,40 +77,12 @@ def normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _sniff_utf16(data: bytes) -> str | None:
-    """UTF-16 without a BOM: ASCII and most CJK text put NULs in one byte lane only."""
-    sample = data[:4096]
-    if len(sample) < 4:
-        return None
-    even = sample[0::2]
-    odd = sample[1::2]
-    zeros_even = even.count(0) / len(even)
-    zeros_odd = odd.count(0) / len(odd)
-    # CJK text in UTF-16 has few zero bytes, but newlines and punctuation give some; binary has
-    # zeros in both lanes.
-    if zeros_odd > 0.2 and zeros_even < 0.02:
-        return "utf-16-le"
-    if zeros_even > 0.2 and zeros_odd < 0.02:
-        return "utf-16-be"
-    return None
-
-
 def _control_ratio(text: str) -> float:
     sample = text[:20000]
     if not sample:
         return 0.0
     bad = sum(1 for c in sample if (ord(c) < 32 and c not in "\n\r\t\f\v") or c == "\ufffd")
     return bad / len(sample)
-
-
-def _looks_cjk_or_latin(text: str) -> bool:
-    """Text decoded by GB18030 from random bytes is mostly rare ideographs and odd symbols."""
-    sample = text[:20000]
-    if not sample:
-        return False
-    good = sum(1 for c in sample if c.isascii() or "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f"
-               or "\uff00" <= c <= "\uffef" or c in "“”‘’—…·")
-    return good / len(sample) > 0.85
 
 
 def decode_bytes(data: bytes, *, origin: str = "text") -> tuple[str, str]:
@@ -128,40 +100,50 @@ def decode_bytes(data: bytes, *, origin: str = "text") -> tuple[str, str]:
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise InputError(f"{origin} is {what}, not a novel", hint="give a .txt, .epub, .docx or .md file")
-    utf16 = _sniff_utf16(data)
-    if utf16 is not None:
-        try:
-            return data.decode(utf16), utf16
-        except UnicodeDecodeError:
-            pass
-    if b"\x00" in data[:65536]:
-        raise InputError(f"{origin} is a binary file (it contains NUL bytes), not text",
-                         hint="give a .txt, .epub, .docx or .md file")
     try:
         text = data.decode("utf-8")
         encoding = "utf-8"
     except UnicodeDecodeError:
+        text, encoding = "", ""
+    if not encoding or "\x00" in text[:65536]:
         text, encoding = _decode_legacy(data, origin)
-    if encoding != "utf-8" and not _looks_cjk_or_latin(text):
-        raise TextDecodeError(
-            f"{origin} decodes as {encoding} only to unreadable symbols; it is probably binary",
-            hint="re-save the novel as UTF-8 text",
-        )
     if _control_ratio(text) > 0.01:
         raise InputError(f"{origin} holds control characters; it is probably a binary file",
                          hint="give a .txt, .epub, .docx or .md file")
     return text, encoding
 
 
+def _plausibility(text: str) -> float:
+    """Share of characters that ordinary Chinese or English prose is made of."""
+    sample = text[:20000]
+    if not sample:
+        return 0.0
+    good = sum(1 for c in sample if ("\u4e00" <= c <= "\u9fff") or (" " <= c <= "~") or c in "\n\t"
+               or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef" or c in "“”‘’—…·")
+    return good / len(sample)
+
+
 def _decode_legacy(data: bytes, origin: str) -> tuple[str, str]:
-    """GB18030 (covers GBK and GB2312), then Big5."""
-    for enc in ("gb18030", "big5"):
+    """Not UTF-8: UTF-16 without a BOM, GB18030 (covers GBK and GB2312) or Big5, whichever reads as prose."""
+    best: tuple[float, str, str] = (0.0, "", "")
+    candidates = ["gb18030", "big5"]
+    if len(data) % 2 == 0:
+        candidates = ["utf-16-le", "utf-16-be", *candidates]
+    for enc in candidates:
         try:
-            return data.decode(enc), enc
-        except UnicodeDecodeError as e:
-            err = e
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        score = _plausibility(text)
+        if score > best[0] + 0.02:  # earlier candidates win ties
+            best = (score, text, enc)
+    if best[0] >= 0.85:
+        return best[1], best[2]
+    if best[2]:
+        raise InputError(f"{origin} is a binary file or in an unknown encoding (best guess {best[2]} reads as "
+                         f"{best[0]:.0%} text)", hint="give a .txt, .epub, .docx or .md file saved as UTF-8")
     raise TextDecodeError(
-        f"{origin} is neither UTF-8, GB18030/GBK, Big5 nor UTF-16 text (undecodable byte at offset {err.start})",
+        f"{origin} is neither UTF-8, GB18030/GBK, Big5 nor UTF-16 text",
         hint="re-save the file as UTF-8 (for example with iconv -f YOURENC -t UTF-8)",
     )
 

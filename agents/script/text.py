@@ -15,7 +15,7 @@ _WS = " \t\u3000\xa0\u2002\u2003\u200b\ufeff"
 # Chinese numerals as used in headings (第一章, 第二十一回, 第１２章, 第一百零八回).
 _NUM = r"[零〇一二三四五六七八九十百千万两0-9０-９]{1,8}"
 _UNIT = r"[章回节集话幕]"
-_PREFIX = r"(?:《[^》]{0,20}》\s*目录\s*|目录\s*|正文\s*|卷[^\s]{0,8}\s+|第" + _NUM + r"卷[^\s第]{0,20}\s*|#{1,6}\s*|【\s*|\[\s*)*"
+_PREFIX = r"(?:《[^》]{0,20}》\s*目录\s*|目录\s*|正文\s*|卷[^\s]{0,8}\s+|第" + _NUM + r"卷\s*[^\s第]{0,20}\s*|#{1,6}\s*|【\s*|\[\s*)*"
 _HEADING_RE = re.compile(
     r"^" + _PREFIX + r"(?P<label>第" + _NUM + _UNIT + r")(?P<rest>.{0,40})$"
 )
@@ -102,8 +102,9 @@ def match_heading(line: str) -> tuple[str, str] | None:
         if m:
             rest = m.group("rest").strip(_WS + ":：·.、-–—】]")
             label = re.sub(r"\s+", " ", m.group("label"))
-            if rx is _HEADING_RE and rest and rest[0] in "，,；;" :
-                return None  # 第一回合，... is prose
+            if rx is _HEADING_RE and rest and (rest[0] in "，,；;" or rest.endswith(("。", "！", "？"))
+                                                or (len(rest) > 15 and ("，" in rest or "," in rest))):
+                return None  # 第一回合，两人战了三十合…… is prose
             return label, rest
     return None
 

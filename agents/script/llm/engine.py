@@ -667,13 +667,14 @@ def _clean_speaker(speaker: str, known: dict[str, str]) -> str:
 
 def _split_line(text: str) -> list[str]:
     """Clean a model's line: no speaker prefix, quotes or brackets; sentence-size pieces."""
-    t = _PREFIX.sub("", text, count=1) if len(text) > 4 else text
-    t = "".join(" " if c in BAD_CHARS else c for c in t)
     out: list[str] = []
-    for a, b in speakable_pieces(t, 0, len(t)):
-        piece = t[a:b].strip()
-        if piece:
-            out.append(piece)
+    for part in text.split("\n"):
+        t = _PREFIX.sub("", part, count=1) if len(part) > 4 else part
+        t = "".join("  " if c in BAD_CHARS else c for c in t)
+        for a, b in speakable_pieces(t, 0, len(t)):
+            piece = t[a:b].strip()
+            if piece:
+                out.append(piece)
     return out
 
 
