@@ -30,6 +30,9 @@ _BARE_TAG = re.compile(
     r"(?:^|[，,。；;：:\s])(?P<n>" + NAME_CHAR + r"{2,4}?)(?:笑|怒|叹|急|忙|亦|乃|又|便|遂|大笑|大喜|大惊|大怒|大呼|大叫|厉声|低声|"
     r"高声|冷笑|再拜|拜|答|应|回|出|叱|喝)?(?:曰|道|问|说|言|叫|呼)[：:]?\s*$"
 )
+_BARE_POST = re.compile(
+    r"^(?P<n>" + NAME_CHAR + r"{2,4}?)(?:[^，。！？“”]{0,10}?)(?:说道|说|道|曰|问|答|喊|叫|嚷|笑道|骂|应)[了着]?\s*(?:[。，,！!？?]|$)"
+)
 _SURNAME_CLASS = "(?:" + "|".join(_COMPOUND_SURNAMES) + "|[" + "".join(sorted(_SURNAMES)) + "])"
 CROWD = "众人"
 UNKNOWN = "路人"
@@ -142,7 +145,7 @@ class Attributor:
                     found = fm.group(1)
             if found:
                 return self.cast.canonical(found) or found, "short"
-        bare = _BARE_TAG.search(compact) if is_pre else None
+        bare = _BARE_TAG.search(compact) if is_pre else _BARE_POST.match(compact)
         if bare and plausible_name(bare.group("n")) and bare.group("n")[-1] not in "大厉高低冷再又便亦乃遂忙急笑怒叹呼叫":
             name = bare.group("n")
             return self.cast.canonical(name) or name, "tag"
