@@ -32,6 +32,7 @@ from core.errors import ConfigError, ModelError
 log = logging.getLogger(__name__)
 
 Message = dict[str, str]
+RETRY_AFTER_MAX_S = 120.0  # a server asking for a longer pause than this is treated as down
 FallbackFn = Callable[[str], None]
 
 
@@ -247,7 +248,7 @@ class OpenAICompatClient(ChatClient):
             wait: float | None = None
             if retry_after:
                 try:
-                    wait = min(float(retry_after), self.backoff_max_s)
+                    wait = min(max(0.0, float(retry_after)), RETRY_AFTER_MAX_S)
                 except ValueError:
                     wait = None
             raise RetryableError(f"HTTP {status}: {detail[:200]}", retry_after=wait)

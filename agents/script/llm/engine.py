@@ -322,6 +322,8 @@ class LLMEngine(ScriptEngine):
         self._lock = threading.Lock()
         self._usage: list[UsageRecord] = []
         self._ctx: RunContext | None = None
+        self._pending: list[UsageRecord] = []
+        self._owner = threading.get_ident()
 
     # -- usage ------------------------------------------------------------------------------
     def _record(self, level: str, completion: Completion, attempt: int) -> None:
@@ -348,8 +350,20 @@ class LLMEngine(ScriptEngine):
                                        detail={"level": level}))
         with self._lock:
             self._usage.extend(records)
-            if self._ctx is not None:
-                self._ctx.record(records)  # recorded at once: money spent stays on the books if the run fails
+            self._pending.extend(records)
+        if threading.get_ident() == self._owner:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write queued usage through the context, from the thread that owns it (SQLite is per thread).
+
+        Called after every call on the main thread and as worker calls finish, so money already
+        spent stays on the books even when a later call fails.
+        """
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch and self._ctx is not None:
+            self._ctx.record(batch)
 
     def _ask(self, level: str, prompt: str, model: type[BaseModel], *, max_tokens: int = 2048,
              check: Callable[[Any], None] | None = None) -> Any:
@@ -372,6 +386,8 @@ class LLMEngine(ScriptEngine):
     def generate(self, novel: NovelText, inp: ScriptInput, ctx: RunContext) -> EngineResult:
         self._ctx = ctx
         self._usage = []
+        self._pending = []
+        self._owner = threading.get_ident()
         an = analyse(novel, ctx)
         draft = self._open_draft(novel, inp, an)
         self._save(draft)
@@ -544,22 +560,28 @@ class LLMEngine(ScriptEngine):
         if not jobs:
             return
         done = 0
-        with ThreadPoolExecutor(max_workers=max(1, self.client.concurrency), thread_name_prefix=f"script-{what}") as pool:
-            futures: dict[Future[Any], Any] = {pool.submit(fn, job): job for job in jobs}
-            pending = set(futures)
-            try:
-                while pending:
-                    finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        put(futures[fut], fut.result())
-                        done += 1
-                    if finished:
-                        self._save(draft)
-                    ctx.step(lo + (hi - lo) * done / len(jobs), f"{what} {done}/{len(jobs)}")
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
-                raise
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, self.client.concurrency),
+                                    thread_name_prefix=f"script-{what}") as pool:
+                futures: dict[Future[Any], Any] = {pool.submit(fn, job): job for job in jobs}
+                pending = set(futures)
+                try:
+                    while pending:
+                        finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                        self._flush()
+                        for fut in finished:
+                            put(futures[fut], fut.result())
+                            done += 1
+                        if finished:
+                            self._save(draft)
+                        ctx.step(lo + (hi - lo) * done / len(jobs), f"{what} {done}/{len(jobs)}")
+                except BaseException:
+                    for fut in pending:
+                        fut.cancel()
+                    self._save(draft)  # what finished is kept: the next run resumes from there
+                    raise
+        finally:
+            self._flush()  # calls that finished after a failure were paid for too
 
     # -- assembly ---------------------------------------------------------------------------
     def _assemble(self, novel: NovelText, an: Analysis, draft: Draft, inp: ScriptInput,
