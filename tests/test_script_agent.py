@@ -12,8 +12,14 @@ import pytest
 
 from agents.base import RunContext
 from agents.script import FORMATS, ScriptAgent, ScriptInput, export, verify_spans
-from agents.script.cli import register, run
-from agents.script.export import SHOTLIST_COLUMNS, format_for, to_fountain, to_markdown, to_shotlist_csv
+from agents.script.cli import register
+from agents.script.export import (
+    SHOTLIST_COLUMNS,
+    format_for,
+    to_fountain,
+    to_markdown,
+    to_shotlist_csv,
+)
 from core.config import Config
 from core.errors import InputError, StageError
 from core.screenplay import Series, json_schema
