@@ -172,3 +172,6 @@ def test_cli(novel_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "-o" in capsys.readouterr().err
     assert _cli("script", str(novel_file), "-o", str(out), "--engine", "openai", "--quiet") == 2
     assert "base_url" in capsys.readouterr().err
+    schema = tmp_path / "schema.json"
+    assert _cli("script", "--schema", str(schema)) == 0
+    assert json.loads(schema.read_text(encoding="utf-8"))["title"] == "Series"

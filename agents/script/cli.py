@@ -6,6 +6,7 @@ The lead's ``ui/cli.py`` mounts this with :func:`register` and dispatches to :fu
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -20,6 +21,7 @@ from agents.script.base import ENGINE_NAMES, ScriptInput
 from agents.script.export import FORMATS, export, format_for
 from core.config import load_config
 from core.errors import InputError, ReelForgeError
+from core.screenplay import json_schema
 from core.usage import UsageStore
 from core.workspace import Workspace
 
@@ -31,7 +33,7 @@ HELP = "把小说/IP 改编成分集微短剧剧本 (adapt a novel or IP into an
 def register(subparsers: Any) -> None:
     """Add the ``script`` subcommand to an argparse subparsers object."""
     p: argparse.ArgumentParser = subparsers.add_parser("script", help=HELP, description=HELP)
-    p.add_argument("source", metavar="NOVEL",
+    p.add_argument("source", metavar="NOVEL", nargs="?",
                    help="小说文件 (.txt .epub .docx .md) 或一句话梗概/大纲文本 (a novel file, or a logline/outline as text)")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="输出文件 (output file; the format follows the suffix unless --format is given)")
@@ -56,6 +58,8 @@ def register(subparsers: Any) -> None:
                    help="重新生成某一层：summaries/logline/characters/outline/scenes/lines (repeatable)")
     p.add_argument("--episode", type=int, default=None, help="与 --regenerate 合用：只重做这一集 (only this episode)")
     p.add_argument("--usage", type=Path, default=None, help="用量数据库 (usage.sqlite) when no --project is given")
+    p.add_argument("--schema", type=Path, default=None,
+                   help="写出剧本的 JSON Schema (write the screenplay JSON Schema to this file; alone, or with a run)")
     p.add_argument("--quiet", action="store_true", help="不显示进度 (no progress)")
     p.set_defaults(func=run)
 
@@ -88,6 +92,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.schema is not None:
+        args.schema.parent.mkdir(parents=True, exist_ok=True)
+        args.schema.write_text(json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        print(f"  -> {args.schema}")
+        if args.source is None:
+            return 0
+    if args.source is None:
+        raise InputError("no novel given", hint="reelforge script NOVEL -o OUT.json")
     cfg = load_config(args.config)
     if args.base_url:
         cfg.llm.base_url = args.base_url

@@ -594,10 +594,16 @@ class OfflineEngine(ScriptEngine):
         return EngineResult(series=series, usage=[record], report=report)
 
 
-def build_series(an: Analysis, inp: ScriptInput, ctx: RunContext | None = None) -> tuple[Series, dict[str, Any]]:
+def build_series(an: Analysis, inp: ScriptInput, ctx: RunContext | None = None,
+                 plan: list[list[int]] | None = None) -> tuple[Series, dict[str, Any]]:
+    """Pack, stage and title the episodes. ``plan`` (scene ids per episode) defaults to :func:`plan_episodes`."""
     novel = an.novel
     target = float(inp.episode_seconds)
-    plan = plan_episodes(an, inp.episodes)
+    if plan is None:
+        plan = plan_episodes(an, inp.episodes)
+    if inp.episodes is not None and len(plan) < inp.episodes and ctx:
+        ctx.warn(f"源文本只够 {len(plan)} 集 / asked for {inp.episodes} episodes, the source has material for "
+                 f"{len(plan)} (one paragraph at least per episode)")
     stager = Stager(an)
     units_by_scene: dict[int, list[Unit]] = {}
     for u in an.units:

@@ -389,9 +389,11 @@ class LLMEngine(ScriptEngine):
         self._pending = []
         self._owner = threading.get_ident()
         an = analyse(novel, ctx)
-        draft = self._open_draft(novel, inp, an)
+        plan = plan_episodes(an, inp.episodes)
+        draft = self._open_draft(novel, inp, plan, an)
         self._save(draft)
-        offline, _rep = build_series(an, inp, None)  # the condensed picks, used when a range is too long
+        # the offline engine's picks for the same episodes: verbatim, condensed source for long ranges
+        offline, _rep = build_series(an, inp, None, plan=plan)
         text = novel.text
 
         if not draft.summaries:
@@ -433,19 +435,17 @@ class LLMEngine(ScriptEngine):
         self._ctx = None
         return EngineResult(series=series, usage=usage, report=report | {"recorded": True})
 
-    def _open_draft(self, novel: NovelText, inp: ScriptInput, an: Analysis) -> Draft:
+    def _open_draft(self, novel: NovelText, inp: ScriptInput, plan: list[list[int]], an: Analysis) -> Draft:
         draft: Draft | None = None
         if self.draft_path and self.draft_path.exists():
             draft = Draft.load(self.draft_path)
             if draft.source_sha256 != novel.sha256:
                 log.warning("draft %s belongs to another source; starting a new one", self.draft_path)
                 draft = None
-            elif draft.episode_seconds != float(inp.episode_seconds) or (
-                    inp.episodes is not None and len(draft.ranges) != inp.episodes):
+            elif draft.episode_seconds != float(inp.episode_seconds) or len(draft.ranges) != len(plan):
                 log.warning("draft %s was made for other episode settings; starting a new one", self.draft_path)
                 draft = None
         if draft is None:
-            plan = plan_episodes(an, inp.episodes)
             ranges = [(an.scenes[ids[0]].start, an.scenes[ids[-1]].end) for ids in plan if ids]
             draft = Draft(source_sha256=novel.sha256, language=self.language,
                           episode_seconds=float(inp.episode_seconds), ranges=ranges)
