@@ -441,10 +441,10 @@ def discover_cast(
     people = people[:max_people]
     if people:
         named = [p for p in people if not p.generic]
-        top = named[0].mentions if named else people[0].mentions
-        for i, p in enumerate(named):
-            p.role = "lead" if i == 0 or (i < 3 and p.mentions >= 0.3 * top) else "supporting"
-            if p.role != "lead" and p.mentions < 0.02 * top:
+        most = named[0].mentions if named else people[0].mentions
+        for rank, p in enumerate(named):
+            p.role = "lead" if rank == 0 or (rank < 3 and p.mentions >= 0.3 * most) else "supporting"
+            if p.role != "lead" and p.mentions < 0.02 * most:
                 p.role = "extra"
         for p in people:
             if p.generic:

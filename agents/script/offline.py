@@ -204,10 +204,10 @@ def analyse(novel: NovelText, ctx: RunContext | None = None) -> Analysis:
     how = attribute(segments, text, cast)
     scenes = split_scenes(text, segments, paragraph_starts)
     seg_scene: dict[int, int] = {}
-    seg_index = {id(s): i for i, s in enumerate(segments)}
+    seg_index = {id(member): i for i, member in enumerate(segments)}
     for k, sc in enumerate(scenes):
-        for s in sc.segs:
-            seg_scene[seg_index[id(s)]] = k
+        for member in sc.segs:
+            seg_scene[seg_index[id(member)]] = k
     units: list[Unit] = []
     lead_names = {p.name for p in cast.people if p.role == "lead"}
     named = {p.name for p in cast.people if not p.generic}

@@ -134,7 +134,7 @@ class FakeOpenAIServer:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host!s}:{port}/v1" if isinstance(host, str) else f"http://127.0.0.1:{port}/v1"
 
     def __enter__(self) -> FakeOpenAIServer:
         outer = self

@@ -67,7 +67,7 @@ class TransformersClient(ChatClient):
         except (OSError, ValueError) as e:
             raise ModelError(f"could not load the model in {str(folder)!r}: {e}",
                              hint="check that the folder holds config.json, weights and a tokenizer") from e
-        self.lm.to(self.torch_device)
+        self.lm.to(self.torch_device)  # type: ignore[arg-type]
         self.lm.eval()
         limit = getattr(self.lm.config, "max_position_embeddings", None) or 4096
         self.context_tokens = int(context_tokens or limit)
@@ -80,7 +80,7 @@ class TransformersClient(ChatClient):
         if getattr(tok, "chat_template", None):
             ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
             if hasattr(ids, "input_ids"):  # newer tokenizers return a BatchEncoding
-                ids = ids["input_ids"]
+                ids = ids["input_ids"]  # type: ignore[index,call-overload]
             return ids
         text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages) + "<|assistant|>\n"
         return tok(text, return_tensors="pt").input_ids
@@ -105,7 +105,7 @@ class TransformersClient(ChatClient):
                 out = self.lm.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new,
                                        do_sample=False, pad_token_id=pad)
             gen = out[0, ids.shape[-1]:]
-            text = self.tokenizer.decode(gen, skip_special_tokens=True)
+            text = str(self.tokenizer.decode(gen, skip_special_tokens=True))
         return Completion(text=text, model=self.model, tokens_in=int(ids.shape[-1]), tokens_out=int(gen.shape[-1]),
                           seconds=time.perf_counter() - start,
                           finish_reason="length" if gen.shape[-1] >= new else "stop")
