@@ -28,8 +28,9 @@ _PLACE_SUFFIX = (
 )
 _PLACE_RE = re.compile(
     r"(?:在|到|至|入|进|往|回|出|于|来到|到了|行至|回到|进了|住在|奔|投|上了|下了|离了|过了)(?:那|这|一座|一个|个|了)?"
-    r"(?P<place>[\u4e00-\u9fff]{1,5}?(?:" + _PLACE_SUFFIX + r"))"
+    r"(?P<place>[\u4e00-\u9fff]{1,5}(?:" + _PLACE_SUFFIX + r"))"
 )
+_PLACE_TAIL = re.compile(r"(?:" + _PLACE_SUFFIX + r")$")
 _INT_SUFFIX = ("宫", "殿", "院", "府", "祠", "店", "堂", "房", "屋", "厅", "室", "衙", "监", "牢", "狱", "庵", "观", "铺",
                "馆", "帐", "宅", "轩", "斋", "楼", "阁", "寺", "庙", "洞", "酒店", "酒楼", "茶馆", "医院", "公司", "会所",
                "别墅", "大厅", "客栈", "厢房", "书房", "卧房", "房间", "办公室")
@@ -37,7 +38,7 @@ _NIGHT = re.compile(r"夜|晚上|晚间|天晚|黄昏后|月下|月光|灯下|�
 _DAWN = re.compile(r"天明|黎明|破晓|五更|清晨|早晨|侵晨|拂晓|鸡鸣|日出")
 _DUSK = re.compile(r"黄昏|傍晚|日落|夕阳|日暮|日西|天色已晚|天色将晚|薄暮")
 _NOT_PLACES = {"世界", "天下", "心里", "心中", "手里", "眼里", "家里", "门口", "地上", "身上", "头上"}
-_BAD_PLACE_START = set("他她我你这那一个了的是在不也都就还些里上下中内外前后左右屯驻扎守攻取围")
+_BAD_PLACE_START = set("他她我你这那一个了的是在不也都就还些里上下中内外前后左右屯驻扎守攻取围到得好称至入进往回出于")
 
 
 @dataclass(slots=True)
@@ -114,15 +115,21 @@ def _locate(text: str, sc: SceneDraft) -> None:
         body = text[seg.start:seg.end]
         for m in _PLACE_RE.finditer(body):
             place = m.group("place")
+            for sep in ("的", "之", "和", "与", "，"):
+                if sep in place:
+                    place = place.rsplit(sep, 1)[1]  # 未庄的土谷祠 -> 土谷祠
             while place and place[0] in _BAD_PLACE_START:
                 place = place[1:]
-            if len(place) < 2 or place in _NOT_PLACES:
+            if len(place) < 2 or place in _NOT_PLACES or not re.search(_PLACE_TAIL, place) \
+                    or any(c in place for c in "了着过") or (len(place) == 2 and place[1] in "观门台场"):
                 continue
             counts[place] += 1
-            first.setdefault(place, seg.start + m.start("place") + (len(m.group("place")) - len(place)))
+            first.setdefault(place, seg.start + m.end("place") - len(place))
     head = _paragraph_text(text, sc.segs[:12])
     if counts:
-        best = max(counts, key=lambda p: (counts[p], -first[p]))
+        # a place named elsewhere in the book too is a real place, not a one-off phrase
+        known = {p: (2 if text.count(p, 0, len(text)) >= 3 else 0) for p in counts}
+        best = max(counts, key=lambda p: (counts[p] + known[p], -first[p]))
         sc.place = best
         sc.place_span = (first[best], first[best] + len(best))
         sc.int_ext = "INT" if best.endswith(_INT_SUFFIX) else "EXT"
