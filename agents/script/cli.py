@@ -1,0 +1,187 @@
+"""``reelforge script NOVEL -o OUT.json``: the script agent on the command line.
+
+The lead's ``ui/cli.py`` mounts this with :func:`register` and dispatches to :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from agents.base import Cancelled, RunContext
+from agents.script.agent import ScriptAgent
+from agents.script.base import ENGINE_NAMES, ScriptInput
+from agents.script.export import FORMATS, export, format_for
+from core.config import load_config
+from core.errors import InputError, ReelForgeError
+from core.screenplay import json_schema
+from core.usage import UsageStore
+from core.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+HELP = "把小说/IP 改编成分集微短剧剧本 (adapt a novel or IP into an episodic micro-drama screenplay)"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``script`` subcommand to an argparse subparsers object."""
+    p: argparse.ArgumentParser = subparsers.add_parser("script", help=HELP, description=HELP)
+    p.add_argument("source", metavar="NOVEL", nargs="?",
+                   help="小说文件 (.txt .epub .docx .md) 或一句话梗概/大纲文本 (a novel file, or a logline/outline as text)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="输出文件 (output file; the format follows the suffix unless --format is given)")
+    p.add_argument("--format", choices=FORMATS, default=None, help="输出格式 (output format)")
+    p.add_argument("--engine", choices=ENGINE_NAMES, default="offline",
+                   help="offline: 规则引擎，无需模型 (rules, no model); openai: OpenAI 兼容接口; local: 本地模型")
+    p.add_argument("--episodes", type=int, default=None, help="集数；不填则改编全书 (episodes; default: the whole novel)")
+    p.add_argument("--episode-seconds", type=float, default=90.0, help="每集目标时长（秒）(target seconds per episode)")
+    p.add_argument("--title", default=None, help="剧名 (series title)")
+    p.add_argument("--project", type=Path, default=None,
+                   help="项目目录：剧本写入 screenplay.json，用量写入 usage.sqlite (project folder)")
+    p.add_argument("--config", type=Path, default=None, help="配置文件 (config TOML)")
+    p.add_argument("--lang", choices=("zh", "en"), default="zh", help="LLM 提示词语言 (prompt language)")
+    p.add_argument("--base-url", default=None, help="OpenAI 兼容接口地址，覆盖配置 (overrides [llm] base_url)")
+    p.add_argument("--model", default=None, help="模型名，覆盖配置 (overrides [llm] model)")
+    p.add_argument("--api-key-env", default=None, help="存放 API key 的环境变量名 (environment variable holding the key)")
+    p.add_argument("--local-model", default=None, help="本地模型目录或 .gguf 文件 (overrides [llm] local_model_path)")
+    p.add_argument("--concurrency", type=int, default=None, help="LLM 并发请求数 (concurrent LLM requests)")
+    p.add_argument("--draft", type=Path, default=None,
+                   help="LLM 分层草稿 JSON，可编辑后重跑 (the editable draft of the LLM levels)")
+    p.add_argument("--regenerate", action="append", default=[], metavar="LEVEL",
+                   help="重新生成某一层：summaries/logline/characters/outline/scenes/lines (repeatable)")
+    p.add_argument("--episode", type=int, default=None, help="与 --regenerate 合用：只重做这一集 (only this episode)")
+    p.add_argument("--usage", type=Path, default=None, help="用量数据库 (usage.sqlite) when no --project is given")
+    p.add_argument("--schema", type=Path, default=None,
+                   help="写出剧本的 JSON Schema (write the screenplay JSON Schema to this file; alone, or with a run)")
+    p.add_argument("--quiet", action="store_true", help="不显示进度 (no progress)")
+    p.set_defaults(func=run)
+
+
+def _progress(quiet: bool) -> Any:
+    last = [-1]
+
+    def show(fraction: float, message: str) -> None:
+        pct = int(fraction * 100)
+        if quiet or pct == last[0]:
+            return
+        last[0] = pct
+        print(f"\r[{pct:3d}%] {message[:60]:<60}", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the subcommand; returns the exit code (0 ok, 2 bad input/config/model, 130 stopped)."""
+    try:
+        return _run(args)
+    except Cancelled as e:
+        print(f"\n已停止 / stopped: {e}", file=sys.stderr)
+        return 130
+    except ReelForgeError as e:
+        print(f"\n错误 / error: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"提示 / hint: {e.hint}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.schema is not None:
+        args.schema.parent.mkdir(parents=True, exist_ok=True)
+        args.schema.write_text(json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        print(f"  -> {args.schema}")
+        if args.source is None:
+            return 0
+    if args.source is None:
+        raise InputError("no novel given", hint="reelforge script NOVEL -o OUT.json")
+    cfg = load_config(args.config)
+    if args.base_url:
+        cfg.llm.base_url = args.base_url
+    if args.model:
+        cfg.llm.model = args.model
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env, "")
+        if not key:
+            raise InputError(f"environment variable {args.api_key_env!r} is empty", hint="export it first")
+        cfg.llm.api_key = key
+    if args.local_model:
+        cfg.llm.local_model_path = args.local_model
+    if args.concurrency is not None:
+        cfg.llm.concurrency = args.concurrency
+    output: Path | None = args.output
+    if output is None and args.project is None:
+        raise InputError("no output given", hint="add -o OUT.json (or .fountain/.md/.docx/.csv/.xlsx) or --project DIR")
+    fmt = format_for(output, args.format) if output is not None else "json"
+
+    ws = Workspace(args.project).create() if args.project is not None else None
+    usage_path = ws.usage_db if ws is not None else args.usage
+    store = UsageStore(usage_path) if usage_path is not None else None
+    ctx = RunContext(config=cfg, workspace=ws, usage=store, progress=_progress(args.quiet),
+                     cancel=threading.Event())
+    if store is not None:
+        ctx.run_id = store.start_run(command="reelforge script " + " ".join(sys.argv[2:]), run_id=ctx.run_id)
+
+    draft_path = args.draft
+    if draft_path is None and ws is not None and args.engine != "offline":
+        draft_path = ws.root / "script_draft.json"
+    if args.regenerate:
+        if draft_path is None or not Path(draft_path).exists():
+            raise InputError("--regenerate needs an existing draft", hint="pass --draft PATH or --project DIR of an earlier LLM run")
+        from agents.script.llm.engine import Draft, clear_level
+
+        draft = Draft.load(draft_path)
+        for level in args.regenerate:
+            clear_level(draft, level, args.episode)
+        draft.save(draft_path)
+
+    agent = ScriptAgent(language=args.lang, draft_path=draft_path)
+    inp = ScriptInput(source=args.source, episodes=args.episodes, episode_seconds=args.episode_seconds,
+                      engine=args.engine, title=args.title)
+    if Path(args.source).suffix and Path(args.source).exists():
+        inp = replace(inp, source=Path(args.source))
+    try:
+        result = agent(inp, ctx)
+    except KeyboardInterrupt:
+        ctx.cancel.set()
+        raise Cancelled("interrupted", hint="run the same command again; an LLM draft resumes where it stopped") from None
+    finally:
+        if store is not None:
+            store.close()
+    if not args.quiet:
+        print(file=sys.stderr)
+    written = []
+    if output is not None:
+        written.append(export(result.output, output, fmt))
+    written.extend(result.files)
+    series = result.output
+    lengths = [sum(s.seconds for s in e.shots()) for e in series.episodes]
+    print(f"《{series.title}》: {len(series.episodes)} 集 episodes, {sum(len(e.shots()) for e in series.episodes)} 镜 shots, "
+          f"{len(series.characters)} 角色 characters; 每集 {min(lengths, default=0):.0f}-{max(lengths, default=0):.0f} 秒; "
+          f"{result.seconds} s ({result.engine})")
+    for path in written:
+        print(f"  -> {path}")
+    for note in result.notes:
+        print(f"  ! {note}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m agents.script.cli``) until the lead's CLI mounts the subcommand."""
+    from core.log import setup_logging
+
+    parser = argparse.ArgumentParser(prog="reelforge")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    setup_logging("WARNING" if args.quiet else None)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""LLM backends of the script agent: OpenAI-compatible HTTP, local transformers/GGUF, and the hierarchical engine."""

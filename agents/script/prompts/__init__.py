@@ -1,0 +1,1 @@
+"""Prompt templates of the script agent (package data: zh.toml, en.toml)."""
