@@ -179,12 +179,19 @@ def _apply(obj: Any, data: dict[str, Any], where: str) -> None:
             setattr(obj, key, _coerce(value, hints[key], f"{where}{key}"))
 
 
+_TOP_LEVEL = {"device"}
+
+
 def _env_overrides(env: typing.Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in env.items():
-        if not name.startswith("REELFORGE_") or name in {"REELFORGE_CONFIG", "REELFORGE_LOG"}:
+        if not name.startswith("REELFORGE_"):
             continue
         path = name[len("REELFORGE_"):].lower().split("__")
+        # only REELFORGE_<SECTION>__<KEY> and top-level settings; other REELFORGE_* variables
+        # (REELFORGE_LOG, REELFORGE_CONFIG, REELFORGE_FONT, test switches) are not config
+        if len(path) == 1 and path[0] not in _TOP_LEVEL:
+            continue
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})

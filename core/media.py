@@ -37,7 +37,8 @@ def _av() -> Any:
         import av
     except ImportError as e:  # pragma: no cover - av is a core dependency
         raise MediaError("PyAV is not installed", hint="pip install av") from e
-    av.logging.set_level(av.logging.ERROR)
+    # PyAV's default log level (None) keeps FFmpeg's log callback out of Python: routing FFmpeg
+    # logs through Python can deadlock with the decoder's own threads.
     return av
 
 
@@ -215,8 +216,9 @@ def iter_frames(
     if start < 0 or (end is not None and end < start):
         raise InputError(f"bad frame range [{start}, {end}) for {str(path)!r}")
     container = open_input(path)
+    finished = False
+    stream = container.streams.video[0]
     try:
-        stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
         t0 = Fraction(stream.start_time or 0) * v.time_base
@@ -266,9 +268,18 @@ def iter_frames(
                     image = _rotate(image, v.rotation)
                 produced += 1
                 yield Frame(index=idx, time=rel, image=image)
+        finished = True
         if produced == 0 and start == 0:
             raise CorruptMediaError(f"{str(path)!r}: no decodable video frame (truncated or damaged)")
     finally:
+        if not finished:
+            # Leaving a frame-threaded decoder mid-stream and closing it can hang: flush it first,
+            # so its worker threads hand back what they hold and go idle.
+            try:
+                for _ in stream.codec_context.decode(None):
+                    pass
+            except Exception:  # noqa: BLE001 - best effort; closing follows
+                pass
         container.close()
 
 

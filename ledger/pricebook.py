@@ -168,3 +168,17 @@ class PriceBook:
                 break
         self._cache[key] = found
         return found
+
+    def unit_price(self, model: str, unit: str, on: date, engine: str = "") -> Decimal | None:
+        """CNY per single unit on ``on`` (``price / per``), or None when the book has no price.
+
+        The small interface the agents use for estimates and quotes; the ledger itself prices
+        usage on import with :meth:`lookup`.
+        """
+        entry = self.lookup(model, engine, unit, on)
+        return None if entry is None else entry.price / entry.per
+
+
+def load_price_book(path: str | os.PathLike[str] | None = None) -> PriceBook:
+    """The price book at ``path``, or the configured/shipped one."""
+    return PriceBook(load_price_toml(path if path else default_price_book_path()))
