@@ -43,7 +43,7 @@ def series() -> Series:
 def test_tts_engines_speak_chinese() -> None:
     names = available_engines()
     assert "silence" in names
-    real = [n for n in names if n != "silence"]
+    real = [n for n in names if n in ("espeak-ng", "espeakng-loader")]  # the Mandarin voices
     if not real:
         pytest.skip("no offline voice installed here")
     for name in real:
@@ -55,7 +55,7 @@ def test_tts_engines_speak_chinese() -> None:
         get_engine("nope")
     silent = SilenceEngine().synthesize("四个汉字", VoiceSpec())
     assert silent.seconds == Fraction(1) and not silent.samples.any()
-    assert set(ENGINES) >= {"espeak-ng", "espeakng-loader", "silence"}
+    assert set(ENGINES) >= {"espeak-ng", "espeakng-loader", "piper", "http", "silence"}
 
 
 def test_card_layout_and_wrapping() -> None:
@@ -145,5 +145,6 @@ def test_cards_show_the_line_being_spoken(tmp_path: Path) -> None:
     offset = render.shots[0].frames + render.shots[1].frames
     frames = {f.index: f.image for f in iter_frames(video, start=offset, end=offset + 3)}
     # frames of the third shot differ from the second shot's (new speaker card)
-    prev = next(iter(iter_frames(video, start=offset - 1, end=offset))).image
+    # consume the generator to its end: abandoning a decoder mid-stream can stall PyAV frame threads
+    prev = [f.image for f in iter_frames(video, start=offset - 1, end=offset)][0]
     assert np.abs(frames[offset].astype(int) - prev.astype(int)).mean() > 3
