@@ -68,7 +68,6 @@ from pipelines.tts import (
     VoiceSpec,
     assign_voice,
     get_engine,
-    normalize_peak,
 )
 
 log = logging.getLogger(__name__)
@@ -599,9 +598,10 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
         ctx.step(1.0, "镜头合成完成 · shots done")
         cover = self._cover(inp, ep, plans, pictures)
         notes = sorted({note for r in renders for note in r.notes} | set(sfx_notes))
-        if mix_report.limited:
-            notes.append(f"episode loudness {mix_report.lufs} LUFS is below the target {s.loudness}: "
-                         "the peak ceiling set the gain")
+        if abs(mix_report.lufs - s.loudness) > 0.5:
+            notes.append(f"episode loudness {mix_report.lufs} LUFS misses the target {s.loudness}")
+        elif mix_report.reduction_db > 6:
+            log.info("the peak limiter took up to %.1f dB off the loudest moments", mix_report.reduction_db)
         result = EpisodeRender(
             episode=ep.number, title=ep.title, engine=s.engine, tts_engine=engine.name,
             fps=str(inp.fps), width=inp.width, height=inp.height, audio_rate=rate, shots=renders,
@@ -664,8 +664,8 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
             return np.load(path), True
         speech: Speech = engine.synthesize(text, spec)
         samples = resample_audio(speech.samples, speech.rate, inp.audio_rate)
-        samples = normalize_peak(level_to(samples, inp.audio_rate, LINE_LUFS), -1.0) \
-            if float(np.max(np.abs(samples), initial=0)) > 1e-4 else samples
+        if float(np.max(np.abs(samples), initial=0)) > 1e-4:
+            samples = level_to(samples, inp.audio_rate, LINE_LUFS)
         cache.mkdir(parents=True, exist_ok=True)
         np.save(path, samples.astype(np.float32))
         return samples.astype(np.float32), False

@@ -9,7 +9,8 @@ an absolute gate at -70 LUFS and a relative gate 10 LU below. The K-weighting is
 frequency domain with the filters' exact response (the signal is zero-padded so the IIR tail
 never wraps around), which matches the time-domain IIR to well under 0.01 LU.
 
-Peaks are *sample* peaks (dBFS), not true peaks; the ceiling leaves headroom for that.
+Peaks are *sample* peaks (dBFS), not true peaks; the -1 dBFS ceiling leaves headroom for that.
+A look-ahead limiter keeps them there, so dialogue with a high crest factor still reaches the target.
 """
 
 from __future__ import annotations
@@ -139,15 +140,45 @@ class LoudnessResult:
     gain_db: float
     output_lufs: float
     peak_db: float
-    limited: bool  # True when the peak ceiling, not the target, set the gain
+    limited: bool  # True when the limiter had to act to keep the peaks under the ceiling
+    reduction_db: float = 0.0  # the limiter's largest gain reduction
+
+
+def limit_peaks(samples: np.ndarray, rate: int, ceiling_db: float = -1.0, release_s: float = 0.08) -> tuple[np.ndarray, float]:
+    """A look-ahead peak limiter: no sample leaves above ``ceiling_db``; returns (audio, max reduction dB).
+
+    Gains are computed per 2.5 ms block (the gain at each block edge is the smaller of the two
+    blocks' needs, so the ramp into a peak starts one block early), interpolated linearly (no
+    clicks) and released slowly. Quiet passages pass untouched.
+    """
+    x = np.asarray(samples, np.float32).reshape(-1)
+    ceiling = 10 ** (ceiling_db / 20)
+    if not len(x) or float(np.max(np.abs(x))) <= ceiling:
+        return x.copy(), 0.0
+    hop = max(1, rate // 400)
+    blocks = int(math.ceil(len(x) / hop))
+    padded = np.zeros(blocks * hop, np.float32)
+    padded[: len(x)] = np.abs(x)
+    need = np.minimum(1.0, ceiling / np.maximum(padded.reshape(blocks, hop).max(axis=1), 1e-9))
+    edges = np.ones(blocks + 1)
+    edges[:-1] = need
+    edges[1:] = np.minimum(edges[1:], need)
+    step = hop / max(1.0, release_s * rate)  # linear release, full scale over release_s
+    out_edges = edges.copy()
+    for k in range(1, len(out_edges)):  # 400 iterations per second of audio
+        out_edges[k] = min(edges[k], out_edges[k - 1] + step)
+    gain = np.interp(np.arange(len(x)), np.arange(blocks + 1) * hop, out_edges)
+    y = (x * gain).astype(np.float32)
+    np.clip(y, -ceiling, ceiling, out=y)  # only float rounding can reach this
+    return y, float(-20 * math.log10(max(1e-9, out_edges.min())))
 
 
 def normalize_loudness(samples: np.ndarray, rate: int, target_lufs: float = -16.0,
                        ceiling_db: float = -1.0) -> LoudnessResult:
-    """Scale to ``target_lufs`` integrated loudness, never letting a sample peak above ``ceiling_db``.
+    """Scale to ``target_lufs`` integrated loudness with peaks limited to ``ceiling_db`` (sample peak).
 
-    Silence is returned unchanged. When the ceiling binds, the output is quieter than the target
-    and ``limited`` says so (the caller reports it); nothing is clipped.
+    The limiter takes a little loudness away; the gain is corrected and the pass repeated, so the
+    output lands on the target within 0.1 LU. Silence is returned unchanged.
     """
     if not -70 < target_lufs < 0:
         raise InputError(f"loudness target {target_lufs} LUFS is out of range", hint="use e.g. -16 (mobile) or -23 (EBU R128 broadcast)")
@@ -156,13 +187,15 @@ def normalize_loudness(samples: np.ndarray, rate: int, target_lufs: float = -16.
     if measured <= SILENCE_LUFS:
         return LoudnessResult(data.copy(), measured, 0.0, measured, sample_peak_db(data), False)
     gain = target_lufs - measured
-    peak = sample_peak_db(data)
-    limited = False
-    if peak + gain > ceiling_db:
-        gain = ceiling_db - peak
-        limited = True
-    out = (data * (10 ** (gain / 20))).astype(np.float32)
-    return LoudnessResult(out, measured, gain, measured + gain, peak + gain, limited)
+    out, reduction = data, 0.0
+    for _ in range(4):
+        out, reduction = limit_peaks(data * (10 ** (gain / 20)), rate, ceiling_db)
+        got = integrated_loudness(out, rate)
+        if abs(got - target_lufs) < 0.05:
+            break
+        gain += target_lufs - got
+    out_lufs = integrated_loudness(out, rate)
+    return LoudnessResult(out, measured, gain, out_lufs, sample_peak_db(out), reduction > 0, reduction)
 
 
 # ------------------------------------------------------------------------------------------
@@ -345,6 +378,7 @@ class MixReport:
     gain_db: float
     peak_db: float
     limited: bool
+    reduction_db: float = 0.0
     music: tuple[str, ...] = ()
     sfx: tuple[str, ...] = ()
 
@@ -365,7 +399,8 @@ def mix_episode(voice: np.ndarray, rate: int, *, music: np.ndarray | None = None
         mix += fx
     result = normalize_loudness(mix, rate, settings.target_lufs, settings.ceiling_db)
     report = MixReport(lufs=round(result.output_lufs, 2), gain_db=round(result.gain_db, 2),
-                       peak_db=round(result.peak_db, 2), limited=result.limited)
+                       peak_db=round(result.peak_db, 2), limited=result.limited,
+                       reduction_db=round(result.reduction_db, 2))
     return result.samples, report
 
 
