@@ -612,7 +612,8 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
         for note in notes:
             ctx.warn(note)
         elapsed = seconds_since(start, time.perf_counter())
-        usage.insert(0, UsageRecord(stage=self.name, engine=s.engine, unit="cpu_second", quantity=elapsed,
+        usage.insert(0, UsageRecord(stage=self.name, engine="animatic" if s.engine == "animatic" else "compositor",
+                                    unit="cpu_second", quantity=elapsed,
                                     seconds=elapsed, model="animatic-cards" if s.engine == "animatic" else "compositor",
                                     device="cpu", licence="Apache-2.0 (ReelForge)",
                                     detail={"episode": ep.number, "shots": len(renders), "reused": reused}))

@@ -9,7 +9,9 @@ config must be available offline, see :class:`KeyframePipeline`). Nothing is eve
 Every image comes with a :class:`KeyframeRecord` holding the model, pipeline class, scheduler,
 steps, guidance, size, prompt, negative prompt, seed, dtype and device, so it can be made again
 exactly. Seeds are per image (one ``torch.Generator`` each), so a shot's picture does not
-depend on which batch it was generated in.
+depend on which batch it was generated in, up to float rounding: a batch of 3 and a batch of 1
+sum in a different order and may differ by a level or two of 255 (the record keeps the batch
+size; the same batch size reproduces bit for bit on the same device).
 """
 
 from __future__ import annotations

@@ -104,6 +104,7 @@ def test_animatic_episode_voice_timing_motion_music_and_loudness(tmp_path: Path,
     wav_total = np.concatenate([read_audio(out / s.audio, rate=RATE)[:, 0] for s in render.shots])
     assert render.loudness_lufs == pytest.approx(-16.0, abs=0.3)
     assert integrated_loudness(wav_total, RATE) == pytest.approx(render.loudness_lufs, abs=0.05)
+    assert integrated_loudness(audio, RATE) == pytest.approx(render.loudness_lufs, abs=0.5)  # after AAC
     spf = RATE // FPS
     if render.tts_engine != "silence":
         # speech on every dialogue line, where the timeline says
