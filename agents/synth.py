@@ -545,7 +545,7 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
         if not shots:
             raise InputError(f"episode {inp.episode} has no shots", hint="edit screenplay.json or re-run the script stage")
         engine = get_engine(inp.tts, s.tts)
-        if engine.name == "silence":
+        if engine.name == "silence" and inp.tts == "auto":
             ctx.warn("no offline Chinese voice installed: the episode has a silent voice track "
                      "(apt-get install espeak-ng, or pip install espeakng-loader)")
         font = find_cjk_font()
@@ -598,7 +598,7 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
         ctx.step(1.0, "镜头合成完成 · shots done")
         cover = self._cover(inp, ep, plans, pictures)
         notes = sorted({note for r in renders for note in r.notes} | set(sfx_notes))
-        if abs(mix_report.lufs - s.loudness) > 0.5:
+        if mix_report.lufs > -70 and abs(mix_report.lufs - s.loudness) > 0.5:
             notes.append(f"episode loudness {mix_report.lufs} LUFS misses the target {s.loudness}")
         elif mix_report.reduction_db > 6:
             log.info("the peak limiter took up to %.1f dB off the loudest moments", mix_report.reduction_db)
@@ -1112,7 +1112,7 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
                 source = self._motion_frames(inp, s, motion_clip, background, move, plan.frames, frame, fps) \
                     if motion_clip is not None else None
                 if source is None:
-                    plate_img = prepare_plate(background, frame, move)
+                    plate_img = prepare_plate(background, frame, move, channels=4)
                     motion_name = f"camera:{camera}"
                 else:
                     motion_name = f"i2v:{motion_clip['pipeline']}"
@@ -1121,13 +1121,13 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
                     ctx.check_cancelled()
                     sprites = (Sprite(lay.sprite, *lay.sprite_xy),) if lay.sprite is not None else ()
                     if source is not None:
-                        frames_iter = (source[i].copy() for i in range(first, stop))
+                        frames_iter = (np.ascontiguousarray(source[i]) for i in range(first, stop))
                     else:
                         # the move spans the whole shot: render frames first..stop of it
                         frames_iter = _slice_move(plate_img, frame, move, plan.frames, first, stop, fps, sprites)
                     for img in frames_iter:
                         overlay.apply(img)
-                        writer.write(img)
+                        writer.write_frame(_video_frame(img))
         write_wav(wav, audio, rate)
         key_img = np.asarray(Image.open(pic["png"]).convert("RGB")) if diffusers else None
         from pipelines.cards import composite
@@ -1172,6 +1172,13 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
         return path
 
 
+def _video_frame(img: np.ndarray) -> Any:
+    """An encoder frame from RGB or RGBX pixels (the encoder converts to yuv420p)."""
+    import av
+
+    return av.VideoFrame.from_ndarray(img, format="rgba" if img.shape[2] == 4 else "rgb24")
+
+
 def _slice_move(plate_img: np.ndarray, frame: tuple[int, int], move: CameraMove, n: int, first: int, stop: int,
                 fps: Fraction, sprites: tuple[Sprite, ...]) -> Any:
     """Frames ``first..stop`` of a move that spans ``n`` frames (the move does not restart per line)."""
@@ -1180,7 +1187,7 @@ def _slice_move(plate_img: np.ndarray, frame: tuple[int, int], move: CameraMove,
     cv2 = _cv2()
     fw, fh = frame
     ph, pw = plate_img.shape[:2]
-    out = np.empty((fh, fw, 3), np.uint8)
+    out = np.empty((fh, fw, plate_img.shape[2]), np.uint8)
     for i in range(first, stop):
         m = move.matrix(i, n, (pw, ph), frame, fps)
         cv2.warpAffine(plate_img, m, (fw, fh), dst=out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)

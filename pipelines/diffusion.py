@@ -155,6 +155,21 @@ class KeyframePipeline:
     def name(self) -> str:
         return self.path.stem if self.path.is_file() else self.path.name
 
+    @classmethod
+    def from_pipe(cls, pipe: Any, name: str = "in-memory", options: PipelineOptions = PipelineOptions()) -> KeyframePipeline:
+        """Wrap a pipeline already built and placed on its device (benchmarks, notebooks)."""
+        self = cls.__new__(cls)
+        self.path = Path(name)
+        self.options = options
+        self._pipe = pipe
+        self._img2img = None
+        self.device = pipe.device
+        self.dtype = pipe.dtype
+        self.ip_adapter_loaded = False
+        self.load_seconds = 0.0
+        pipe.set_progress_bar_config(disable=True)
+        return self
+
     # -- loading ---------------------------------------------------------------------------
     def load(self) -> Any:
         if self._pipe is not None:
@@ -502,6 +517,13 @@ def random_sd_pipeline(folder: str | os.PathLike[str], *, scale: str = "tiny", s
     UNet/VAE/CLIP-L architecture (860M + 84M + 123M parameters) for honest GPU timings. The
     tokenizer is a byte-level CLIP BPE with no merges, written to the folder (no download).
     """
+    out = Path(folder)
+    build_random_sd(scale=scale, seed=seed).save_pretrained(out)
+    return out
+
+
+def build_random_sd(*, scale: str = "tiny", seed: int = 0, device: str = "cpu") -> Any:
+    """The pipeline of :func:`random_sd_pipeline` in memory; ``device="cuda"`` initialises on the GPU (fast)."""
     import json
     import tempfile
 
@@ -523,6 +545,14 @@ def random_sd_pipeline(folder: str | os.PathLike[str], *, scale: str = "tiny", s
         (Path(tmp) / "merges.txt").write_text(merges, encoding="utf-8")
         tokenizer = CLIPTokenizer(str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"),
                                   pad_token="<|endoftext|>", model_max_length=77)
+    with torch.device(device):
+        return _random_sd_modules(scale, len(vocab), tokenizer, AutoencoderKL, PNDMScheduler, StableDiffusionPipeline,
+                                  UNet2DConditionModel, CLIPTextConfig, CLIPTextModel)
+
+
+def _random_sd_modules(scale: str, vocab_size: int, tokenizer: Any, AutoencoderKL: Any, PNDMScheduler: Any,  # noqa: N803
+                       StableDiffusionPipeline: Any, UNet2DConditionModel: Any, CLIPTextConfig: Any,  # noqa: N803
+                       CLIPTextModel: Any) -> Any:  # noqa: N803
     if scale == "tiny":
         unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=16, in_channels=4,
                                     out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
@@ -533,7 +563,7 @@ def random_sd_pipeline(folder: str | os.PathLike[str], *, scale: str = "tiny", s
                             latent_channels=4, norm_num_groups=4, sample_size=32)
         text = CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32,
                                             intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-                                            vocab_size=len(vocab), max_position_embeddings=77, projection_dim=32))
+                                            vocab_size=vocab_size, max_position_embeddings=77, projection_dim=32))
     else:
         unet = UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
                                     block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768,
@@ -545,17 +575,14 @@ def random_sd_pipeline(folder: str | os.PathLike[str], *, scale: str = "tiny", s
         vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=[128, 256, 512, 512],
                             down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
                             layers_per_block=2, sample_size=512)
-        text = CLIPTextModel(CLIPTextConfig(vocab_size=max(49408, len(vocab)), hidden_size=768, intermediate_size=3072,
+        text = CLIPTextModel(CLIPTextConfig(vocab_size=max(49408, vocab_size), hidden_size=768, intermediate_size=3072,
                                             num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
                                             hidden_act="quick_gelu", projection_dim=768, bos_token_id=0, eos_token_id=1,
                                             pad_token_id=1))
     scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
                               steps_offset=1, set_alpha_to_one=False)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+    return StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    out = Path(folder)
-    pipe.save_pretrained(out)
-    return out
 
 
 def with_size(req: KeyframeRequest, size: tuple[int, int]) -> KeyframeRequest:

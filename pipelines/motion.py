@@ -145,13 +145,23 @@ class Sprite:
     depth: float = 1.6  # how much more than the background it moves
 
 
-def prepare_plate(image: np.ndarray, frame: tuple[int, int], move: CameraMove, oversample: float = 1.0) -> np.ndarray:
+def prepare_plate(image: np.ndarray, frame: tuple[int, int], move: CameraMove, oversample: float = 1.0,
+                  *, channels: int = 3) -> np.ndarray:
     """Resize the plate once so the largest zoom of the move still samples it near 1:1.
 
     Warping from a plate much larger than the frame aliases; much smaller blurs. The plate is
     rescaled (area for a downscale, Lanczos for an upscale) to cover the frame at the move's
-    largest zoom.
+    largest zoom. ``channels=4`` returns RGBX: OpenCV warps 4-channel images about 2.5x faster
+    than 3-channel ones (vectorised path), and the encoder takes RGBA frames as they are.
     """
+    plate = _prepare_plate(image, frame, move, oversample)
+    if channels == 4:
+        cv2 = _cv2()
+        return cv2.cvtColor(plate, cv2.COLOR_RGB2RGBA)
+    return plate
+
+
+def _prepare_plate(image: np.ndarray, frame: tuple[int, int], move: CameraMove, oversample: float) -> np.ndarray:
     cv2 = _cv2()
     ph, pw = image.shape[:2]
     fw, fh = frame
@@ -166,11 +176,12 @@ def prepare_plate(image: np.ndarray, frame: tuple[int, int], move: CameraMove, o
 
 def render_move(plate: np.ndarray, frame: tuple[int, int], move: CameraMove, n: int, *,
                 fps: Fraction = Fraction(25), sprites: tuple[Sprite, ...] = ()) -> Iterator[np.ndarray]:
-    """Yield ``n`` RGB frames of ``move`` over ``plate`` (prepared with :func:`prepare_plate`)."""
+    """Yield ``n`` frames of ``move`` over ``plate`` (prepared with :func:`prepare_plate`; RGB or RGBX,
+    the frames have the plate's channels). The same buffer is reused: copy a frame to keep it."""
     cv2 = _cv2()
     fw, fh = frame
     ph, pw = plate.shape[:2]
-    out = np.empty((fh, fw, 3), np.uint8)
+    out = np.empty((fh, fw, plate.shape[2]), np.uint8)
     for i in range(n):
         m = move.matrix(i, n, (pw, ph), frame, fps)
         cv2.warpAffine(plate, m, (fw, fh), dst=out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
@@ -205,7 +216,7 @@ def _blend_sprite(frame_img: np.ndarray, sp: Sprite, move: CameraMove, i: int, n
     m[1, 2] -= y0
     patch = cv2.warpAffine(sp.rgba, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                            borderValue=(0, 0, 0, 0))
-    blend_rgba(frame_img[y0:y1, x0:x1], patch)
+    blend_rgba(frame_img[y0:y1, x0:x1, :3], patch)
 
 
 def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -249,9 +260,10 @@ class Overlay:
         return cls(tuple(boxes))
 
     def apply(self, frame_img: np.ndarray) -> np.ndarray:
+        """Blend onto an RGB or RGBX frame in place (the fourth channel is left alone)."""
         for x, y, patch in self.boxes:
             h, w = patch.shape[:2]
-            blend_rgba(frame_img[y:y + h, x:x + w], patch)
+            blend_rgba(frame_img[y:y + h, x:x + w, :3], patch)
         return frame_img
 
 
