@@ -452,7 +452,7 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
         return inp.price if inp.price is not None else ledger_price_fn()
 
     def _quote(self, inp: SynthInput, s: Settings, ep: Episode, prices: PriceFn | None) -> Quote:
-        from pipelines.diffusion import Calibration
+        from pipelines.diffusion import Calibration, native_size_from_folder
 
         device = _device_name(s.device) if s.engine == "diffusers" else "cpu"
         q = Quote(episode=ep.number, engine=s.engine, device=device)
@@ -481,7 +481,10 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
             q.images = len(shots) - cached + sheets
             q.keyframes_cached = cached
             steps = s.steps or 30
-            w, h = s.gen_size or (1024, 1024)
+            native = native_size_from_folder(s.image_model) if Path(s.image_model).is_dir() else None
+            w, h = s.gen_size or native or (1024, 1024)
+            if s.gen_size is None and native is None:
+                q.notes.append("the model's native size is unknown before loading: 1024x1024 assumed")
             calib = Calibration.load(self._calibration_path(inp))
             per = calib.get(Path(s.image_model).name, device)
             if per is None:

@@ -370,7 +370,9 @@ class KeyframePipeline:
             kwargs["ip_adapter_image"] = [Image.open(r.ip_adapter_image).convert("RGB") for r in batch]  # type: ignore[arg-type]
             mode = "ip-adapter" if mode == "text2img" else mode + "+ip-adapter"
         elif self.ip_adapter_loaded:
+            # a loaded adapter needs an image on every call; at scale 0 a flat grey one contributes nothing
             runner.set_ip_adapter_scale(0.0)
+            kwargs["ip_adapter_image"] = [Image.new("RGB", (224, 224), (128, 128, 128)) for _ in batch]
         gen_device = "cpu" if self.device.type == "mps" else self.device
         kwargs["generator"] = [torch.Generator(device=gen_device).manual_seed(r.seed) for r in batch]
         kwargs["output_type"] = "np"
@@ -413,6 +415,29 @@ def dtype_kwarg(dtype: Any) -> dict[str, Any]:
 
     major, minor = (int(x) for x in diffusers.__version__.split(".")[:2])
     return {"dtype": dtype} if (major, minor) >= (0, 40) else {"torch_dtype": dtype}
+
+
+def native_size_from_folder(folder: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The native size of a diffusers folder from its JSON configs alone (no weights loaded), for quotes."""
+    import json
+
+    root = Path(folder)
+    try:
+        vae = json.loads((root / "vae" / "config.json").read_text(encoding="utf-8"))
+        factor = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
+    except (OSError, ValueError):
+        factor = 8
+    for comp in ("unet", "transformer"):
+        try:
+            cfg = json.loads((root / comp / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        sample = cfg.get("sample_size")
+        if isinstance(sample, list) and sample:
+            return int(sample[-1]) * factor, int(sample[0]) * factor
+        if isinstance(sample, int):
+            return sample * factor, sample * factor
+    return None
 
 
 def _takes(pipe: Any, name: str) -> bool:

@@ -240,3 +240,54 @@ def test_image_to_video_with_a_tiny_svd(tiny_sd: Path, tmp_path: Path) -> None:
     clip = [f.image.astype(int) for f in iter_frames(tmp_path / "ep" / shot.clip)]
     assert len(clip) == 40
     assert np.abs(clip[0] - clip[8]).mean() > 1 and np.abs(clip[20] - clip[39]).mean() < 1  # moves, then holds
+
+
+def _tiny_ip_adapter(pipe_dir: Path, out: Path) -> Path:
+    """IP-Adapter weights for the tiny UNet: a CLIP vision encoder, the image projection and the
+    to_k_ip/to_v_ip of every cross-attention layer (random, shaped like the real ones)."""
+    import diffusers
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, projection_dim=24, num_hidden_layers=2,
+                                                   num_attention_heads=4, image_size=32, intermediate_size=37,
+                                                   patch_size=8)).save_pretrained(out / "image_encoder")
+    CLIPImageProcessor(crop_size=32, size=32).save_pretrained(out / "image_encoder")
+    unet = diffusers.UNet2DConditionModel.from_pretrained(pipe_dir / "unet")
+    cross, tokens, channels = unet.config.cross_attention_dim, 4, unet.config.block_out_channels
+    sd = {"image_proj.proj.weight": torch.randn(cross * tokens, 24) * 0.5, "image_proj.proj.bias": torch.zeros(cross * tokens),
+          "image_proj.norm.weight": torch.ones(cross), "image_proj.norm.bias": torch.zeros(cross)}
+    key = 1
+    for name in unet.attn_processors:
+        if not name.endswith("attn2.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name.split(".")[1])]
+        else:
+            hidden = channels[int(name.split(".")[1])]
+        sd[f"ip_adapter.{key}.to_k_ip.weight"] = torch.randn(hidden, cross) * 0.5
+        sd[f"ip_adapter.{key}.to_v_ip.weight"] = torch.randn(hidden, cross) * 0.5
+        key += 2
+    save_file(sd, str(out / "ip-adapter_tiny.safetensors"))
+    return out
+
+
+def test_ip_adapter_reference_from_local_weights(tiny_sd: Path, keyframes: KeyframePipeline, tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = _tiny_ip_adapter(tiny_sd, tmp_path / "ip")
+    kp = KeyframePipeline(tiny_sd, PipelineOptions(device="cpu", ip_adapter=str(folder)))
+    kp.load()
+    assert kp.ip_adapter_loaded
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
+    with_ref = kp.generate([KeyframeRequest(prompt="阿Q", seed=1, steps=2, ip_adapter_image=str(tmp_path / "ref.png"),
+                                            ip_adapter_scale=1.0)])[0]
+    without = kp.generate([KeyframeRequest(prompt="阿Q", seed=1, steps=2)])[0]
+    plain = keyframes.generate([KeyframeRequest(prompt="阿Q", seed=1, steps=2)])[0]
+    assert with_ref[1].mode == "ip-adapter" and with_ref[1].ip_adapter == str(folder)
+    assert np.abs(with_ref[0].astype(int) - without[0].astype(int)).mean() > 0.5  # the reference steers the picture
+    assert np.array_equal(without[0], plain[0])  # loaded but unused (scale 0): the plain pipeline's picture
