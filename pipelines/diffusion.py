@@ -146,6 +146,7 @@ class KeyframePipeline:
         self.options = options
         self._pipe: Any = None
         self._img2img: Any = None
+        self._scheduler: Any = None
         self.device: Any = None
         self.dtype: Any = None
         self.ip_adapter_loaded = False
@@ -163,6 +164,7 @@ class KeyframePipeline:
         self.options = options
         self._pipe = pipe
         self._img2img = None
+        self._scheduler = None
         self.device = pipe.device
         self.dtype = pipe.dtype
         self.ip_adapter_loaded = False
@@ -338,13 +340,15 @@ class KeyframePipeline:
         if first.init_image is not None:
             runner = self.img2img()
             mode = "img2img"
+        if self._scheduler is None:
+            self._scheduler = pipe.scheduler  # the model's own, restored for requests that name none
         if first.scheduler:
             cls = getattr(diffusers, first.scheduler, None)
             if cls is None or not first.scheduler.endswith("Scheduler"):
                 raise InputError(f"unknown scheduler {first.scheduler!r}", hint="e.g. EulerDiscreteScheduler, DPMSolverMultistepScheduler")
-            runner.scheduler = cls.from_config(runner.scheduler.config)
-        elif type(runner.scheduler).__name__ != pipe.scheduler.__class__.__name__:
-            runner.scheduler = pipe.scheduler
+            runner.scheduler = cls.from_config(self._scheduler.config)
+        else:
+            runner.scheduler = self._scheduler
         width, height = first.width, first.height
         if width is None or height is None:
             nw, nh = self.native_size()
