@@ -295,3 +295,15 @@ def test_ip_adapter_reference_from_local_weights(tiny_sd: Path, keyframes: Keyfr
     assert with_ref[1].mode == "ip-adapter" and with_ref[1].ip_adapter == str(folder)
     assert np.abs(with_ref[0].astype(int) - without[0].astype(int)).mean() > 0.5  # the reference steers the picture
     assert np.array_equal(without[0], plain[0])  # loaded but unused (scale 0): the plain pipeline's picture
+
+
+@pytest.mark.gpu
+def test_keyframes_on_cuda_in_half_precision(tiny_sd: Path) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    kp = KeyframePipeline(tiny_sd, PipelineOptions(device="cuda", batch_size=2, attention_slicing=True))
+    out = kp.generate([KeyframeRequest(prompt="阿Q", seed=s, steps=2) for s in (1, 2, 3)])
+    assert [r.dtype for _, r in out] == ["float16"] * 3 and all(r.device.startswith("cuda") for _, r in out)
+    assert np.array_equal(kp.generate([KeyframeRequest(prompt="阿Q", seed=3, steps=2)])[0][0], out[2][0])
