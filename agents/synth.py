@@ -1130,7 +1130,8 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
                         frames_iter = _slice_move(plate_img, frame, move, plan.frames, first, stop, fps, sprites)
                     for img in frames_iter:
                         overlay.apply(img)
-                        writer.write_frame(_video_frame(img))
+                        # through the writer's own RGB path, so moving and still shots share its colour conversion
+                        writer.write(_rgb(img))
         write_wav(wav, audio, rate)
         key_img = np.asarray(Image.open(pic["png"]).convert("RGB")) if diffusers else None
         from pipelines.cards import composite
@@ -1175,11 +1176,13 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
         return path
 
 
-def _video_frame(img: np.ndarray) -> Any:
-    """An encoder frame from RGB or RGBX pixels (the encoder converts to yuv420p)."""
-    import av
+def _rgb(img: np.ndarray) -> np.ndarray:
+    """RGB pixels from an RGB or RGBX frame."""
+    if img.shape[2] == 3:
+        return img
+    import cv2
 
-    return av.VideoFrame.from_ndarray(img, format="rgba" if img.shape[2] == 4 else "rgb24")
+    return cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
 
 
 def _slice_move(plate_img: np.ndarray, frame: tuple[int, int], move: CameraMove, n: int, first: int, stop: int,
