@@ -349,12 +349,16 @@ def load_review(out_dir: Path) -> dict[str, dict[str, Any]]:
     return {str(k): dict(v) for k, v in data.get("shots", {}).items()}
 
 
-def review_shot(out_dir: Path, shot_id: str, action: str, prompt: str | None = None) -> dict[str, Any]:
-    """The review gate: ``approve``, ``prompt`` (edit the keyframe prompt), ``regenerate`` (new seed)
-    or ``reset``. Edits and regenerations take effect on the next synth run; the shot is then
-    pending again until approved."""
-    if action not in ("approve", "prompt", "regenerate", "reset"):
-        raise InputError(f"unknown review action {action!r}", hint="approve, prompt, regenerate or reset")
+SHOT_SETTINGS = {"seed": int, "steps": int, "guidance": float, "scheduler": str, "negative_prompt": str}
+
+
+def review_shot(out_dir: Path, shot_id: str, action: str, prompt: str | None = None,
+                settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The review gate: ``approve``, ``prompt`` (edit the keyframe prompt), ``regenerate`` (new seed),
+    ``set`` (this shot's own seed, steps, guidance, scheduler or negative prompt) or ``reset``.
+    Edits take effect on the next synth run; the shot is then pending again until approved."""
+    if action not in ("approve", "prompt", "regenerate", "set", "reset"):
+        raise InputError(f"unknown review action {action!r}", hint="approve, prompt, regenerate, set or reset")
     render_path = out_dir / "render.json"
     render = EpisodeRender.load(render_path) if render_path.exists() else None
     if render is not None and shot_id not in {s.id for s in render.shots}:
@@ -370,8 +374,18 @@ def review_shot(out_dir: Path, shot_id: str, action: str, prompt: str | None = N
         entry.update(status="pending", prompt=prompt.strip())
     elif action == "regenerate":
         entry.update(status="pending", seed_offset=int(entry.get("seed_offset", 0)) + 1)
+    elif action == "set":
+        own = dict(entry.get("settings", {}))
+        for key, value in (settings or {}).items():
+            if key not in SHOT_SETTINGS:
+                raise InputError(f"unknown shot setting {key!r}", hint=f"use {', '.join(SHOT_SETTINGS)}")
+            try:
+                own[key] = SHOT_SETTINGS[key](value)
+            except (TypeError, ValueError) as e:
+                raise InputError(f"shot setting {key}={value!r} is not a {SHOT_SETTINGS[key].__name__}") from e
+        entry.update(status="pending", settings=own, seed_offset=0)
     else:
-        entry.update(status="pending", prompt=None, seed_offset=0)
+        entry.update(status="pending", prompt=None, seed_offset=0, settings={})
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / (REVIEW_FILE + ".tmp")
     tmp.write_text(json.dumps({"shots": shots}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -802,14 +816,23 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
     def _shot_seed(self, inp: SynthInput, shot: Shot, review: dict[str, Any]) -> int:
         from pipelines.diffusion import seed_for
 
+        fixed = review.get("settings", {}).get("seed")
+        if fixed is not None:
+            return int(fixed) + int(review.get("seed_offset", 0))
         return (seed_for(inp.series.title, shot.id) + int(review.get("seed_offset", 0))) % (2**31)
+
+    def _shot_options(self, s: Settings, review: dict[str, Any]) -> dict[str, Any]:
+        """Generation settings for one shot: the run's, overridden by the shot's review entry."""
+        own = review.get("settings", {})
+        return {"steps": own.get("steps", s.steps), "guidance": own.get("guidance", s.guidance),
+                "scheduler": own.get("scheduler", s.synth.scheduler) or None,
+                "negative_prompt": own.get("negative_prompt", s.synth.negative_prompt)}
 
     def _keyframe_request_key(self, inp: SynthInput, s: Settings, ep: Episode, shot: Shot, review: dict[str, Any]) -> str:
         return _hash({"model": s.image_model, "prompt": self._shot_prompt(inp, s, ep, shot, review),
-                      "seed": self._shot_seed(inp, shot, review), "steps": s.steps, "guidance": s.guidance,
-                      "size": s.gen_size, "fit": s.synth.fit, "neg": s.synth.negative_prompt,
-                      "sched": s.synth.scheduler, "consistency": s.synth.consistency, "ip": s.synth.ip_adapter,
-                      "frame": [inp.width, inp.height], "chars": sorted(shot.characters)})
+                      "seed": self._shot_seed(inp, shot, review), "opts": self._shot_options(s, review),
+                      "size": s.gen_size, "fit": s.synth.fit, "consistency": s.synth.consistency,
+                      "ip": s.synth.ip_adapter, "frame": [inp.width, inp.height], "chars": sorted(shot.characters)})
 
     def _pipeline(self, s: Settings) -> Any:
         from pipelines.diffusion import KeyframePipeline, PipelineOptions
@@ -849,10 +872,8 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
                                       "consistency": stored.get("consistency")}
                     continue
             todo.append((p, rkey, KeyframeRequest(prompt=self._shot_prompt(inp, s, ep, p.shot, rv),
-                                                  seed=self._shot_seed(inp, p.shot, rv),
-                                                  negative_prompt=s.synth.negative_prompt, steps=s.steps,
-                                                  guidance=s.guidance, scheduler=s.synth.scheduler or None,
-                                                  tag=p.shot.id)))
+                                                  seed=self._shot_seed(inp, p.shot, rv), tag=p.shot.id,
+                                                  **self._shot_options(s, rv))))
         # character sheets (series-wide, reused by every episode)
         sheets: dict[str, Path] = {}
         present = {c for p in plans for c in p.shot.characters}

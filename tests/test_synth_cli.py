@@ -34,8 +34,11 @@ def test_synth_cli_series_batch_review_and_dry_run(tmp_path: Path, capsys: pytes
     assert main(["-q", "synth", str(proj), "--episode", "2", "--approve", "e02s01k00"]) == 0
     assert EpisodeRender.load(proj / "synth" / "ep02" / "render.json").shots[0].review == "approved"
     assert main(["-q", "synth", str(proj), "--episode", "2", "--edit-prompt", "e02s01k01=阿Q在酒店门口"]) == 0
+    assert main(["-q", "synth", str(proj), "--episode", "2", "--shot-setting", "e02s01k01:steps=6",
+                 "--shot-setting", "e02s01k01:guidance=4.5"]) == 0
     review = json.loads((proj / "synth" / "ep02" / "review.json").read_text(encoding="utf-8"))
     assert review["shots"]["e02s01k01"]["prompt"] == "阿Q在酒店门口"
+    assert review["shots"]["e02s01k01"]["settings"] == {"steps": 6, "guidance": 4.5}
     # a dry run with an image model quotes and generates nothing
     model = tmp_path / "model"
     model.mkdir()

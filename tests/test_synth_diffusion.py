@@ -162,6 +162,14 @@ def test_episode_with_image_model_records_seeds_and_scores(tiny_sd: Path, tmp_pa
     changed = {p.name for p in (out / "keyframes").glob("*.png") if p.stat().st_mtime_ns != stamps[p.name]}
     assert changed == {"e01s01k02.png"}
     assert again.shots[2].seed != render.shots[2].seed and again.shots[1].seed == render.shots[1].seed
+    # per-shot settings: this shot's own seed, steps and scheduler
+    review_shot(out, "e01s01k01", "set", settings={"seed": "42", "steps": "3", "scheduler": "EulerDiscreteScheduler"})
+    third = agent(inp, ctx).output
+    rec = json.loads((out / third.shots[1].keyframe_record).read_text(encoding="utf-8"))["record"]
+    assert (third.shots[1].seed, rec["steps"], rec["scheduler"]) == (42, 3, "EulerDiscreteScheduler")
+    assert third.shots[0].seed == render.shots[0].seed
+    with pytest.raises(Exception, match="unknown shot setting"):
+        review_shot(out, "e01s01k01", "set", settings={"cfg": 3})
 
 
 def test_quote_and_budget_cap_stop_before_generating(tiny_sd: Path, tmp_path: Path) -> None:

@@ -136,9 +136,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
         if not sep:
             raise argparse.ArgumentTypeError(f"--edit-prompt {item!r} must look like SHOT=新的画面描述")
         reviews.append(("prompt", shot, text))
-    if reviews:
+    settings_by_shot: dict[str, dict[str, str]] = {}
+    for item in args.shot_setting:
+        shot, sep, rest = item.partition(":")
+        key, sep2, value = rest.partition("=")
+        if not sep or not sep2:
+            raise argparse.ArgumentTypeError(f"--shot-setting {item!r} must look like SHOT:steps=8")
+        settings_by_shot.setdefault(shot, {})[key] = value
+    if reviews or settings_by_shot:
+        folder = studio.ws.require().synth_dir(args.episode)
+        for shot, values in settings_by_shot.items():
+            entry = review_shot(folder, shot, "set", settings=values)
+            log.info("shot %s: settings %s", shot, entry["settings"])
         for action, shot, text in reviews:
-            entry = review_shot(studio.ws.require().synth_dir(args.episode), shot, action, text)
+            entry = review_shot(folder, shot, action, text)
             log.info("shot %s: %s -> %s", shot, action, entry["status"])
         return 0
     studio.ws.require()
@@ -274,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approve", action="append", default=[], metavar="SHOT", help="review: approve a shot")
     p.add_argument("--regenerate", action="append", default=[], metavar="SHOT", help="review: new seed next run")
     p.add_argument("--edit-prompt", action="append", default=[], metavar="SHOT=PROMPT", help="review: new prompt")
+    p.add_argument("--shot-setting", action="append", default=[], metavar="SHOT:KEY=VALUE",
+                   help="one shot's own seed, steps, guidance, scheduler or negative_prompt")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("cut", help="assemble, detect, rough-cut, export")
