@@ -50,6 +50,12 @@ class TTSConfig:
     voice: str = "cmn"
     rate_wpm: int = 170  # espeak words per minute; for Chinese about 3.5 characters a second
     narrator_voice: str = "cmn"
+    piper_voice: str = ""  # a piper .onnx voice file (its .onnx.json beside it); empty: installed voice packages
+    http_url: str = ""  # an HTTP TTS service (OpenAI-style /v1/audio/speech), e.g. http://127.0.0.1:8000/v1/audio/speech
+    http_key: str = ""  # sent as "Authorization: Bearer KEY"; prefer the env var REELFORGE_TTS__HTTP_KEY
+    http_model: str = ""
+    http_voices: str = ""  # comma-separated voice names the service offers; characters get one each
+    loudness_lufs: float = -16.0  # episode loudness target (EBU R128 / BS.1770 integrated)
 
 
 @dataclass(slots=True)
@@ -69,6 +75,29 @@ class ModelsConfig:
     image_model: str = ""  # a diffusers folder or single file
     video_model: str = ""
     paths: dict[str, str] = field(default_factory=dict)  # name -> local path
+
+
+@dataclass(slots=True)
+class SynthConfig:
+    engine: str = "auto"  # auto (diffusers when models.image_model is set, else animatic) | animatic | diffusers
+    steps: int = 0  # 0: the pipeline's default
+    guidance: float = 0.0  # 0: the pipeline's default
+    size: str = ""  # generation size WxH; empty: the model's native size, fitted to the frame
+    fit: str = "auto"  # auto | crop | outpaint | aspect
+    negative_prompt: str = ""
+    scheduler: str = ""  # a diffusers scheduler class name; empty: the pipeline's own
+    batch_size: int = 4
+    style: str = ""  # appended to every keyframe prompt, e.g. "cinematic, film grain"
+    consistency: str = "auto"  # auto | prompt | img2img | ip-adapter | off
+    ip_adapter: str = ""  # local IP-Adapter folder
+    image_encoder: str = ""  # local transformers vision model for consistency scores
+    video_frames: int = 14
+    video_fps: int = 7
+    backgrounds: str = ""  # a folder of your own images, matched to scene places by file name
+    music: str = ""  # a folder of music beds
+    sfx: str = ""  # a folder of sound effects, matched to shot.sfx by file name
+    budget_cny: str = ""  # hard cap for one synth run, in yuan (decimal string); empty: no cap
+    gpu_seconds_cap: str = ""  # hard cap on estimated GPU seconds per run; empty: no cap
 
 
 @dataclass(slots=True)
@@ -96,12 +125,15 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
     sources: list[str] = field(default_factory=list)  # where settings came from, for `doctor`
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         if data["llm"].get("api_key"):
             data["llm"]["api_key"] = "***"
+        if data["tts"].get("http_key"):
+            data["tts"]["http_key"] = "***"
         return data
 
 

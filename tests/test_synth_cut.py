@@ -43,7 +43,7 @@ def series() -> Series:
 def test_tts_engines_speak_chinese() -> None:
     names = available_engines()
     assert "silence" in names
-    real = [n for n in names if n != "silence"]
+    real = [n for n in names if n in ("espeak-ng", "espeakng-loader")]  # the Mandarin voices
     if not real:
         pytest.skip("no offline voice installed here")
     for name in real:
@@ -55,7 +55,7 @@ def test_tts_engines_speak_chinese() -> None:
         get_engine("nope")
     silent = SilenceEngine().synthesize("四个汉字", VoiceSpec())
     assert silent.seconds == Fraction(1) and not silent.samples.any()
-    assert set(ENGINES) >= {"espeak-ng", "espeakng-loader", "silence"}
+    assert set(ENGINES) >= {"espeak-ng", "espeakng-loader", "piper", "http", "silence"}
 
 
 def test_card_layout_and_wrapping() -> None:
@@ -143,7 +143,8 @@ def test_cut_refuses_missing_shots(tmp_path: Path) -> None:
 def test_cards_show_the_line_being_spoken(tmp_path: Path) -> None:
     render, video, *_ = _run_synth_cut(tmp_path, tts="silence")
     offset = render.shots[0].frames + render.shots[1].frames
-    frames = {f.index: f.image for f in iter_frames(video, start=offset, end=offset + 3)}
+    # decode to the end: PyAV can stall closing a threaded decoder mid-stream (see core.media.iter_frames)
+    frames = {f.index: f.image for f in iter_frames(video, start=offset - 1)}
     # frames of the third shot differ from the second shot's (new speaker card)
-    prev = next(iter(iter_frames(video, start=offset - 1, end=offset))).image
+    prev = frames[offset - 1]
     assert np.abs(frames[offset].astype(int) - prev.astype(int)).mean() > 3

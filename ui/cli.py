@@ -109,18 +109,77 @@ def cmd_make(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from agents.studio import Studio
+    from agents.synth import SynthAgent, SynthInput, review_shot
+    from core.config import parse_fps
+    from core.screenplay import Series
 
     config = _config(args)
+    if args.engine:
+        config.synth.engine = args.engine
+    if args.image_model:
+        config.models.image_model = args.image_model
+    if args.video_model:
+        config.models.video_model = args.video_model
+    if args.steps:
+        config.synth.steps = args.steps
+    if args.size:
+        config.synth.size = f"{args.size[0]}x{args.size[1]}"
     studio = Studio(args.project, config, progress=Progress(not args.quiet))
     settings = studio.settings()
     if args.tts:
         settings.tts = args.tts
-    if args.size:
-        settings.width, settings.height = args.size
-    render = studio.synth(args.episode, settings)
-    print(studio.ws.synth_dir(args.episode) / "render.json")
-    log.info("episode %d: %d shots, %d frames", render.episode, len(render.shots), render.total_frames)
-    return 0
+    if args.frame_size:
+        settings.width, settings.height = args.frame_size
+    reviews = [("approve", s, None) for s in args.approve] + [("regenerate", s, None) for s in args.regenerate]
+    for item in args.edit_prompt:
+        shot, sep, text = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--edit-prompt {item!r} must look like SHOT=新的画面描述")
+        reviews.append(("prompt", shot, text))
+    settings_by_shot: dict[str, dict[str, str]] = {}
+    for item in args.shot_setting:
+        shot, sep, rest = item.partition(":")
+        key, sep2, value = rest.partition("=")
+        if not sep or not sep2:
+            raise argparse.ArgumentTypeError(f"--shot-setting {item!r} must look like SHOT:steps=8")
+        settings_by_shot.setdefault(shot, {})[key] = value
+    if reviews or settings_by_shot:
+        folder = studio.ws.require().synth_dir(args.episode)
+        for shot, values in settings_by_shot.items():
+            entry = review_shot(folder, shot, "set", settings=values)
+            log.info("shot %s: settings %s", shot, entry["settings"])
+        for action, shot, text in reviews:
+            entry = review_shot(folder, shot, action, text)
+            log.info("shot %s: %s -> %s", shot, action, entry["status"])
+        return 0
+    studio.ws.require()
+    series = Series.load(studio.ws.screenplay_path)
+    numbers = [e.number for e in series.episodes] if args.all_episodes else [args.episode]
+    if args.dry_run:
+        for n in numbers:
+            inp = SynthInput(series=series, episode=n, out_dir=studio.ws.synth_dir(n), width=settings.width,
+                             height=settings.height, fps=parse_fps(settings.fps), tts=settings.tts)
+            print(SynthAgent().quote(inp, config).table())
+        return 0
+    failed = 0
+    for n in numbers:
+        # the shot cache decides what is re-made; the stage record does not know the synth options
+        studio.ws.invalidate(f"synth:ep{n:02d}")
+        try:
+            render = studio.synth(n, settings)
+        except Exception as e:  # noqa: BLE001 - a batch reports every episode, then fails
+            if not args.all_episodes or not isinstance(e, ReelForgeError):
+                raise
+            failed += 1
+            log.error("episode %d: failed: %s", n, e)
+            print(f"ep{n:02d}\tfailed\t{e}")
+            continue
+        path = studio.ws.synth_dir(n) / "render.json"
+        print(path if not args.all_episodes else f"ep{n:02d}\tdone\t{path}")
+        log.info("episode %d: %d shots, %d frames, engine %s, %s LUFS, %d notes, %d shots awaiting review",
+                 render.episode, len(render.shots), render.total_frames, render.engine, render.loudness_lufs,
+                 len(render.notes), len(render.unapproved()))
+    return 1 if failed else 0
 
 
 def cmd_cut_assemble(args: argparse.Namespace) -> int:
@@ -209,11 +268,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     _mount_optional(sub, "agents.script.cli")
 
-    p = sub.add_parser("synth", help="render an episode's shots (animatic: cards, voices, subtitles)")
+    p = sub.add_parser("synth", help="render an episode's shots: keyframes or animatic, motion, voices, music")
     p.add_argument("project")
     p.add_argument("--episode", type=int, default=1)
-    p.add_argument("--tts", default=None)
-    p.add_argument("--size", type=parse_size, default=None)
+    p.add_argument("--all-episodes", action="store_true", help="every episode of the screenplay, a status line each")
+    p.add_argument("--engine", choices=("auto", "animatic", "diffusers"), default=None,
+                   help="pictures: animatic (CPU cards) or diffusers (a local image model); auto picks by config")
+    p.add_argument("--image-model", default=None, help="a diffusers folder or .safetensors file for keyframes")
+    p.add_argument("--video-model", default=None, help="a diffusers image-to-video folder (SVD, CogVideoX-I2V...)")
+    p.add_argument("--tts", default=None, help="voice engine: auto, espeak-ng, espeakng-loader, piper, http, silence")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="keyframe generation size WxH (default: the model's native size fitted to the frame)")
+    p.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the pipeline's own)")
+    p.add_argument("--frame-size", type=parse_size, default=None, help="output frame size (default: the project's)")
+    p.add_argument("--dry-run", action="store_true", help="print the quote (GPU seconds, API cost) and stop")
+    p.add_argument("--approve", action="append", default=[], metavar="SHOT", help="review: approve a shot")
+    p.add_argument("--regenerate", action="append", default=[], metavar="SHOT", help="review: new seed next run")
+    p.add_argument("--edit-prompt", action="append", default=[], metavar="SHOT=PROMPT", help="review: new prompt")
+    p.add_argument("--shot-setting", action="append", default=[], metavar="SHOT:KEY=VALUE",
+                   help="one shot's own seed, steps, guidance, scheduler or negative_prompt")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("cut", help="assemble, detect, rough-cut, export")
