@@ -263,7 +263,9 @@ class Studio:
         stage = f"synth:ep{number:02d}"
         render_path = self.ws.synth_dir(number) / "render.json"
         params = {"episode": number, "w": s.width, "h": s.height, "fps": s.fps, "crf": s.crf, "preset": s.preset,
-                  "rate": s.audio_rate, "tts": s.tts, "label": asdict(self.config.label)}
+                  "rate": s.audio_rate, "tts": s.tts, "label": asdict(self.config.label),
+                  "synth": asdict(self.config.synth), "models": asdict(self.config.models),
+                  "voices": asdict(self.config.tts)}
         state = self.ws.stage_state(stage, [self.ws.screenplay_path], params)
         if state.fresh:
             self._reuse(stage, result, state.edited_outputs)

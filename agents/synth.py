@@ -41,11 +41,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from agents.base import Agent, AgentResult, RunContext
-from core.aigc import label_metadata, make_label
+from core.aigc import AIGC_KEY, label_metadata, make_label
 from core.config import Config, SynthConfig
 from core.errors import InputError, ReelForgeError
 from core.fonts import find_cjk_font
-from core.media import VideoWriter, resample_audio, samples_for_frames, write_wav
+from core.media import VideoWriter, concat, probe, resample_audio, samples_for_frames, write_wav
 from core.screenplay import Episode, LineKind, Scene, Series, Shot
 from core.usage import UsageRecord, seconds_since
 from pipelines.audio import (
@@ -125,6 +125,7 @@ class ShotRender(_Model):
     consistency: float | None = None
     consistency_method: str = ""
     review: str = "pending"  # pending | approved
+    picture_key: str = ""  # everything that shaped the picture; the sound alone can change without it
 
 
 class EpisodeRender(_Model):
@@ -599,7 +600,9 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
             a1 = samples_for_frames(plan.offset + plan.frames, inp.fps, rate)
             shot_audio = audio[a0:a1]
             pic = pictures.get(plan.shot.id, {})
-            key = self._key(inp, s, engine, ep, plan, shot_audio, pic)
+            picture_key = self._key(inp, s, engine, ep, plan, pic)
+            key = _hash({"picture": picture_key,
+                         "audio": hashlib.sha256(np.ascontiguousarray(shot_audio).tobytes()).hexdigest()})
             meta_path = shot_dir / f"{plan.shot.id}.json"
             status = "approved" if review.get(plan.shot.id, {}).get("status") == "approved" else "pending"
             cached = self._cached(meta_path, key, inp.out_dir)
@@ -608,7 +611,15 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
                 renders.append(cached)
                 reused += 1
                 continue
-            render = self._render_shot(inp, s, ctx, ep, plan, key, shot_dir, shot_audio, pic)
+            same_picture = self._cached(meta_path, picture_key, inp.out_dir, field="picture_key")
+            if same_picture is not None:
+                # only the sound changed (an edited line elsewhere moved the episode's loudness or
+                # music): rewrite the WAV and swap the clip's audio, keeping its video packets
+                render = self._resound(inp, same_picture, shot_audio, key)
+                reused += 1
+            else:
+                render = self._render_shot(inp, s, ctx, ep, plan, key, shot_dir, shot_audio, pic)
+                render.picture_key = picture_key
             render.review = status
             meta_path.write_text(json.dumps(render.model_dump(mode="json"), ensure_ascii=False, indent=2), encoding="utf-8")
             renders.append(render)
@@ -1039,27 +1050,36 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
     # ---------------------------------------------------------------------------------------
     # shot clips
     def _key(self, inp: SynthInput, s: Settings, engine: TTSEngine, ep: Episode, plan: _ShotPlan,
-             audio: np.ndarray, pic: dict[str, Any]) -> str:
+             pic: dict[str, Any]) -> str:
+        """Hash of everything that shapes the shot's picture (the sound is keyed separately)."""
         payload = {
             "v": RENDER_VERSION, "shot": plan.shot.model_dump(mode="json"), "header": _header(ep, plan.si, plan.scene),
             "place": plan.scene.place, "tod": plan.scene.time_of_day, "size": [inp.width, inp.height],
             "fps": str(inp.fps), "crf": inp.crf, "preset": inp.preset, "rate": inp.audio_rate, "tts": engine.name,
             "timed": [t.model_dump() for t in plan.timed], "frames": plan.frames,
-            "audio": hashlib.sha256(np.ascontiguousarray(audio).tobytes()).hexdigest(),
             "label": [inp.label.text, inp.label.position, inp.label.opacity, inp.label.enabled], "producer": inp.producer,
             "engine": s.engine, "keyframe": pic.get("hash"), "motion": (pic.get("motion") or {}).get("hash"),
             "fit": s.synth.fit, "background": str(self._background_file(s, plan.scene) or ""),
         }
         return _hash(payload)
 
-    def _cached(self, meta_path: Path, key: str, out_dir: Path) -> ShotRender | None:
+    def _resound(self, inp: SynthInput, render: ShotRender, audio: np.ndarray, key: str) -> ShotRender:
+        clip, wav = inp.out_dir / render.clip, inp.out_dir / render.audio
+        write_wav(wav, audio, inp.audio_rate)
+        tmp = clip.with_name(f".{clip.stem}.resound.mp4")
+        meta = {k: v for k, v in probe(clip).metadata.items() if k in {AIGC_KEY, "comment", "title"}}
+        concat([clip], tmp, audio_from=[wav], audio_rate=inp.audio_rate, metadata=meta)
+        tmp.replace(clip)
+        return render.model_copy(update={"key": key})
+
+    def _cached(self, meta_path: Path, key: str, out_dir: Path, field: str = "key") -> ShotRender | None:
         if not meta_path.exists():
             return None
         try:
             render = ShotRender.model_validate_json(meta_path.read_text(encoding="utf-8"))
         except ValueError:
             return None
-        if render.key != key:
+        if not key or getattr(render, field) != key:
             return None
         if not all((out_dir / p).exists() for p in (render.clip, render.audio, render.keyframe)):
             return None
