@@ -62,9 +62,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from pipelines.render import render_timeline
-
     from core.timeline import Timeline
+    from pipelines.render import render_timeline
 
     tl = Timeline.load(Path(args.timeline))
     res = render_timeline(tl, Path(args.output), copy=args.copy, label=not args.no_label)

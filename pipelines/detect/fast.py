@@ -38,12 +38,13 @@ CHUNK = 512
 
 @dataclass(frozen=True, slots=True)
 class FastParams:
-    cut_min: float = 0.22  # absolute floor of the change score (hist L1/2 + thumb MAD) for a cut
+    cut_min: float = 0.15  # absolute floor of the change score (hist L1/2 + thumb MAD) for a cut
     cut_ratio: float = 3.0  # the change must exceed this multiple of its neighbourhood's median
     cut_hist_min: float = 0.08  # a cut changes the colours, not just the positions
+    cut_thumb_min: float = 0.045  # ... and the picture: histogram flicker alone (dark, flat scenes) is not a cut
     flash_return: float = 0.45  # a spike whose picture comes back to within this share is a flash
     grad_min: float = 0.25  # histogram change across a dissolve window
-    grad_resid: float = 0.12  # max residual of the blend model (relative to |a-b|^2)
+    grad_resid: float = 0.06  # max residual of the blend model (relative to |a-b|^2)
     grad_min_len: int = 3  # frames of evidence for a dissolve
     black_mean: float = 32.0  # luma (0-255) of a black frame
     black_sd: float = 10.0
@@ -78,6 +79,9 @@ def _signals(th: np.ndarray, hist: np.ndarray, lo: int, hi: int) -> dict[str, np
     back = np.min(np.stack([0.5 * np.abs(hist[t + k] - hist[t - 1]).sum(axis=1) for k in (1, 2, 3)] +
                            [0.5 * np.abs(hist[t] - hist[t - 1 - k]).sum(axis=1) for k in (1, 2, 3)]), axis=0)
     out["ret"] = back
+    backp = np.min(np.stack([np.abs(th[t + k] - th[t - 1]).mean(axis=1) for k in (1, 2, 3)] +
+                            [np.abs(th[t] - th[t - 1 - k]).mean(axis=1) for k in (1, 2, 3)]), axis=0) / 255.0
+    out["retp"] = backp
     for w in WINDOWS:
         a, b, m = th[t - w], th[t + w], th[t]
         ab = a - b
@@ -222,7 +226,8 @@ def decide(sig: dict[str, np.ndarray], p: FastParams) -> list[Boundary]:
         in_fade[max(0, f.start - 2):min(n, f.end + 3)] = True
     # --- hard cuts ---------------------------------------------------------------------------
     cuts: list[Boundary] = []
-    cand = (s >= np.maximum(p.cut_min, p.cut_ratio * base)) & (sig["dh"] >= p.cut_hist_min) & ~in_fade
+    cand = (s >= np.maximum(p.cut_min, p.cut_ratio * base)) & (sig["dh"] >= p.cut_hist_min) & \
+        (sig["dp"] >= p.cut_thumb_min) & ~in_fade
     picture = ~black
     first_picture = int(np.argmax(picture)) if picture.any() else n
     for t in np.flatnonzero(cand):
@@ -231,7 +236,7 @@ def decide(sig: dict[str, np.ndarray], p: FastParams) -> list[Boundary]:
         lo, hi = max(1, t - 2), min(n, t + 3)
         if s[t] < s[lo:hi].max():
             continue
-        if sig["ret"][t] < p.flash_return * sig["dh"][t]:
+        if sig["retp"][t] < p.flash_return * sig["dp"][t]:
             continue  # the picture comes back: a flash
         cuts.append(Boundary(int(t), "cut", int(t) - 1, int(t), float(s[t])))
     near_cut = np.zeros(n, bool)
@@ -252,7 +257,10 @@ def decide(sig: dict[str, np.ndarray], p: FastParams) -> list[Boundary]:
         j = i
         while j + 1 < n and ok[j + 1]:
             j += 1
-        if j - i + 1 >= p.grad_min_len:
+        w = max(WINDOWS)
+        ends = (max(0, i - w), min(n - 1, j + w))
+        lit = not any(sig["mean"][e] < 1.5 * p.black_mean and sig["sd"][e] < 1.5 * p.black_sd for e in ends)
+        if j - i + 1 >= p.grad_min_len and lit:  # a blend with black is a fade, handled above
             # the centre: where the blend weight crosses one half
             a = sig[f"a{WINDOWS[-1]}"][i:j + 1]
             centre = i + int(np.argmin(np.abs(a - 0.5)))

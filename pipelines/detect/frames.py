@@ -108,7 +108,7 @@ def _plane(plane: object, h: int, w: int) -> np.ndarray:
 
 def small_rgb(path: str | os.PathLike[str], size: tuple[int, int] = (48, 27), *,
               threads: int = 0) -> tuple[SmallStream, Iterator[np.ndarray]]:
-    """``(info, frames)`` of ``(h, w, 3)`` RGB frames scaled by FFmpeg (area filter), e.g. TransNetV2's 48x27."""
+    """``(info, frames)`` of ``(h, w, 3)`` RGB frames scaled by FFmpeg (bicubic, as the reference's ffmpeg -s), e.g. TransNetV2's 48x27."""
     info = probe(path)
     if info.video is None:
         raise UnsupportedMediaError(f"{str(path)!r} has no video stream")
@@ -139,7 +139,7 @@ def small_rgb(path: str | os.PathLike[str], size: tuple[int, int] = (48, 27), *,
                     continue
                 for frame in decoded:
                     img = r.reformat(frame, width=w, height=h, format="rgb24",
-                                     interpolation=Interpolation.AREA).to_ndarray()
+                                     interpolation=Interpolation.BICUBIC).to_ndarray()
                     if v.rotation:
                         img = np.ascontiguousarray(np.rot90(img, k=(v.rotation // 90) % 4))
                     produced += 1
