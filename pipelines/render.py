@@ -260,7 +260,7 @@ def _copy_plan(tl: Timeline, label: bool, burn_captions: bool, style: LabelStyle
 def render_timeline(tl: Timeline, dst: str | Path, *, copy: str = "auto", label: bool = True,
                     style: LabelStyle | None = None, aigc: AIGCLabel | None = None, burn_captions: bool = False,
                     audio_rate: int = 48000, crf: int = 20, preset: str = "veryfast",
-                    title: str = "") -> RenderResult:
+                    title: str = "", aigc_tag: bool = True) -> RenderResult:
     """Render ``tl`` to ``dst`` (MP4, H.264 + AAC)."""
     tl.validate()
     if copy not in ("auto", "never"):
@@ -271,8 +271,8 @@ def render_timeline(tl: Timeline, dst: str | Path, *, copy: str = "auto", label:
         raise InputError(f"timeline size {tl.width}x{tl.height} must be even for H.264")
     style = style or LabelStyle()
     dst = Path(dst)
-    label_obj = aigc or _label_for(tl)
-    meta = label_metadata(label_obj)
+    # the implicit AIGC tag: always on AI-made output; ``aigc_tag=False`` only for footage a person shot
+    meta = label_metadata(aigc or _label_for(tl)) if aigc_tag else {}
     if title:
         meta["title"] = title
     notes: list[str] = []
