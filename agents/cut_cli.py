@@ -7,7 +7,6 @@ neural detector is asked for). Results go to standard output, logs to standard e
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {}
     if args.detector == "transnet":
         kwargs["device"] = args.device
+        kwargs["fuse"] = not args.network_only
     detector = get_detector(args.detector, **kwargs)
     result = detector.detect(Path(args.video))
     if args.json:
@@ -73,10 +73,14 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_silence(args: argparse.Namespace) -> int:
+    from core.config import load_config
     from pipelines.silence import SilenceParams, cut_silence
 
+    cfg = load_config(args.config) if getattr(args, "config", None) else load_config()
+    whisper = cfg.models.paths.get("whisper", "")  # a local faster-whisper model folder, if configured
     res = cut_silence(Path(args.input), Path(args.output),
-                      SilenceParams(threshold_db=args.threshold, min_silence=args.min_silence, margin=args.margin))
+                      SilenceParams(threshold_db=args.threshold, min_silence=args.min_silence, margin=args.margin),
+                      label=args.label, whisper_model=whisper)
     log.info("kept %d of %d frames in %d pieces", res.frames_kept, res.frames_in, len(res.kept))
     print(res.path)
     return 0
@@ -88,6 +92,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--detector", choices=["fast", "transnet"], default="fast",
                    help="fast: our CPU detector (default); transnet: TransNetV2 (GPU when present)")
     p.add_argument("--device", default="auto", help="transnet: auto, cpu, cuda, cuda:N, mps")
+    p.add_argument("--network-only", action="store_true",
+                   help="transnet: the network's boundaries alone (by default the fast detector's hard cuts "
+                        "that the network misses are added)")
     p.add_argument("--json", action="store_true", help='print {"fps", "boundaries": [...]} only')
     p.set_defaults(func=cmd_detect)
 
@@ -121,5 +128,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threshold", type=float, default=-40.0, help="dBFS below which audio is silent")
     p.add_argument("--min-silence", type=float, default=0.5, help="seconds of silence before cutting")
     p.add_argument("--margin", type=float, default=0.15, help="seconds kept around speech")
+    p.add_argument("--label", action="store_true", help="AI-made footage: burn the visible mark and tag it")
     p.set_defaults(func=cmd_silence)
-    _ = json

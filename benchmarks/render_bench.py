@@ -120,7 +120,7 @@ def main() -> None:
     print("|---|---:|---:|---|---:|---:|")
     for name, frames, mode, ours, mp in rows:
         print(f"| {name} | {frames} | {ours:.2f}s | {mode} | {mp:.2f}s | {ours / mp:.3f} |")
-    for frames, tc, te, m1, m2 in cut_rows:
+    for frames, tc, te, _m1, _m2 in cut_rows:
         print()
         print(f"One cut of {frames} frames of speed640.mp4 (640x360): stream copy {tc:.2f}s vs re-encode {te:.2f}s "
               f"({te / tc:.1f}x slower)")

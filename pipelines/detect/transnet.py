@@ -97,7 +97,10 @@ class TransNetDetector(Detector):
     name = "transnet"
 
     def __init__(self, device: str = "auto", batch: int = 0, threshold: float = 0.5,
-                 weights: str | Path | None = None, precision: str = "auto") -> None:
+                 weights: str | Path | None = None, precision: str = "auto", fuse: bool = True) -> None:
+        # fuse: add the fast detector's hard cuts that TransNetV2 misses (cut-ins within one scene,
+        # a known weakness of the network); False gives the network's boundaries alone
+        self.fuse = fuse
         self.device_name = device
         self.batch = batch
         self.threshold = threshold
@@ -177,10 +180,31 @@ class TransNetDetector(Detector):
         decoded = Prefetch(tap, maxsize=256, name="transnet-decode")
         single, many = self.predict(decoded, progress, info.frames)
         bounds = to_boundaries(single, many, np.array(stats, np.float32).reshape(-1, 2), self.threshold)
+        notes = []
+        if self.fuse:
+            from pipelines.detect.fast import FastDetector
+
+            extra = FastDetector().detect(path).boundaries
+            before = len(bounds)
+            bounds = fuse_boundaries(bounds, extra)
+            notes.append(f"{len(bounds) - before} hard cuts added by the fast detector")
         dt = time.perf_counter() - t0
         log.info("transnet detector: %d frames, %d boundaries in %.2fs", len(single), len(bounds), dt)
         return Detection(fps=info.fps, frames=len(single), boundaries=bounds, detector=self.name, seconds=dt,
-                         device=str(self._device))
+                         device=str(self._device), notes=notes)
+
+
+def fuse_boundaries(neural: list[Boundary], fast: list[Boundary], gap: int = 3) -> list[Boundary]:
+    """The network's boundaries plus the fast detector's hard cuts farther than ``gap`` frames from
+    any of them (and from any gradual transition's span)."""
+    out = list(neural)
+    for b in fast:
+        if b.kind != "cut":
+            continue
+        if any(n.start - gap <= b.frame <= n.end + gap for n in neural):
+            continue
+        out.append(b)
+    return sorted(out, key=lambda b: b.frame)
 
 
 def to_boundaries(single: np.ndarray, many: np.ndarray, stats: np.ndarray, threshold: float = 0.5) -> list[Boundary]:
