@@ -318,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     _mount_optional(sub, "ledger.cli")
+    _mount_optional(sub, "agents.label_cli")
     return parser
 
 
