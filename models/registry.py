@@ -13,6 +13,7 @@ of footage it is for. Weights come from two places:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -63,6 +64,24 @@ class ModelSpec:
     tags: tuple[str, ...] = field(default_factory=tuple)
 
 
+# Our own models. The sha256 of the shipped files is written by ``models.train_sr`` when it
+# exports weights (models/weights/manifest.json), so a new training run ships in one commit.
+RF_KWARGS: dict[int, dict[str, Any]] = {
+    n: {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 32, "num_conv": 8, "upscale": n, "act_type": "prelu"}
+    for n in (2, 4)
+}
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+
+
+def _shipped_sha256(file: str) -> str:
+    try:
+        data = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return ""
+    entry = data.get(file) if isinstance(data, dict) else None
+    return str(entry.get("sha256", "")) if isinstance(entry, dict) else ""
+
+
 def _spec(**kw: Any) -> ModelSpec:
     kw["kwargs"] = MappingProxyType(dict(kw["kwargs"]))
     return ModelSpec(**kw)
@@ -84,6 +103,16 @@ REGISTRY: MappingProxyType[str, ModelSpec] = MappingProxyType({s.name: s for s i
                                       "the official ncnn release") + "; fast, for anime video"),
               ncnn=NcnnSource("realesr-animevideov3-x4.param", **_ANIMEVIDEO_NCNN), tags=("gan",))
         for n in (2, 3, 4)
+    ),
+    *(
+        _spec(name=f"rf-x{n}", family="rf", arch="srvgg", scale=n, kwargs=RF_KWARGS[n],
+              file=f"rf-x{n}.safetensors", sha256=_shipped_sha256(f"rf-x{n}.safetensors"),
+              licence="Apache-2.0 (ReelForge); trained on BSD68 + Sun-Hays80 (research image sets)",
+              content="live-action", origin="shipped",
+              description=(f"ReelForge rf-x{n}: small PSNR-oriented SRVGGNetCompact (32 features, 8 convs), "
+                           "fast on a CPU; faithful, no invented texture"),
+              tags=("psnr",))
+        for n in (2, 4)
     ),
     _spec(name="x4plus", family="x4plus", arch="rrdbnet", scale=4,
           kwargs={"num_in_ch": 3, "num_out_ch": 3, "scale": 4, "num_feat": 64, "num_block": 23,
@@ -239,6 +268,10 @@ def load_model(
     if spec is not None:
         path = Path(weights).expanduser() if weights is not None else weights_path(spec, cache_dir)
         expected = sha256 if weights is not None else spec.sha256
+        if weights is None and not expected:
+            raise ModelError(f"model {spec.name!r} has no pinned sha256 ({MANIFEST.name} lacks {spec.file})",
+                             hint="train and export it: python -m models.train_sr --scale "
+                                  f"{spec.scale} (see models/train_sr.py)")
         arch, kwargs = spec.arch, dict(spec.kwargs)
     else:
         path = Path(text).expanduser()

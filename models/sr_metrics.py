@@ -30,8 +30,8 @@ def _cubic(x: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=256)
-def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
-    """The (out_len, in_len) matrix of MATLAB's bicubic ``imresize`` along one axis."""
+def resize_taps(in_len: int, out_len: int, scale: float, antialias: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """MATLAB's bicubic ``contributions``: (out_len, taps) source indices and weights."""
     kernel_width = 4.0
     if scale < 1 and antialias:
         def kernel(x: np.ndarray) -> np.ndarray:
@@ -49,10 +49,25 @@ def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = Tru
     # symmetric ("mirror with edge repeated") borders, as MATLAB's aux = [1:n, n:-1:1]
     aux = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
     src = aux[np.mod(idx.astype(np.int64) - 1, 2 * in_len)]
+    return src, weights
+
+
+def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
+    """The same resize as a dense (out_len, in_len) matrix (for checks and small sizes)."""
+    src, weights = resize_taps(in_len, out_len, scale, antialias)
     mat = np.zeros((out_len, in_len), dtype=np.float64)
-    rows = np.repeat(np.arange(out_len), taps)
+    rows = np.repeat(np.arange(out_len), src.shape[1])
     np.add.at(mat, (rows, src.ravel()), weights.ravel())
     return mat
+
+
+def _resize_axis0(data: np.ndarray, out_len: int, scale: float, antialias: bool) -> np.ndarray:
+    src, weights = resize_taps(data.shape[0], out_len, scale, antialias)
+    extra = (1,) * (data.ndim - 1)
+    out = np.zeros((out_len, *data.shape[1:]), dtype=np.float64)
+    for k in range(src.shape[1]):
+        out += weights[:, k].reshape(-1, *extra) * data[src[:, k]]
+    return out
 
 
 def imresize(img: np.ndarray, scale: float | None = None, *, size: tuple[int, int] | None = None,
@@ -60,7 +75,8 @@ def imresize(img: np.ndarray, scale: float | None = None, *, size: tuple[int, in
     """MATLAB ``imresize(img, scale, 'bicubic')`` for an HxW or HxWxC array.
 
     uint8 in -> uint8 out (rounded and clipped, as MATLAB does); float in -> float64 out,
-    not clipped. ``size`` = (height, width) overrides ``scale``.
+    not clipped. ``size`` = (height, width) overrides ``scale``. Intermediate results stay
+    in float64 (MATLAB rounds uint8 between the two passes; the difference is below 0.01 dB).
     """
     if img.ndim not in (2, 3):
         raise ValueError(f"img must be HxW or HxWxC, got shape {img.shape}")
@@ -74,15 +90,15 @@ def imresize(img: np.ndarray, scale: float | None = None, *, size: tuple[int, in
         out_h, out_w = size
         sh, sw = out_h / h, out_w / w
     data = img.astype(np.float64)
+
+    def along_h(a: np.ndarray) -> np.ndarray:
+        return _resize_axis0(a, out_h, sh, antialias)
+
+    def along_w(a: np.ndarray) -> np.ndarray:
+        return _resize_axis0(a.swapaxes(0, 1), out_w, sw, antialias).swapaxes(0, 1)
+
     # MATLAB resizes the dimension with the smaller scale first; ties: height first
-    mh = resize_matrix(h, out_h, sh, antialias)
-    mw = resize_matrix(w, out_w, sw, antialias)
-    if sh <= sw:
-        out = np.tensordot(mh, data, axes=(1, 0))
-        out = np.tensordot(mw, out, axes=(1, 1)).swapaxes(0, 1)
-    else:
-        out = np.tensordot(mw, data, axes=(1, 1)).swapaxes(0, 1)
-        out = np.tensordot(mh, out, axes=(1, 0))
+    out = along_w(along_h(data)) if sh <= sw else along_h(along_w(data))
     if img.dtype == np.uint8:
         return np.clip(np.round(out), 0, 255).astype(np.uint8)
     return out
