@@ -26,6 +26,7 @@ import math
 import os
 import shutil
 import signal
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -238,13 +239,17 @@ def export(ema: EMA, scale: int, out: Path, info: dict[str, Any]) -> str:
     save_weights(state, out, arch="srvgg", kwargs=kwargs, source=f"reelforge models.train_sr x{scale}")
     digest = sha256_file(out)
     if out.resolve().parent == WEIGHTS_DIR.resolve():
-        try:
-            manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            manifest = {}
-        manifest[out.name] = {"sha256": digest, "arch": "srvgg", "kwargs": kwargs, **info}
-        MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                            encoding="utf-8")
+        import fcntl  # the x2 and x4 runs may finish at the same moment
+
+        with open(Path(tempfile.gettempdir()) / "reelforge-manifest.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                manifest = {}
+            manifest[out.name] = {"sha256": digest, "arch": "srvgg", "kwargs": kwargs, **info}
+            MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                                encoding="utf-8")
     log.info("exported %s (sha256 %s)", out, digest)
     return digest
 
@@ -376,14 +381,28 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("signal %d: saving a checkpoint and stopping", signum)
         stop["flag"] = True
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _train(args, device, scale, batch, patch, run_dir, out, ckpt_path, sampler, val, model,
+                      train_model, ema, opt, state, autocast, stop, started)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _train(args: argparse.Namespace, device: torch.device, scale: int, batch: int, patch: int, run_dir: Path,
+           out: Path, ckpt_path: Path, sampler: PatchSampler, val: list[tuple[np.ndarray, np.ndarray]],
+           model: nn.Module, train_model: Any, ema: EMA, opt: torch.optim.Optimizer, state: RunState,
+           autocast: Any, stop: dict[str, bool], started: float) -> int:
+    cuda = device.type == "cuda"
 
     budget = args.minutes * 60.0
     reserve = 30.0 if cuda else 90.0  # export + final scoring
     warmup = 200
     last_ckpt = time.monotonic()
-    calib_from: tuple[int, float] | None = None
+    calibrating = not state.total_steps
+    mark: tuple[int, float] | None = None
+    per_step: float | None = None
     loss_sum, loss_n = 0.0, 0
     model.train()
     while not stop["flag"]:
@@ -392,16 +411,22 @@ def main(argv: list[str] | None = None) -> int:
         now = time.monotonic()
         if now - started > budget - reserve:
             log.info("time budget of this invocation is spent at step %d", state.step)
+            if calibrating:  # the schedule was fitted to this budget: its tail is done
+                state.total_steps = state.step
             break
-        # calibrate the run length from the measured speed (first invocation only)
-        if not state.total_steps:
-            if calib_from is None and state.step >= 10:
-                calib_from = (state.step, now)
-            elif calib_from is not None and state.step - calib_from[0] >= 40:
-                per_step = (now - calib_from[1]) / (state.step - calib_from[0])
-                per_step *= 1.03 + 0.02 * (1000 / args.val_steps)  # validation and checkpoints
-                state.total_steps = state.step + int((budget - reserve - (now - started)) / per_step)
-                log.info("%.3f s/step -> %d steps in total", per_step, state.total_steps)
+        # the run length follows the measured speed during the first invocation (a shared CPU
+        # speeds up and slows down); a resumed run keeps the length it was given
+        if calibrating and state.step >= 10 and state.step % 50 == 0:
+            if mark is not None:
+                recent = (now - mark[1]) / (state.step - mark[0])
+                per_step = recent if per_step is None else 0.7 * per_step + 0.3 * recent
+                overhead = 1.03 + 0.02 * (1000 / args.val_steps)  # validation and checkpoints
+                left = budget - reserve - (now - started)
+                new_total = state.step + max(0, int(left / (per_step * overhead)))
+                if not state.total_steps or abs(new_total - state.total_steps) > 0.02 * state.total_steps:
+                    log.info("%.3f s/step -> %d steps in total", per_step, new_total)
+                state.total_steps = new_total
+            mark = (state.step, now)
         total = state.total_steps or 10**9
         for group in opt.param_groups:
             group["lr"] = learning_rate(state.step, total, args.lr, warmup, args.min_lr)

@@ -53,27 +53,80 @@ def weights_metadata(arch: str, kwargs: Mapping[str, Any], *, source: str) -> di
     return {METADATA_KEY: json.dumps(payload, sort_keys=True, ensure_ascii=False)}
 
 
+_ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+              torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8"}
+
+
+def _write_safetensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]) -> None:
+    """The safetensors format written by hand (8-byte header length, JSON header, raw data).
+
+    Used when the ``safetensors`` package is missing (bare GPU machines); the files it writes
+    are read by ``safetensors`` like any other.
+    """
+    header: dict[str, Any] = {"__metadata__": dict(metadata)}
+    chunks: list[bytes] = []
+    offset = 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        data = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": _ST_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for chunk in chunks:
+            f.write(chunk)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file without the ``safetensors`` package."""
+    by_name = {v: k for k, v in _ST_DTYPES.items()}
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + size])
+    base = 8 + size
+    meta = header.pop("__metadata__", None) or {}
+    out = {}
+    for name, info in header.items():
+        start, end = info["data_offsets"]
+        buf = bytearray(raw[base + start: base + end])
+        dtype = by_name[info["dtype"]]
+        out[name] = torch.frombuffer(buf, dtype=torch.uint8).view(dtype).reshape(info["shape"]) if buf else \
+            torch.empty(info["shape"], dtype=dtype)
+    return out, meta
+
+
 def save_weights(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str], *,
                  arch: str, kwargs: Mapping[str, Any], source: str,
                  dtype: torch.dtype = torch.float32) -> Path:
     """Write ``state_dict`` as safetensors (atomically) with the architecture in the metadata."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state_dict.items()}
+    metadata = weights_metadata(arch, kwargs, source=source)
     tmp = path.with_name(path.name + ".part")
-    save_file(tensors, str(tmp), metadata=weights_metadata(arch, kwargs, source=source))
+    try:
+        from safetensors.torch import save_file
+    except ImportError:
+        _write_safetensors(tensors, tmp, metadata)
+    else:
+        save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)
     return path
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The ``{"arch", "kwargs", "source"}`` block of one of our safetensors files, if any."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        meta = _read_safetensors(Path(path))[1]
+    else:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
     text = meta.get(METADATA_KEY)
     if not text:
         return None
@@ -93,8 +146,10 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".safetensors":
-            from safetensors.torch import load_file
-
+            try:
+                from safetensors.torch import load_file
+            except ImportError:
+                return _read_safetensors(path)[0]
             return load_file(str(path))
         if suffix in {".pth", ".pt", ".ckpt", ".bin"}:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)

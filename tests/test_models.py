@@ -322,3 +322,47 @@ def test_shipped_weights_load_and_beat_bicubic(shared_data: Path, scale: int) ->
     bicubic = score_y(imresize(lr, float(scale)), hr, scale)
     assert ours.psnr_y > bicubic.psnr_y + 1.0
     assert ours.ssim_y > bicubic.ssim_y
+
+
+# --- training script -------------------------------------------------------------------------
+
+
+def _smooth_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    coarse = rng.uniform(0, 255, (h // 8 + 1, w // 8 + 1, 3))
+    return np.clip(imresize(coarse, size=(h, w)), 0, 255).astype(np.uint8)
+
+
+def test_train_script_runs_exports_and_resumes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from models import train_sr
+
+    rng = np.random.default_rng(0)
+    for folder in ("a", "b"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(_smooth_image(rng, 64, 80)).save(tmp_path / "data" / folder / f"{i}.png")
+    (tmp_path / "eval").mkdir()
+    Image.fromarray(_smooth_image(rng, 48, 48)).save(tmp_path / "eval" / "e.png")
+    out = tmp_path / "rf.safetensors"
+    common = ["--scale", "2", "--data", str(tmp_path / "data"), "--eval", str(tmp_path / "eval"),
+              "--run-dir", str(tmp_path / "run"), "--out", str(out), "--batch", "2", "--patch", "16",
+              "--val-steps", "2", "--hr-scales", "1.0,0.8", "--val-every-image", "3", "--device", "cpu",
+              "--minutes", "5"]
+    assert train_sr.main([*common, "--steps", "3"]) == 0
+    first = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert first["state"]["step"] == 3 and out.exists()
+    model = registry.load_model(out, sha256=sha256_file(out))
+    assert isinstance(model, SRVGGNetCompact) and model.scale == 2
+    assert train_sr.main([*common, "--steps", "5"]) == 0  # resumes at step 3
+    second = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert second["state"]["step"] == 5
+    assert [h["step"] for h in second["state"]["history"]] == [2, 3, 4, 5]
+
+
+def test_train_script_refuses_evaluation_sets(tmp_path: Path) -> None:
+    from models import train_sr
+
+    (tmp_path / "CSet5").mkdir()
+    with pytest.raises(SystemExit, match="evaluation set"):
+        train_sr.split_files(tmp_path, 20)
