@@ -10,9 +10,11 @@ Set5/Set14 are never trained on and are only scored once, at the end.
     python -m models.train_sr --scale 2 --minutes 60
     python -m models.train_sr --scale 4 --minutes 40 --init models/weights/rf-x2.safetensors
 
-A run has a fixed number of steps (``--steps``, or calibrated from ``--minutes`` on its first
-invocation); ``--minutes`` also bounds each invocation, so a run can be spread over several.
-When the last step is done the EMA weights are written to ``models/weights/rf-x{scale}.safetensors``,
+A run is either step-based (``--steps N``: cosine learning rate over N steps) or, by default,
+time-based: its first invocation turns ``--minutes`` into a training-time budget and the cosine
+follows the share of that budget spent, so a busy shared machine only means fewer steps, not a
+broken schedule. ``--minutes`` also bounds every invocation; an interrupted run (time out,
+Ctrl-C, SIGTERM) checkpoints and the same command resumes it. When the run is done the EMA weights are written to ``models/weights/rf-x{scale}.safetensors``,
 their sha256 into ``models/weights/manifest.json``, and the Set5/Set14 scores are printed.
 """
 
@@ -190,11 +192,12 @@ def init_from(model: nn.Module, path: Path) -> None:
     log.info("initialised %d/%d tensors from %s", len(taken), len(own), path)
 
 
-def learning_rate(step: int, total: int, base: float, warmup: int, floor: float) -> float:
+def learning_rate(progress: float, step: int, base: float, warmup: int, floor: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from ``base`` to ``floor`` over ``progress`` 0..1."""
     if step < warmup:
         return base * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * progress))
+    p = min(1.0, max(0.0, progress))
+    return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * p))
 
 
 class EMA:
@@ -212,7 +215,8 @@ class EMA:
 @dataclass(slots=True)
 class RunState:
     step: int = 0
-    total_steps: int = 0
+    total_steps: int = 0  # a step-based run (--steps); 0 while a time-based run is going
+    budget_seconds: float = 0.0  # a time-based run: training seconds the schedule spans
     train_seconds: float = 0.0
     best_val: float = 0.0
     history: list[dict[str, Any]] | None = None
@@ -223,7 +227,8 @@ def save_checkpoint(path: Path, model: nn.Module, ema: EMA, opt: torch.optim.Opt
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {
         "model": model.state_dict(), "ema": ema.shadow, "opt": opt.state_dict(),
-        "state": {"step": state.step, "total_steps": state.total_steps, "train_seconds": state.train_seconds,
+        "state": {"step": state.step, "total_steps": state.total_steps, "budget_seconds": state.budget_seconds,
+                  "train_seconds": state.train_seconds,
                   "best_val": state.best_val, "history": state.history or []},
         "gen": sampler.gen.get_state(), "torch_rng": torch.get_rng_state(),
         "args": {k: v for k, v in vars(args).items() if isinstance(v, int | float | str | bool) or v is None},
@@ -365,13 +370,14 @@ def main(argv: list[str] | None = None) -> int:
         ema.shadow = {k: v.to(device) for k, v in blob["ema"].items()}
         opt.load_state_dict(blob["opt"])
         st = blob["state"]
-        state = RunState(st["step"], st["total_steps"], st["train_seconds"], st["best_val"], st["history"])
+        state = RunState(st["step"], st["total_steps"], st.get("budget_seconds", 0.0), st["train_seconds"],
+                         st["best_val"], st["history"])
         sampler.gen.set_state(blob["gen"].cpu())
         torch.set_rng_state(blob["torch_rng"].cpu())
         log.info("resumed %s at step %d/%d (%.1f min trained)", ckpt_path, state.step, state.total_steps,
                  state.train_seconds / 60)
     if args.steps:
-        state.total_steps = args.steps
+        state.total_steps, state.budget_seconds = args.steps, 0.0
     train_model: Any = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
 
@@ -400,36 +406,29 @@ def _train(args: argparse.Namespace, device: torch.device, scale: int, batch: in
     reserve = 30.0 if cuda else 90.0  # export + final scoring
     warmup = 200
     last_ckpt = time.monotonic()
-    calibrating = not state.total_steps
-    mark: tuple[int, float] | None = None
-    per_step: float | None = None
+    if not state.total_steps and not state.budget_seconds:
+        # a time-based run: the learning-rate schedule follows the share of the training time
+        # spent, so it stays smooth however the speed of a shared machine changes
+        overhead = 1.03 + 0.02 * (1000 / args.val_steps)  # validation and checkpoints
+        state.budget_seconds = max(30.0, (budget - reserve - (time.monotonic() - started)) / overhead)
+        log.info("time-based run: %.1f min of training", state.budget_seconds / 60)
     loss_sum, loss_n = 0.0, 0
     model.train()
     while not stop["flag"]:
         if state.total_steps and state.step >= state.total_steps:
             break
-        now = time.monotonic()
-        if now - started > budget - reserve:
+        progress = (state.train_seconds / state.budget_seconds if state.budget_seconds
+                    else (state.step - warmup) / max(1, state.total_steps - warmup))
+        if state.budget_seconds and progress >= 1.0:
+            state.total_steps = state.step
+            break
+        if time.monotonic() - started > budget - reserve:
             log.info("time budget of this invocation is spent at step %d", state.step)
-            if calibrating:  # the schedule was fitted to this budget: its tail is done
+            if state.budget_seconds and progress >= 0.97:  # the learning rate is at its floor: done
                 state.total_steps = state.step
             break
-        # the run length follows the measured speed during the first invocation (a shared CPU
-        # speeds up and slows down); a resumed run keeps the length it was given
-        if calibrating and state.step >= 10 and state.step % 50 == 0:
-            if mark is not None:
-                recent = (now - mark[1]) / (state.step - mark[0])
-                per_step = recent if per_step is None else 0.7 * per_step + 0.3 * recent
-                overhead = 1.03 + 0.02 * (1000 / args.val_steps)  # validation and checkpoints
-                left = budget - reserve - (now - started)
-                new_total = state.step + max(0, int(left / (per_step * overhead)))
-                if not state.total_steps or abs(new_total - state.total_steps) > 0.02 * state.total_steps:
-                    log.info("%.3f s/step -> %d steps in total", per_step, new_total)
-                state.total_steps = new_total
-            mark = (state.step, now)
-        total = state.total_steps or 10**9
         for group in opt.param_groups:
-            group["lr"] = learning_rate(state.step, total, args.lr, warmup, args.min_lr)
+            group["lr"] = learning_rate(progress, state.step, args.lr, warmup, args.min_lr)
         tick = time.monotonic()
         lr_u8, hr_u8 = sampler.sample(batch)
         x = lr_u8.float().div_(255).contiguous(memory_format=torch.channels_last)
@@ -445,7 +444,7 @@ def _train(args: argparse.Namespace, device: torch.device, scale: int, batch: in
         loss_sum += float(loss.detach()) if state.step % 50 == 0 or not cuda else 0.0
         loss_n += 1 if state.step % 50 == 0 or not cuda else 0
         state.train_seconds += time.monotonic() - tick
-        if state.step % args.val_steps == 0 or state.step == state.total_steps:
+        if state.step % args.val_steps == 0:
             ema_model = build_model(scale).to(device)
             ema_model.load_state_dict({k: v.to(device) for k, v in ema.shadow.items()})
             value = validate(ema_model, val, scale, device)
@@ -453,14 +452,16 @@ def _train(args: argparse.Namespace, device: torch.device, scale: int, batch: in
             mean_loss = loss_sum / max(1, loss_n)
             state.history = [*(state.history or []), {"step": state.step, "val_psnr_y": round(value, 3),
                                                      "loss": round(mean_loss, 5)}]
-            log.info("step %d/%d  lr %.2e  L1 %.4f  held-out Y-PSNR %.3f dB  (%.1f min)", state.step,
-                     state.total_steps, opt.param_groups[0]["lr"], mean_loss, value, (time.monotonic() - started) / 60)
+            done = (state.train_seconds / state.budget_seconds if state.budget_seconds
+                    else state.step / state.total_steps)
+            log.info("step %d (%.0f%%)  lr %.2e  L1 %.4f  held-out Y-PSNR %.3f dB  (%.1f min)", state.step,
+                     100 * done, opt.param_groups[0]["lr"], mean_loss, value, (time.monotonic() - started) / 60)
             loss_sum, loss_n = 0.0, 0
         if time.monotonic() - last_ckpt > args.ckpt_minutes * 60:
             save_checkpoint(ckpt_path, model, ema, opt, state, sampler, args)
             last_ckpt = time.monotonic()
     save_checkpoint(ckpt_path, model, ema, opt, state, sampler, args)
-    log.info("checkpoint %s at step %d/%d", ckpt_path, state.step, state.total_steps)
+    log.info("checkpoint %s at step %d", ckpt_path, state.step)
     if not state.total_steps or state.step < state.total_steps:
         log.info("not finished: run the same command again to resume")
         return 0
