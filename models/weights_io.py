@@ -114,6 +114,7 @@ def save_weights(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike
         _write_safetensors(tensors, tmp, metadata)
     else:
         save_file(tensors, str(tmp), metadata=metadata)
+    os.chmod(tmp, 0o644)  # safetensors creates owner-only files; weights are not secrets
     tmp.replace(path)
     return path
 

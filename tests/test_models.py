@@ -321,11 +321,21 @@ def test_bicubic_baseline_matches_published_set5(shared_data: Path) -> None:
 
 
 @pytest.mark.parametrize("scale", [2, 4])
-def test_shipped_weights_load_and_beat_bicubic(shared_data: Path, scale: int) -> None:
-    name = f"rf-x{scale}"
-    spec = registry.get_spec(name)
+def test_shipped_weights_are_pinned_small_and_load(scale: int) -> None:
+    spec = registry.get_spec(f"rf-x{scale}")
     path = registry.weights_path(spec)
     assert path.stat().st_size < 1_000_000
+    assert spec.sha256 == sha256_file(path)
+    model = registry.load_model(spec.name, dtype=torch.bfloat16)
+    assert isinstance(model, SRVGGNetCompact) and model.scale == scale and not model.training
+    with torch.inference_mode():
+        out = model(torch.rand(1, 3, 12, 10, dtype=torch.bfloat16).contiguous(memory_format=torch.channels_last))
+    assert out.shape == (1, 3, 12 * scale, 10 * scale)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_shipped_weights_beat_bicubic(shared_data: Path, scale: int) -> None:
+    name = f"rf-x{scale}"
     model = registry.load_model(name)
     image = shared_data / "images" / "CSet5" / "bird.png"
     if not image.exists():
