@@ -302,14 +302,14 @@ class Studio:
         stage = f"enhance:ep{number:02d}"
         src = self.ws.episode_video(number)
         dst = self.ws.enhanced_video(number, int(s.enhance_scale) if float(s.enhance_scale).is_integer() else 0)
-        params = {"scale": s.enhance_scale, "method": "classic"}
+        params = {"scale": s.enhance_scale, "method": "auto", "device": self.config.device}
         state = self.ws.stage_state(stage, [src], params)
         if state.fresh:
             self._reuse(stage, result, state.edited_outputs)
             return dst
         ctx = self._context(usage, run_id, lo, hi, stage)
         agent = self.agents["enhance"]
-        res = self._run_stage(stage, lambda: agent(EnhanceInput(src, dst, scale=s.enhance_scale), ctx), result, ctx)
+        res = self._run_stage(stage, lambda: agent(EnhanceInput(src, dst, scale=s.enhance_scale, device=self.config.device), ctx), result, ctx)
         self.ws.mark_done(stage, run_id, [src], params, [dst], report={"engine": res.engine})
         result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine))
         return dst

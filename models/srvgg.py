@@ -81,6 +81,7 @@ class SRVGGNetCompact(nn.Module):
         out = out + base
         if self.out_scale is not None and self.out_scale != self.upscale:
             h, w = x.shape[-2:]
-            size = (round(h * self.out_scale), round(w * self.out_scale))
+            # int(v + 0.5), not round(): the same for these sizes, and traceable by torch.jit
+            size = (int(h * self.out_scale + 0.5), int(w * self.out_scale + 0.5))
             out = F.interpolate(out, size=size, mode="bicubic", align_corners=False)
         return out

@@ -50,7 +50,8 @@ class SRRunner:
     """Run an SR network on device tensors, whole or tiled, in the chosen dtype."""
 
     def __init__(self, model: nn.Module, scale: int, device: torch.device, dtype: torch.dtype, *,
-                 tile: TileSpec | None = None, channels_last: bool = True, compile: bool = False) -> None:
+                 tile: TileSpec | None = None, channels_last: bool = True, compile: bool = False,
+                 pre_pad: int = 0, freeze: bool | None = None, compile_mode: str = "default") -> None:
         import torch
 
         if scale not in (1, 2, 3, 4, 8):
@@ -60,17 +61,48 @@ class SRRunner:
         self.dtype = dtype
         self.tile = tile or TileSpec()
         self.channels_last = channels_last
+        self.pre_pad = pre_pad  # reflect-pad the frame first, like the official ncnn runtime (10 px)
         model = model.eval().to(device=device, dtype=dtype)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         for p in model.parameters():
             p.requires_grad_(False)
+        self.eager = model
         self.model: Callable[[torch.Tensor], torch.Tensor] = model
+        # On the CPU a traced and frozen graph lets oneDNN fuse each conv with its activation and
+        # pre-pack the weights: the same arithmetic, about twice as fast as eager here.
+        self.freeze = freeze if freeze is not None else device.type == "cpu"
+        self._frozen: dict[tuple[int, ...], Callable[[torch.Tensor], torch.Tensor]] = {}
+        self.mode = "eager"
         if compile:
             try:
-                self.model = torch.compile(model, mode="max-autotune-no-cudagraphs", dynamic=False)
+                self.model = torch.compile(model, mode=compile_mode, dynamic=False)
+                self.mode = f"compile:{compile_mode}"
+                self.freeze = False
             except Exception as e:  # noqa: BLE001 - compile is an optimisation; say so and go on
                 log.warning("torch.compile is unavailable (%s): running eager", e)
+        elif self.freeze:
+            self.mode = "jit-freeze"
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        if not self.freeze:
+            return self.model(x)
+        shape = tuple(x.shape)
+        fn = self._frozen.get(shape)
+        if fn is None:
+            if len(self._frozen) >= 8:  # many tile shapes: keep memory bounded
+                self._frozen.clear()
+            try:
+                fn = torch.jit.freeze(torch.jit.trace(self.eager, x, check_trace=False))
+            except Exception as e:  # noqa: BLE001 - an optimisation: say so, run eager
+                log.warning("could not freeze the network (%s): running eager", e)
+                self.freeze = False
+                self.mode = "eager"
+                return self.model(x)
+            self._frozen[shape] = fn
+        return fn(x)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch
@@ -78,12 +110,23 @@ class SRRunner:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return self.model(x.to(self.dtype))
+            return self._run(x.to(self.dtype))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``N x 3 x H x W`` in [0, 1] on the runner's device -> upscaled, same dtype as the model."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise InputError(f"expected an N x 3 x H x W batch, got shape {tuple(x.shape)}")
+        if self.pre_pad:
+            import torch.nn.functional as F
+
+            p, s = self.pre_pad, self.scale
+            h0, w0 = x.shape[-2:]
+            mode = "reflect" if p < min(h0, w0) else "replicate"
+            y = self._tiled(F.pad(x, (p, p, p, p), mode=mode))
+            return y[:, :, p * s:p * s + h0 * s, p * s:p * s + w0 * s]
+        return self._tiled(x)
+
+    def _tiled(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         cells = tile_windows(h, w, self.tile.size)
         if len(cells) == 1:
@@ -202,4 +245,5 @@ def mean_abs_error_255(a: Sequence[np.ndarray] | np.ndarray, b: Sequence[np.ndar
 
 def describe(runner: SRRunner) -> dict[str, Any]:
     return {"device": str(runner.device), "dtype": str(runner.dtype).replace("torch.", ""),
-            "tile": runner.tile.size, "overlap": runner.tile.overlap, "channels_last": runner.channels_last}
+            "tile": runner.tile.size, "overlap": runner.tile.overlap, "channels_last": runner.channels_last,
+            "mode": runner.mode, "pre_pad": runner.pre_pad}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -58,3 +59,91 @@ def video_output_size(width: int, height: int, scale: float) -> tuple[int, int]:
 
 def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+# ------------------------------------------------------------------------------------------------
+# neural super-resolution
+# ------------------------------------------------------------------------------------------------
+# which registry model serves which content at which scale (x3 live action: x4 then resized)
+CONTENT_MODELS: dict[str, dict[int, str]] = {
+    "anime": {2: "animevideov3-x2", 3: "animevideov3-x3", 4: "animevideov3-x4"},
+    "live-action": {2: "rf-x2", 3: "rf-x4", 4: "rf-x4"},
+}
+
+
+def classify_content(images: list[np.ndarray]) -> str:
+    """``anime`` (flat colour regions, few colours: cartoons, illustrations, our animatic cards) or
+    ``live-action``. A classical heuristic, not a learned classifier: the share of pixels with
+    no local texture and the number of distinct colours on a downscaled copy."""
+    flat_shares, colours = [], []
+    for img in images:
+        h, w = img.shape[:2]
+        f = 256 / max(h, w)
+        small = cv2.resize(img, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
+        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.int16)
+        lap = np.abs(cv2.Laplacian(gray, cv2.CV_16S, ksize=3))
+        flat_shares.append(float((lap <= 2).mean()))
+        q = (small >> 3).reshape(-1, 3).astype(np.int32)
+        colours.append(len(np.unique(q[:, 0] * 1024 + q[:, 1] * 32 + q[:, 2])) / q.shape[0])
+    flat, distinct = float(np.median(flat_shares)), float(np.median(colours))
+    return "anime" if flat > 0.55 and distinct < 0.25 else "live-action"
+
+
+@dataclass(slots=True)
+class NeuralUpscaler:
+    """A registry model wrapped in an :class:`~pipelines.sr.SRRunner`, with the scale the user asked for."""
+
+    name: str
+    scale: int  # what the user asked for
+    runner: Any
+    licence: str
+    content: str
+    notes: list[str]
+
+    @classmethod
+    def load(cls, name: str, scale: int, *, device: str = "auto", precision: str = "auto", tile: int = 0,
+             compile: bool = False, cache_dir: str | None = None) -> NeuralUpscaler:
+        import torch
+
+        from core.device import dtype_from_name, resolve_device
+        from models.registry import ensure_official, get_spec, load_model
+        from pipelines.sr import SRRunner, TileSpec
+
+        if scale not in (2, 3, 4):
+            raise InputError(f"scale must be 2, 3 or 4, got {scale}")
+        spec = get_spec(name)
+        notes: list[str] = []
+        if spec.scale < scale:
+            raise InputError(f"model {name!r} upscales x{spec.scale}, less than the x{scale} asked for",
+                             hint="choose a larger model or a smaller --scale")
+        if spec.scale != scale:
+            notes.append(f"{name} upscales x{spec.scale}; the result is resized to x{scale} on the device")
+        dev = resolve_device(device)
+        dtype = dtype_from_name(precision, dev)
+        if spec.origin == "ncnn":
+            ensure_official(name, cache_dir)
+        model = load_model(name, dev, dtype, cache_dir=cache_dir, channels_last=True)
+        runner = SRRunner(model, int(round(getattr(model, "scale", spec.scale))), dev, dtype,
+                          tile=TileSpec(tile, 16) if tile else None, compile=compile, pre_pad=10)
+        if dev.type == "cpu" and dtype != torch.float32:
+            notes.append(f"{str(dtype).replace('torch.', '')} on the CPU: faster on CPUs with bf16 units, "
+                         "and its error against fp32 is measured in benchmarks/RESULTS.md")
+        return cls(name, scale, runner, spec.licence, spec.content, notes)
+
+    @property
+    def device(self) -> Any:
+        return self.runner.device
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        return width * self.scale, height * self.scale
+
+    def upscale(self, image: np.ndarray) -> np.ndarray:
+        from pipelines.sr import FrameUpscaler
+
+        h, w = image.shape[:2]
+        return FrameUpscaler(self.runner, self.output_size(w, h))([image])[0]
+
+    def frame_fn(self, out_size: tuple[int, int], *, i420: bool) -> Any:
+        from pipelines.sr import FrameUpscaler, I420Upscaler
+
+        return (I420Upscaler if i420 else FrameUpscaler)(self.runner, out_size)

@@ -127,3 +127,19 @@ def test_i420_video_path_end_to_end(tmp_path) -> None:  # type: ignore[no-untype
 
     got = [read_index(np.asarray(Image.fromarray(f.image).resize((128, 72)))) for f in iter_frames(tmp_path / "b.mp4")]
     assert got == list(range(12))
+
+
+def test_frozen_cpu_graph_is_the_same_arithmetic_and_prepad_matches_reference() -> None:
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = TinySR(2)
+    x = torch.rand(2, 3, 40, 56)
+    eager = SRRunner(model, 2, torch.device("cpu"), torch.float32, freeze=False)
+    frozen = SRRunner(model, 2, torch.device("cpu"), torch.float32, freeze=True)
+    assert frozen.mode == "jit-freeze"
+    assert torch.allclose(eager(x), frozen(x), atol=1e-5)
+    padded = SRRunner(model, 2, torch.device("cpu"), torch.float32, pre_pad=10, tile=TileSpec(30, 12))
+    with torch.no_grad():
+        ref = model(F.pad(x, (10, 10, 10, 10), mode="reflect"))[:, :, 20:100, 20:132]
+    assert (padded(x) - ref).abs().mean().item() < 1 / 255

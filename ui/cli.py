@@ -199,8 +199,10 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     progress = Progress(not args.quiet)
     ctx = RunContext(config=config, progress=progress)
     try:
-        res = EnhanceAgent()(EnhanceInput(Path(args.input), Path(args.output), scale=args.scale, method=args.method,
-                                          crf=args.crf), ctx)
+        res = EnhanceAgent()(EnhanceInput(Path(args.input), Path(args.output), scale=args.scale, method=args.model,
+                                          crf=args.crf, device=args.device or config.device,
+                                          precision=args.precision, tile=args.tile, batch=args.batch,
+                                          compile=args.compile), ctx)
     finally:
         progress.close()
     out = res.output
@@ -301,8 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("enhance", help="upscale an image or a video")
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--scale", type=float, default=2.0)
-    p.add_argument("--method", default="classic")
+    p.add_argument("--scale", type=float, default=2.0, help="2, 3 or 4 (any factor with --model classic)")
+    p.add_argument("--model", "--method", dest="model", default="auto",
+                   help="auto (by content), animevideov3, x4plus, x4plus-anime, rf-x2, rf-x4, classic")
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N, mps")
+    p.add_argument("--precision", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp32, bf16, fp16")
+    p.add_argument("--tile", type=int, default=0, help="tile side in input pixels for large frames (0: whole)")
+    p.add_argument("--batch", type=int, default=0, help="frames per batch (0: 1 on CPU, 8 on GPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (GPU; slow start)")
     p.add_argument("--crf", type=int, default=18)
     p.set_defaults(func=cmd_enhance)
 

