@@ -113,7 +113,9 @@ def measure(methods: dict[str, Callable[[list[np.ndarray]], list[np.ndarray]]], 
     times: dict[str, list[float]] = {k: [] for k in methods}
     outputs: dict[str, list[np.ndarray]] = {}
     for name, fn in methods.items():  # warm-up (compiles, freezes, cudnn autotune)
+        t = time.perf_counter()
         outputs[name] = fn(frames[: max(1, min(len(frames), 8))])
+        print(f"  warm-up {name}: {time.perf_counter() - t:.1f}s", flush=True)
     for _ in range(rounds):
         for name, fn in methods.items():
             _sync(device)
