@@ -22,7 +22,14 @@ from core.aigc import AIGC_KEY
 from core.errors import InputError, MediaError, ModelError
 from core.media import iter_frames, probe
 from core.usage import UsageRecord, seconds_since
-from pipelines.upscale import CONTENT_MODELS, ClassicUpscaler, NeuralUpscaler, classify_content, is_image, video_output_size
+from pipelines.upscale import (
+    CONTENT_MODELS,
+    ClassicUpscaler,
+    NeuralUpscaler,
+    classify_content,
+    is_image,
+    video_output_size,
+)
 from pipelines.video import process_video
 
 log = logging.getLogger(__name__)
@@ -43,7 +50,7 @@ class EnhanceInput:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (GPU)
     tile: int = 0  # 0: whole frames
     batch: int = 0  # 0: 1 on the CPU, 8 on a GPU
-    compile: bool = False
+    compile: bool | None = None  # None: on for videos on a GPU (2x the model throughput on an H100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +128,14 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
                              hint="use one of those, or --model classic for other factors")
         scale = int(inp.scale)
         name = _model_for(inp.method, scale, content)
+        compile_ = inp.compile
+        if compile_ is None:
+            from core.device import resolve_device
+
+            compile_ = resolve_device(inp.device).type == "cuda" and not is_image(inp.src)
         try:
             up = NeuralUpscaler.load(name, scale, device=inp.device, precision=inp.precision, tile=inp.tile,
-                                     compile=inp.compile, cache_dir=str(Path(ctx.config.models.cache_dir).expanduser()))
+                                     compile=compile_, cache_dir=str(Path(ctx.config.models.cache_dir).expanduser()))
         except ModelError as e:
             if inp.method != "auto":
                 raise

@@ -88,6 +88,12 @@ class SRRunner:
         import torch
 
         if not self.freeze:
+            if self.mode.startswith("compile"):
+                try:
+                    return self.model(x)
+                except Exception as e:  # noqa: BLE001 - compilation happens on the first call
+                    log.warning("torch.compile failed (%s): running eager", e)
+                    self.model, self.mode = self.eager, "eager"
             return self.model(x)
         shape = tuple(x.shape)
         fn = self._frozen.get(shape)

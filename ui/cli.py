@@ -310,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp32, bf16, fp16")
     p.add_argument("--tile", type=int, default=0, help="tile side in input pixels for large frames (0: whole)")
     p.add_argument("--batch", type=int, default=0, help="frames per batch (0: 1 on CPU, 8 on GPU)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the network (GPU; slow start)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the network (default: on for videos on a GPU)")
     p.add_argument("--crf", type=int, default=18)
     p.set_defaults(func=cmd_enhance)
 
