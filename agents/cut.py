@@ -75,6 +75,10 @@ class CutAgent(Agent[CutInput, CutOutput]):
         for path in clips + wavs:
             if not path.exists():
                 raise InputError(f"shot file {str(path)!r} is missing", hint="re-run the synth stage")
+        pending = inp.render.unapproved()
+        if pending and len(pending) < len(shots):  # the review gate is in use and not finished
+            ctx.warn(f"episode {inp.render.episode}: {len(pending)} shot(s) not approved in review yet "
+                     f"({', '.join(pending[:5])}{'…' if len(pending) > 5 else ''}); assembled as they are")
         ctx.step(0.05, "拼接镜头 · joining shots")
         label = make_label(inp.producer, f"{inp.title}|ep{inp.render.episode}|" + "|".join(s.key for s in shots))
         meta = label_metadata(label)

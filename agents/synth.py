@@ -41,7 +41,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from agents.base import Agent, AgentResult, RunContext
-from core.aigc import AIGC_KEY, label_metadata, make_label
+from core.aigc import AIGC_KEY, label_metadata, make_label, read_label
 from core.config import Config, SynthConfig
 from core.errors import InputError, ReelForgeError
 from core.fonts import find_cjk_font
@@ -59,6 +59,7 @@ from pipelines.audio import (
     place,
 )
 from pipelines.cards import CardSpec, LabelStyle, plate, render_cover, render_layers
+from pipelines.label import write_wav_label
 from pipelines.motion import CameraMove, Overlay, Sprite, prepare_plate
 from pipelines.tts import (
     Speech,
@@ -1068,6 +1069,9 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
         write_wav(wav, audio, inp.audio_rate)
         tmp = clip.with_name(f".{clip.stem}.resound.mp4")
         meta = {k: v for k, v in probe(clip).metadata.items() if k in {AIGC_KEY, "comment", "title"}}
+        label = read_label(meta)
+        if label is not None:
+            write_wav_label(wav, label)  # the voice file carries the implicit label too
         concat([clip], tmp, audio_from=[wav], audio_rate=inp.audio_rate, metadata=meta)
         tmp.replace(clip)
         return render.model_copy(update={"key": key})
@@ -1174,6 +1178,7 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
                         # through the writer's own RGB path, so moving and still shots share its colour conversion
                         writer.write(_rgb(img))
         write_wav(wav, audio, rate)
+        write_wav_label(wav, label)  # the voice file carries the implicit label too
         key_img = np.asarray(Image.open(pic["png"]).convert("RGB")) if diffusers else None
         from pipelines.cards import composite
 

@@ -148,3 +148,11 @@ def test_cards_show_the_line_being_spoken(tmp_path: Path) -> None:
     # frames of the third shot differ from the second shot's (new speaker card)
     prev = frames[offset - 1]
     assert np.abs(frames[offset].astype(int) - prev.astype(int)).mean() > 3
+
+
+def test_voice_wavs_carry_the_implicit_label(tmp_path: Path) -> None:
+    from pipelines.label import check_media
+
+    render, *_ = _run_synth_cut(tmp_path, tts="silence")
+    report = check_media(tmp_path / "synth" / render.shots[1].audio, visible=False)
+    assert report.implicit is not None and report.implicit["Label"] == "1" and report.ok
