@@ -141,7 +141,7 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
                                        label="画幅 Format")
                     tts = gr.Dropdown(["auto", "espeak-ng", "espeakng-loader", "silence"], value=config.tts.engine,
                                       label="配音引擎 Voice engine")
-                    enhance = gr.Checkbox(label="超分 x2 Upscale x2 (classic)", value=False)
+                    enhance = gr.Checkbox(label="超分 x2 Upscale x2 (neural SR)", value=False)
                     with gr.Row():
                         go = gr.Button("生成 Make", variant="primary")
                         halt = gr.Button("停止 Stop")
