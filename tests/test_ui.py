@@ -57,3 +57,23 @@ def test_studio_serves_the_app_on_localhost(studio) -> None:  # type: ignore[no-
     text = json.dumps(config, ensure_ascii=False)
     assert "生成 Make" in text and "ReelForge" in text
     assert "灯下的账本" in text  # the sample project's novel is filled in
+
+
+def test_make_and_review_through_the_studio_api(studio) -> None:  # type: ignore[no-untyped-def]
+    from gradio_client import Client
+
+    url, ws = studio
+    client = Client(url + "/", verbose=False)
+    sample = (REPO / "ui" / "samples" / "sample_novel.txt").read_text(encoding="utf-8")
+    first_chapter = sample[: sample.index("第二章")]
+    result = client.predict(None, first_chapter, "demo", 1, 20, "竖屏 9:16 · 540x960", "auto", False,
+                            api_name="/make")
+    video = Path(result[0]["video"] if isinstance(result[0], dict) else result[0])
+    assert video.name == "ep01.mp4" and (ws / "demo" / "out" / "ep01.mp4").exists()
+    assert "synth:ep01" in result[2]
+    gallery, shot_update, message = client.predict("demo", 1, api_name="/review_load")
+    assert gallery and "待审" in message
+    shot_id = gallery[0]["caption"].split(" · ")[0]
+    assert "已通过" in client.predict("demo", 1, shot_id, "", api_name="/review_approve")
+    render = json.loads((ws / "demo" / "synth" / "ep01" / "render.json").read_text(encoding="utf-8"))
+    assert next(s for s in render["shots"] if s["id"] == shot_id)["review"] == "approved"

@@ -96,7 +96,8 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
         gallery = _gallery(ws, 1)
         choices = list_projects(workspace)
         return (str(finals[0]) if finals else None, files, "\n".join(lines), gallery,
-                gr.update(choices=choices, value=name), ws.screenplay_path.read_text(encoding="utf-8"))
+                gr.update(choices=choices, value=name), ws.screenplay_path.read_text(encoding="utf-8"),
+                gr.update(choices=choices, value=name))
 
     def stop(name: str) -> str:
         event = _cancel.get(_safe_name(name or ""))
@@ -154,11 +155,32 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
         with gr.Tab("剧本 Screenplay"):
             gr.Markdown("选择项目，编辑剧本 JSON 后保存，再回到“制作”点击生成：只重做改动影响的镜头。"
                         " Edit the screenplay, save, then Make again: only affected shots re-render.")
-            project = gr.Dropdown(list_projects(workspace), label="项目 Project", allow_custom_value=False)
+            project = gr.Dropdown(list_projects(workspace), label="项目 Project", allow_custom_value=True)
             status = gr.Markdown()
             editor = gr.Code(language="json", label="screenplay.json", lines=24)
             save = gr.Button("保存剧本 Save screenplay")
             saved = gr.Markdown()
+        with gr.Tab("审片 Review"):
+            gr.Markdown("逐个镜头审看：通过、修改画面提示词或重新生成；再点“重新合成”只重做改动的镜头。"
+                        " Approve, edit the prompt of, or regenerate any shot; re-render redoes only what changed.")
+            with gr.Row():
+                rv_project = gr.Dropdown(list_projects(workspace), label="项目 Project", allow_custom_value=True)
+                rv_episode = gr.Number(value=1, precision=0, minimum=1, label="集 Episode")
+                rv_load = gr.Button("载入 Load")
+            rv_gallery = gr.Gallery(label="镜头 Shots", columns=6, height=260)
+            with gr.Row():
+                with gr.Column():
+                    rv_shot = gr.Dropdown([], label="镜头 Shot", allow_custom_value=True)
+                    rv_info = gr.Markdown()
+                    rv_prompt = gr.Textbox(label="画面提示词 Visual prompt", lines=3)
+                    with gr.Row():
+                        rv_approve = gr.Button("通过 Approve", variant="primary")
+                        rv_save = gr.Button("保存提示词 Save prompt")
+                        rv_regen = gr.Button("重新生成 Regenerate")
+                    rv_rerender = gr.Button("重新合成并剪辑 Re-render episode")
+                    rv_msg = gr.Markdown()
+                with gr.Column():
+                    rv_clip = gr.Video(label="镜头 Shot clip", height=420)
         with gr.Tab("账本 Ledger"):
             try:
                 from ui.ledger_tab import build_ledger_tab
@@ -170,14 +192,83 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
             doc = gr.Markdown()
             refresh = gr.Button("检查 Check")
 
+        def review_load(name: str, episode: float) -> tuple[Any, Any, str]:
+            if not name:
+                raise gr.Error("先选择项目 · choose a project first")
+            render = _render_of(workspace / name, int(episode or 1))
+            folder = Workspace(workspace / name).synth_dir(int(episode or 1))
+            items = [(str(folder / sh.keyframe), f"{sh.id} · {'✓' if sh.review == 'approved' else '…'}")
+                     for sh in render.shots]
+            ids = [sh.id for sh in render.shots]
+            return items, gr.update(choices=ids, value=ids[0] if ids else None), \
+                f"{len(ids)} 个镜头，{len(render.unapproved())} 个待审 · shots, pending review"
+
+        def review_pick(name: str, episode: float, shot_id: str) -> tuple[str, str, Any]:
+            if not (name and shot_id):
+                return "", "", None
+            render = _render_of(workspace / name, int(episode or 1))
+            folder = Workspace(workspace / name).synth_dir(int(episode or 1))
+            shot = next(sh for sh in render.shots if sh.id == shot_id)
+            lines = "\n".join(f"- **{ln.speaker}**：{ln.text}" for ln in shot.lines) or "（无台词 · no lines）"
+            info = (f"**{shot.id}** · {shot.frames} 帧 frames · {shot.picture} · {shot.motion} · "
+                    f"审片 {shot.review}\n\n{lines}")
+            return info, shot.prompt, str(folder / shot.clip)
+
+        def review_act(action: str) -> Any:
+            def act(name: str, episode: float, shot_id: str, prompt: str) -> str:
+                from agents.synth import review_shot
+
+                if not (name and shot_id):
+                    raise gr.Error("先选择项目和镜头 · choose a project and a shot")
+                try:
+                    review_shot(Workspace(workspace / name).synth_dir(int(episode or 1)), shot_id, action,
+                                prompt=prompt if action == "prompt" else None)
+                except ReelForgeError as e:
+                    raise gr.Error(str(e)) from e
+                return {"approve": "已通过 · approved", "prompt": "提示词已保存，重新合成后生效 · saved",
+                        "regenerate": "将用新种子重新生成 · a new seed on the next render"}[action]
+            return act
+
+        def review_rerender(name: str, episode: float, progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:
+            if not name:
+                raise gr.Error("先选择项目 · choose a project first")
+            studio = Studio(workspace / name, config, progress=lambda f, m: progress(f, desc=m))
+            try:
+                studio.ws.invalidate(f"synth:ep{int(episode or 1):02d}")
+                studio.synth(int(episode or 1))
+                out = studio.cut(int(episode or 1))
+            except ReelForgeError as e:
+                raise gr.Error(str(e)) from e
+            return str(out.video), "已重新合成 · re-rendered"
+
+        rv_load.click(review_load, [rv_project, rv_episode], [rv_gallery, rv_shot, rv_msg])
+        rv_shot.change(review_pick, [rv_project, rv_episode, rv_shot], [rv_info, rv_prompt, rv_clip])
+        rv_approve.click(review_act("approve"), [rv_project, rv_episode, rv_shot, rv_prompt], [rv_msg],
+                         api_name="review_approve")
+        rv_save.click(review_act("prompt"), [rv_project, rv_episode, rv_shot, rv_prompt], [rv_msg],
+                      api_name="review_prompt")
+        rv_regen.click(review_act("regenerate"), [rv_project, rv_episode, rv_shot, rv_prompt], [rv_msg],
+                       api_name="review_regenerate")
+        rv_rerender.click(review_rerender, [rv_project, rv_episode], [rv_clip, rv_msg])
         go.click(make, [novel_file, novel_text, name, episodes, seconds, size, tts, enhance],
-                 [video, files, report, gallery, project, editor])
+                 [video, files, report, gallery, project, editor, rv_project])
         halt.click(stop, [name], [stop_msg])
         project.change(load_project, [project], [editor, status, gallery, video])
         save.click(save_screenplay, [project, editor], [saved])
         refresh.click(_doctor_markdown, [], [doc])
         demo.load(_doctor_markdown, [], [doc])
     return demo
+
+
+def _render_of(project: Path, episode: int) -> Any:
+    from agents.synth import EpisodeRender
+
+    path = Workspace(project).synth_dir(episode) / "render.json"
+    if not path.exists():
+        import gradio as gr
+
+        raise gr.Error(f"第{episode}集还没有合成 · episode {episode} has not been rendered yet")
+    return EpisodeRender.load(path)
 
 
 def _gallery(ws: Workspace, episode: int) -> list[tuple[str, str]]:
