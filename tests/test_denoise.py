@@ -134,7 +134,7 @@ def test_denoise_image_improves_a_noisy_photo_and_keeps_alpha(opencv_data: Path)
     noisy = degrade(clean, 12, 0, np.random.default_rng(5))
     out = denoise_image(noisy)
     assert out.shape == noisy.shape and out.dtype == np.uint8
-    assert psnr(clean, out) > psnr(clean, noisy) + 3.0  # measured 26.6 -> 31.4 dB
+    assert psnr(clean, out) > psnr(clean, noisy) + 4.0  # measured 26.6 -> 32.9 dB
     rgba = np.concatenate([noisy, np.full(noisy.shape[:2] + (1,), 77, np.uint8)], axis=2)
     out4 = denoise_image(rgba, DenoiseSettings(sharpen=0.3))
     assert out4.shape == rgba.shape and (out4[:, :, 3] == 77).all()
