@@ -56,7 +56,13 @@ def load_clip(name: str, start: int, count: int) -> list[np.ndarray]:
 
 
 def bench_denoise(clips: dict[str, list[np.ndarray]], quick: bool) -> None:
-    from pipelines.denoise import DenoiseSettings, TemporalDenoiser, denoise_frames, estimate_noise, psnr
+    from pipelines.denoise import (
+        DenoiseSettings,
+        TemporalDenoiser,
+        denoise_frames,
+        estimate_noise,
+        psnr,
+    )
 
     rows = []
     warm = 4
@@ -66,8 +72,8 @@ def bench_denoise(clips: dict[str, list[np.ndarray]], quick: bool) -> None:
             noisy = [degrade(f, sigma, q, rng) for f in clean]
             scored = slice(warm, len(clean))
 
-            def score(frames: list[np.ndarray], part: slice = scored) -> float:
-                return float(np.mean([psnr(a, b) for a, b in zip(clean[part], frames[part], strict=True)]))
+            def score(frames: list[np.ndarray], ref: list[np.ndarray] = clean, part: slice = scored) -> float:
+                return float(np.mean([psnr(a, b) for a, b in zip(ref[part], frames[part], strict=True)]))
 
             t = time.perf_counter()
             per_frame = denoise_frames(noisy, DenoiseSettings(temporal=False))

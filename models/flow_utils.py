@@ -123,6 +123,16 @@ def backward_warp(image: np.ndarray, flow: np.ndarray, *, interpolation: str = "
     return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], mode, borderMode=cv2.BORDER_REPLICATE)
 
 
+def sampled_warp(image: np.ndarray, flow: np.ndarray, step: int) -> np.ndarray:
+    """:func:`backward_warp` evaluated on every ``step``-th row and column only (for statistics)."""
+    cv2 = _cv2()
+    h, w = flow.shape[:2]
+    xs, ys = pixel_grid(h, w)
+    sub = flow[::step, ::step]
+    return cv2.remap(image, xs[::step, ::step] + sub[..., 0], ys[::step, ::step] + sub[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
 def fb_occlusion(forward: np.ndarray, backward: np.ndarray, *, tolerance: float = 0.5) -> np.ndarray:
     """Float mask in [0, 1] of the pixels of A that are occluded in B (forward-backward check).
 

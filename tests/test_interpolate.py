@@ -108,6 +108,8 @@ def test_flow_middle_frame_of_a_linear_motion_is_close_to_the_truth() -> None:
     inner = (slice(8, -8), slice(16, -16))  # the borders cannot be known from either neighbour
     p_flow, p_blend = psnr(truth[inner], flow[inner]), psnr(truth[inner], blend[inner])
     assert p_flow > 35.0 and p_flow > p_blend + 10.0
+    occ = FlowInterpolator(occlusion=True).interpolate(a, b, [0.5])[0]
+    assert psnr(truth[inner], occ[inner]) > 35.0  # nothing is occluded: the weighting must not hurt
     q = FlowInterpolator().interpolate(a, b, [0.2])[0]  # a fifth of the way: 2 px from a
     assert psnr(quarter[inner], q[inner]) > 30.0
 
