@@ -7,8 +7,9 @@ with no lag and no ``flush``. That makes it a drop-in ``fn`` for
 there. It keeps one motion-compensated running average per pixel:
 
 1. **Deblock** (``deblock="auto"`` detects an 8x8 grid and its phase from the frame itself):
-   steps across block edges that are small against the local texture are spread over the six
-   pixels around the edge; real edges (large steps, or textured sides) are left alone.
+   steps across block edges that are small against the local texture are spread as a ramp over
+   the four pixels around the edge; real edges (large steps, or textured sides) are left alone.
+   ``deblock="on"`` also filters when no grid is detected (assuming one at the frame origin).
 2. **Temporal**: the DIS optical flow (downscaled luma) from the current frame to the previous
    *input* frame carries the previous *output* and its per-pixel frame count onto the current
    grid. Where the carried picture agrees with the current frame (difference within the noise
@@ -57,7 +58,7 @@ DEBLOCK_MODES = ("auto", "on", "off")
 # a block grid is reported when the mean step across its edges exceeds the median step at the
 # other column (row) phases by this factor
 BLOCKINESS_THRESHOLD = 1.12
-_MAD_TO_SIGMA = 1.0 / 0.6745
+_MAD_TO_SIGMA = 1.0 / 0.6745  # median absolute deviation of a Gaussian -> its sigma
 # Tuned on vtest.avi and Megamind.avi (opencv-doc) with synthetic noise and JPEG blocking, see
 # benchmarks/restore_bench.py; the deblocking constants on seven opencv-doc pictures at
 # JPEG quality 10-35.
@@ -68,7 +69,7 @@ _AGREE_TOLERANCE = 2.0  # spreads of the motion-compensated difference still ave
 _BILATERAL_DIAMETER = 7
 _BILATERAL_COLOR = 5.0  # x noise sigma
 _BILATERAL_SPACE = 2.5
-_STAT_STEP = 4  # medians are taken on every 4th row and column  # median absolute deviation of a Gaussian -> its sigma
+_STAT_STEP = 4  # medians are taken on every 4th row and column
 
 
 def _cv2() -> Any:
@@ -355,7 +356,8 @@ class TemporalDenoiser:
         self._prev_count: np.ndarray | None = None  # float32 H x W
         self._prev_small: np.ndarray | None = None  # downscaled luma of the previous input
         self._prev_in: np.ndarray | None = None  # previous (deblocked) input, float32
-        self._sigma: float | None = None
+        self._sigma: float | None = None  # noise level used for the last frame
+        self._mc_sigma: float | None = None  # running motion-compensated noise measure
         self._grid: BlockGrid | None = None
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -371,6 +373,9 @@ class TemporalDenoiser:
         # the grid of a stream does not move: keep the first confident phase, refresh the level
         if self._grid is not None and grid.present:
             grid = replace(grid, offset_x=self._grid.offset_x, offset_y=self._grid.offset_y)
+        if not grid.present and s.deblock == "on":
+            base = self._grid or grid
+            grid = replace(base, found_x=True, found_y=True, step=max(base.step, 2.0))
         if grid.present:
             self._grid = grid
             self.stats.deblocked += 1
@@ -406,16 +411,15 @@ class TemporalDenoiser:
             diff_in = np.abs(prev_in - cur[::step, ::step]).mean(axis=2)
             med_in = float(np.median(diff_in))
             measured = med_in * 1.2533 / math.sqrt(2.0)
-            if sigma is None:
-                if self._sigma is not None and measured > 3.0 * self._sigma + 6.0:
-                    sigma = None  # an unrelated picture (cut): start over below
-                else:
-                    sigma = measured if self._sigma is None else 0.7 * self._sigma + 0.3 * measured
-            cut = sigma is None or med_in > 40.0
-            if cut:
+            ref = s.noise_sigma if s.noise_sigma is not None else (self._mc_sigma or self._sigma)
+            # an unrelated picture cannot be matched: far more "noise" than the stream has
+            if med_in > 40.0 or (ref is not None and measured > 3.0 * ref + 6.0):
                 self.stats.cuts += 1
-                sigma = self._sigma if self._sigma is not None else estimate_noise(src)
+                self._mc_sigma = None  # the new shot may be noisier or cleaner
             else:
+                self._mc_sigma = measured if self._mc_sigma is None else 0.7 * self._mc_sigma + 0.3 * measured
+                if sigma is None:
+                    sigma = self._mc_sigma
                 prev = backward_warp(self._prev_out, flow)
                 prev_count = backward_warp(self._prev_count, flow)
                 out, count = self._blend(cur, prev, prev_count)
@@ -441,8 +445,6 @@ class TemporalDenoiser:
 
     def _blend(self, cur: np.ndarray, prev: np.ndarray, prev_count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cv2 = _cv2()
-        # the carried average is nearly clean, so |prev - cur| is about the current frame's
-        # noise (mean 0.8 sigma); a 5x5 box mean makes that estimate steady
         # |carried - current|, box-averaged: where the two show the same thing this is the
         # current frame's noise (whatever its spectrum: white, or blotchy after JPEG/MPEG), so
         # the frame's own median and spread of it say what "agreeing" looks like

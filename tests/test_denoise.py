@@ -178,3 +178,17 @@ def test_denoiser_as_process_video_stage_keeps_frames_sound_and_label(tmp_path: 
     assert out.video is not None and out.video.frames == 12 and out.audio is not None
     assert out.duration is not None and abs(float(out.duration) - 12 / 25) < 0.05
     assert json.loads(out.metadata[AIGC_KEY])["ContentProducer"] == "ReelForge"
+
+
+def test_deblock_on_filters_a_grid_too_faint_for_auto() -> None:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:128, 0:160]
+    base = 100 + 30 * np.sin(xx / 17.0) + 20 * np.cos(yy / 23.0)
+    faint = rng.integers(-1, 2, (16, 20)).repeat(8, 0).repeat(8, 1) * 0.6  # steps under one level
+    img = np.repeat(np.clip(np.rint(base + faint), 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    before = detect_blocks(img)
+    assert not before.present and before.ratio_y > 1.2
+    auto = denoise_frames([img], DenoiseSettings(deblock="auto", spatial=False))[0]
+    forced = denoise_frames([img], DenoiseSettings(deblock="on", spatial=False))[0]
+    assert np.array_equal(auto, img)
+    assert detect_blocks(forced).ratio_y < before.ratio_y - 0.15
