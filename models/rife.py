@@ -353,7 +353,7 @@ def load_rife(path: str | os.PathLike[str], *, sha256: str | None = None, device
     if dtype is not None:
         model = model.to(dtype=dtype)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     model.eval().requires_grad_(False)
     model.weights_sha256 = digest  # type: ignore[assignment]
     model.weights_path = str(p)  # type: ignore[assignment]

@@ -401,7 +401,8 @@ class TemporalDenoiser:
         count = np.ones((h, w), np.float32)
         out = cur
         sigma = s.noise_sigma
-        if s.temporal and self._prev_out is not None and self._prev_small is not None:
+        if (s.temporal and self._prev_out is not None and self._prev_small is not None and self._prev_in is not None
+                and self._prev_count is not None):
             flow = upsample_flow(self._flow.small(small, self._prev_small), (w, h))
             # noise of the input, from the motion-compensated difference of two noisy inputs
             # (variance 2 sigma^2); the median ignores moving objects and flow failures. A
