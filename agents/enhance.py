@@ -51,6 +51,11 @@ class EnhanceInput:
     tile: int = 0  # 0: whole frames
     batch: int = 0  # 0: 1 on the CPU, 8 on a GPU
     compile: bool | None = None  # None: on for videos on a GPU (2x the model throughput on an H100)
+    denoise: bool = False
+    denoise_strength: float = 1.0
+    fps: str | None = None  # frame-rate conversion target, e.g. "50" or "60000/1001"
+    interpolation: str = "flow"  # flow (no weights) | rife (needs rife_weights)
+    rife_weights: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +89,30 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
         if inp.method not in MODEL_NAMES:
             raise InputError(f"unknown model {inp.method!r}", hint=f"use one of {', '.join(MODEL_NAMES)}")
         image = is_image(inp.src)
+        if image and inp.fps:
+            raise InputError("--fps applies to videos; an image has no frame rate")
+        target_fps = None
+        if inp.fps:
+            from pipelines.interpolate import parse_fps
+
+            target_fps = parse_fps(inp.fps)
+        if inp.interpolation not in ("flow", "rife"):
+            raise InputError(f"interpolation must be flow or rife, got {inp.interpolation!r}")
+        if inp.interpolation == "rife" and not inp.rife_weights:
+            raise InputError("RIFE interpolation needs its weights file", hint="pass --rife-weights PATH/flownet.pkl")
         start = time.perf_counter()
         sample = self._sample(inp.src, image)
         content = classify_content(sample)
         upscaler, engine, licence = self._upscaler(inp, content, ctx)
         device = str(getattr(upscaler, "device", "cpu"))
+        if inp.denoise:
+            engine += "+denoise"
         if image:
             out = self._image(inp, upscaler, content)
         else:
-            out = self._video(inp, upscaler, content, ctx)
+            out = self._video(inp, upscaler, content, ctx, target_fps)
+            if target_fps is not None:
+                engine += f"+{inp.interpolation}@{target_fps}"
         elapsed = seconds_since(start, time.perf_counter())
         unit = "gpu_second" if device.startswith("cuda") else "cpu_second"
         usage = [UsageRecord(stage=self.name, engine=engine, unit=unit, quantity=elapsed, seconds=elapsed,
@@ -119,6 +139,8 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
         return frames or [f.image for f in iter_frames(src, end=1)]
 
     def _upscaler(self, inp: EnhanceInput, content: str, ctx: RunContext) -> tuple[Any, str, str]:
+        if float(inp.scale) == 1.0:
+            return _Identity(), "none", "n/a"
         classic = ClassicUpscaler(scale=inp.scale)
         if inp.method == "classic":
             ctx.warn(f"enhance uses the classic method ({classic.name}): resampling and sharpening, no learned detail")
@@ -168,8 +190,12 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
         from PIL import Image, PngImagePlugin
 
         arr, info, mode = self._read_image(inp.src)
-        rgb = arr[..., :3]
-        out_rgb = up.upscale(np.ascontiguousarray(rgb))
+        rgb = np.ascontiguousarray(arr[..., :3])
+        if inp.denoise:
+            from pipelines.denoise import DenoiseSettings, denoise_image
+
+            rgb = denoise_image(rgb, DenoiseSettings(strength=inp.denoise_strength))
+        out_rgb = up.upscale(rgb)
         if mode == "RGBA":  # the alpha channel is resampled classically
             import cv2
 
@@ -196,18 +222,24 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
         return EnhanceOutput(inp.dst, "image", (out.shape[1], out.shape[0]), 1, method,
                              str(getattr(up, "device", "cpu")), content)
 
-    def _video(self, inp: EnhanceInput, up: Any, content: str, ctx: RunContext) -> EnhanceOutput:
+    def _video(self, inp: EnhanceInput, up: Any, content: str, ctx: RunContext,
+               target_fps: Any = None) -> EnhanceOutput:
         info = probe(inp.src)
         assert info.video is not None
         w, h = info.video.display_size
         size = video_output_size(w, h, inp.scale)
         total = max(1, info.video.frames)
+        share = 0.6 if target_fps is not None else 1.0  # of the progress bar, before interpolation
 
         def progress(done: int, _total: int) -> None:
-            ctx.step(done / total, f"增强 {done}/{total} 帧 · frames")
+            ctx.step(share * done / total, f"增强 {done}/{total} 帧 · frames")
 
-        if isinstance(up, ClassicUpscaler):
-            fn: Any = lambda imgs: up.batch(imgs, size)  # noqa: E731
+        fn: Any
+        if isinstance(up, _Identity):
+            fn = lambda imgs: list(imgs)  # noqa: E731
+            output, batch = "rgb", 4
+        elif isinstance(up, ClassicUpscaler):
+            fn = lambda imgs: up.batch(imgs, size)  # noqa: E731
             output, batch = "rgb", 1
         else:
             gpu = up.device.type == "cuda"
@@ -215,7 +247,44 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
             fn = up.frame_fn(size, i420=i420)
             output = "i420" if i420 else "rgb"
             batch = inp.batch or (8 if gpu else 1)
-        job = process_video(inp.src, inp.dst, fn, out_size=size, crf=inp.crf, preset=inp.preset, progress=progress,
+        denoiser = None
+        if inp.denoise:  # the denoiser works on the RGB source frames, before the upscaler
+            from pipelines.denoise import DenoiseSettings, TemporalDenoiser
+
+            denoiser = TemporalDenoiser(DenoiseSettings(strength=inp.denoise_strength))
+            upscale_fn = fn
+            fn = lambda imgs: upscale_fn(denoiser(imgs))  # noqa: E731
+        first_dst = inp.dst if target_fps is None else inp.dst.with_name(f".{inp.dst.stem}.pre-fps.mp4")
+        # before a frame-rate conversion the intermediate is encoded near-losslessly
+        crf = inp.crf if target_fps is None else min(inp.crf, 10)
+        job = process_video(inp.src, first_dst, fn, out_size=size, crf=crf, preset=inp.preset, progress=progress,
                             cancel=ctx.cancel, batch=batch, output=output)
-        return EnhanceOutput(inp.dst, "video", size, job.frames, getattr(up, "name", "classic"),
+        frames = job.frames
+        if denoiser is not None:
+            log.info("denoise: %s", denoiser.stats.as_dict())
+        if target_fps is not None:
+            from pipelines.interpolate import interpolate_video
+
+            def progress2(done: int, total2: int) -> None:
+                ctx.step(share + (1 - share) * done / max(1, total2), f"插帧 {done}/{total2} 帧 · frames")
+
+            try:
+                stats = interpolate_video(first_dst, inp.dst, target_fps, method=inp.interpolation,
+                                          weights=inp.rife_weights, progress=progress2, cancel=ctx.cancel,
+                                          device=inp.device, crf=inp.crf, preset=inp.preset)
+            finally:
+                first_dst.unlink(missing_ok=True)
+            if inp.interpolation == "rife" and str(stats.as_dict().get("engine_device", "")).startswith("cpu"):
+                ctx.warn("RIFE frame interpolation ran on the CPU: slow; a GPU is many times faster")
+            frames = stats.out_frames
+        return EnhanceOutput(inp.dst, "video", size, frames, getattr(up, "name", "classic"),
                              str(getattr(up, "device", "cpu")), content)
+
+
+class _Identity:
+    """No upscaling (``--scale 1``): denoise or frame-rate conversion alone."""
+
+    name = "none"
+
+    def upscale(self, image: np.ndarray) -> np.ndarray:
+        return image

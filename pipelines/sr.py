@@ -101,7 +101,11 @@ class SRRunner:
             if len(self._frozen) >= 8:  # many tile shapes: keep memory bounded
                 self._frozen.clear()
             try:
-                fn = torch.jit.freeze(torch.jit.trace(self.eager, x, check_trace=False))
+                import warnings
+
+                with warnings.catch_warnings():  # one graph per input shape: constant sizes are right
+                    warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                    fn = torch.jit.freeze(torch.jit.trace(self.eager, x, check_trace=False))
             except Exception as e:  # noqa: BLE001 - an optimisation: say so, run eager
                 log.warning("could not freeze the network (%s): running eager", e)
                 self.freeze = False

@@ -108,3 +108,24 @@ def test_official_anime_model_on_a_video_keeps_sound_and_label(tmp_path: Path) -
     assert want <= len(audio) <= want + 1024
     first = next(iter(iter_frames(res.output.path, start=3, end=4))).image
     assert first.std() > 10  # a real picture, not blank
+
+
+def test_denoise_and_frame_rate_conversion_through_the_cli(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from ui.cli import main
+
+    src = make_clip(tmp_path / "a.mp4", 20, metadata={"AIGC": '{"Label":"1"}'})
+    out = tmp_path / "b.mp4"
+    assert main(["-q", "enhance", str(src), str(out), "--scale", "1", "--denoise", "--fps", "50"]) == 0
+    info = probe(out)
+    assert info.video is not None and info.video.fps == 50
+    assert abs(info.video.frames - 40) <= 1  # 20 frames at 25 fps -> 0.8 s at 50 fps
+    assert info.metadata.get("AIGC") == '{"Label":"1"}'
+    audio = read_audio(out)
+    assert abs(len(audio) - samples_for_frames(info.video.frames, Fraction(50), 48000)) <= 1024 + 960
+    assert not list(tmp_path.glob(".*pre-fps*"))  # the intermediate file is gone
+    img = tmp_path / "i.png"
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(img)
+    assert main(["-q", "enhance", str(img), str(tmp_path / "j.png"), "--fps", "50"]) == 1
+    assert main(["-q", "enhance", str(src), str(tmp_path / "c.mp4"), "--fps", "50", "--interpolation", "rife"]) == 1

@@ -202,7 +202,9 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         res = EnhanceAgent()(EnhanceInput(Path(args.input), Path(args.output), scale=args.scale, method=args.model,
                                           crf=args.crf, device=args.device or config.device,
                                           precision=args.precision, tile=args.tile, batch=args.batch,
-                                          compile=args.compile), ctx)
+                                          compile=args.compile, denoise=args.denoise,
+                                          denoise_strength=args.denoise_strength, fps=args.fps,
+                                          interpolation=args.interpolation, rife_weights=args.rife_weights), ctx)
     finally:
         progress.close()
     out = res.output
@@ -312,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=0, help="frames per batch (0: 1 on CPU, 8 on GPU)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network (default: on for videos on a GPU)")
+    p.add_argument("--denoise", action="store_true", help="temporal denoise + deblock before upscaling")
+    p.add_argument("--denoise-strength", type=float, default=1.0)
+    p.add_argument("--fps", default=None, help='convert the frame rate, e.g. 50 or "60000/1001" (videos)')
+    p.add_argument("--interpolation", default="flow", choices=["flow", "rife"],
+                   help="flow: optical flow, no weights; rife: a RIFE network from --rife-weights")
+    p.add_argument("--rife-weights", default=None, help="path to RIFE weights (flownet.pkl)")
     p.add_argument("--crf", type=int, default=18)
     p.set_defaults(func=cmd_enhance)
 
