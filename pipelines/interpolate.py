@@ -474,9 +474,9 @@ def interpolate_video(
     setting ``cancel`` stops with :class:`KeyboardInterrupt` and leaves no output file.
     """
     from core.aigc import AIGC_KEY
-    from core.media import Frame, VideoWriter, even_size, iter_frames, probe, samples_for_frames
+    from core.media import Frame, VideoWriter, even_size, iter_frames, probe
     from core.streams import Prefetch
-    from pipelines.video import _audio_chunks, _EncoderThread
+    from pipelines.video import AudioFeeder, _EncoderThread
 
     started = time.perf_counter()
     src = Path(src)
@@ -500,28 +500,14 @@ def interpolate_video(
     writer = VideoWriter(dst, w, h, fps_out, crf=crf, preset=preset, audio_rate=rate, audio_channels=channels,
                          metadata=meta)
     encoder = _EncoderThread(writer)
-    audio_iter = _audio_chunks(src, rate, channels) if rate else None
-    audio_pending = np.zeros((0, channels), np.float32)
-    audio_sent = 0
+    audio = AudioFeeder(Path(src), rate, channels, encoder)
     total = v.frames
     decoder: Prefetch[Frame] = Prefetch(lambda: iter_frames(src), maxsize=8, name="decode")
 
     def put(frames: list[np.ndarray]) -> None:
-        nonlocal audio_pending, audio_sent
         for img in frames:
             encoder.put("video", img[:h, :w])
-        if audio_iter is not None and rate:
-            want = samples_for_frames(conv.stats.out_frames, fps_out, rate)
-            while audio_sent + len(audio_pending) < want:
-                chunk = next(audio_iter, None)
-                if chunk is None:
-                    break
-                audio_pending = np.concatenate([audio_pending, chunk])
-            take = min(len(audio_pending), want - audio_sent)
-            if take > 0:
-                encoder.put("audio", audio_pending[:take])
-                audio_pending = audio_pending[take:]
-                audio_sent += take
+        audio.advance(conv.stats.out_frames, fps_out)
 
     try:
         for frame in decoder:

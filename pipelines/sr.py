@@ -185,11 +185,9 @@ class FrameUpscaler:
         self.runner = runner
         self.out_size = out_size
 
-    def __call__(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import torch
+    def upscaled(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """The batch upscaled (and resized to ``out_size``) on the device, ``N x 3 x H x W`` in [0, 1]."""
         import torch.nn.functional as F
-
-        from core.media import tensor_to_frames
 
         batch = torch.from_numpy(np.stack(images)).to(self.runner.device, non_blocking=True)
         x = batch.permute(0, 3, 1, 2).to(self.runner.dtype).div_(255.0)
@@ -198,7 +196,12 @@ class FrameUpscaler:
             w, h = self.out_size
             shrink = w < y.shape[-1] or h < y.shape[-2]
             y = F.interpolate(y.float(), size=(h, w), mode="bicubic", align_corners=False, antialias=shrink)
-        return tensor_to_frames(y.float())
+        return y
+
+    def __call__(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        from core.media import tensor_to_frames
+
+        return tensor_to_frames(self.upscaled(images).float())
 
 
 def rgb_to_i420(rgb: torch.Tensor) -> torch.Tensor:
@@ -230,17 +233,7 @@ class I420Upscaler(FrameUpscaler):
     """Like :class:`FrameUpscaler` but returns I420 planes converted on the device (for the encoder)."""
 
     def __call__(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import torch
-        import torch.nn.functional as F
-
-        batch = torch.from_numpy(np.stack(images)).to(self.runner.device, non_blocking=True)
-        x = batch.permute(0, 3, 1, 2).to(self.runner.dtype).div_(255.0)
-        y = self.runner(x)
-        if self.out_size is not None and (y.shape[-1], y.shape[-2]) != self.out_size:
-            w, h = self.out_size
-            shrink = w < y.shape[-1] or h < y.shape[-2]
-            y = F.interpolate(y.float(), size=(h, w), mode="bicubic", align_corners=False, antialias=shrink)
-        planes = rgb_to_i420(y).cpu().numpy()
+        planes = rgb_to_i420(self.upscaled(images)).cpu().numpy()
         return [planes[i] for i in range(planes.shape[0])]
 
 

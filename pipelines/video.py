@@ -87,6 +87,35 @@ class _EncoderThread:
             raise self.error
 
 
+class AudioFeeder:
+    """Feeds the source's sound to an encoder just ahead of the pictures, so both stay in step
+    and the muxer never buffers more than a batch of either."""
+
+    def __init__(self, src: Path, rate: int | None, channels: int, encoder: _EncoderThread) -> None:
+        self.rate = rate
+        self.channels = channels
+        self.encoder = encoder
+        self.chunks = _audio_chunks(src, rate, channels) if rate else None
+        self.pending = np.zeros((0, channels), np.float32)
+        self.sent = 0
+
+    def advance(self, frames: int, fps: Fraction) -> None:
+        """Send the samples that cover the first ``frames`` output frames at ``fps``."""
+        if self.chunks is None or not self.rate:
+            return
+        want = samples_for_frames(frames, fps, self.rate)
+        while self.sent + len(self.pending) < want:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                break
+            self.pending = np.concatenate([self.pending, chunk])
+        take = min(len(self.pending), want - self.sent)
+        if take > 0:
+            self.encoder.put("audio", self.pending[:take])
+            self.pending = self.pending[take:]
+            self.sent += take
+
+
 def _audio_chunks(path: Path, rate: int, channels: int) -> Iterator[np.ndarray]:
     try:
         yield from iter_audio(path, rate=rate, channels=channels)
@@ -132,9 +161,7 @@ def process_video(
                          audio_channels=channels, metadata=meta, threads=threads)
     want_shape = (h * 3 // 2, w) if output == "i420" else (h, w)
     encoder = _EncoderThread(writer)
-    audio_iter = _audio_chunks(src, rate, channels) if rate else None
-    audio_pending = np.zeros((0, channels), np.float32)
-    audio_sent = 0
+    audio = AudioFeeder(src, rate, channels, encoder)
     done = 0
     total = v.frames
     decoder: Prefetch[Frame] = Prefetch(lambda: iter_frames(src, size=decode_size), maxsize=prefetch, name="decode")
@@ -142,7 +169,7 @@ def process_video(
         pending: list[np.ndarray] = []
 
         def flush(images: list[np.ndarray]) -> None:
-            nonlocal done, audio_pending, audio_sent
+            nonlocal done
             outputs = fn(images)
             if len(outputs) != len(images):
                 raise RuntimeError(f"frame function returned {len(outputs)} frames for {len(images)}")
@@ -151,18 +178,7 @@ def process_video(
                     raise RuntimeError(f"frame function returned shape {img.shape}, expected {want_shape} ({output})")
                 encoder.put("video" if output == "rgb" else "i420", img)
             done += len(outputs)
-            if audio_iter is not None and rate:
-                want = samples_for_frames(done, v.fps, rate)
-                while audio_sent + len(audio_pending) < want:
-                    chunk = next(audio_iter, None)
-                    if chunk is None:
-                        break
-                    audio_pending = np.concatenate([audio_pending, chunk])
-                take = min(len(audio_pending), want - audio_sent)
-                if take > 0:
-                    encoder.put("audio", audio_pending[:take])
-                    audio_pending = audio_pending[take:]
-                    audio_sent += take
+            audio.advance(done, v.fps)
             if progress is not None:
                 progress(done, total)
 
