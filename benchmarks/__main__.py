@@ -28,7 +28,12 @@ def main(argv: list[str]) -> int:
         print(f"unknown benchmark {name!r}; available: {', '.join(names)}", file=sys.stderr)
         return 2
     module = importlib.import_module(f"benchmarks.{name}")
-    return int(module.main(rest) or 0)
+    import inspect
+
+    if inspect.signature(module.main).parameters:
+        return int(module.main(rest) or 0)
+    sys.argv = [f"benchmarks.{name}", *rest]  # a main() that reads sys.argv itself
+    return int(module.main() or 0)
 
 
 if __name__ == "__main__":

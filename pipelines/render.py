@@ -24,14 +24,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core.aigc import AIGCLabel, label_metadata, make_label, read_label
 from core.errors import InputError, MediaError
 from core.media import VideoWriter, iter_audio, iter_frames, probe, samples_for_frames
+from core.streams import Prefetch
 from core.timeline import Clip, Timeline, Track, Transition
 from pipelines.cards import LabelStyle
+from pipelines.video import _EncoderThread
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +125,10 @@ class _ClipReader:
         fw, fh = max(2, int(dw * scale) // 2 * 2), max(2, int(dh * scale) // 2 * 2)
         self.size = (fw, fh)
         self.first_src = max(0, clip.source_frame(first_t, tl.fps))
-        self._it: Iterator = iter_frames(clip.media.path, start=self.first_src,
-                                         size=None if (fw, fh) == (dw, dh) else (fw, fh))
+        # decoded on a background thread, a few frames ahead of the compositor
+        self._it: Iterator = iter(Prefetch(lambda: iter_frames(clip.media.path, start=self.first_src,
+                                                               size=None if (fw, fh) == (dw, dh) else (fw, fh)),
+                                           maxsize=4, name="clip-decode"))
         self._cur: tuple[int, np.ndarray] | None = None
 
     def frame(self, t: int) -> np.ndarray:
@@ -346,47 +351,69 @@ def _render_encode(tl: Timeline, dst: Path, meta: dict[str, str], label: bool, s
     tracks = [(ti, tr, [(ci, c, *_extent(tr, c)) for ci, c in enumerate(sorted(tr.clips, key=lambda c: c.start))])
               for ti, tr in enumerate(tl.tracks) if tr.kind == "video"]
     black = np.zeros((tl.height, tl.width, 3), np.uint8)
-    sent = 0
     with VideoWriter(dst, tl.width, tl.height, tl.fps, crf=crf, preset=preset,
                      audio_rate=rate if audio is not None else None, metadata=meta) as writer:
-        for t in range(tl.duration):
-            picture = None
-            for ti, track, items in tracks:
-                layer = None
-                active = []
-                for ci, clip, lo, hi in items:
-                    key = (ti, ci)
-                    if t >= hi and key in readers:
-                        readers.pop(key).close()
-                    if lo <= t < hi:
-                        if key not in readers:
-                            readers[key] = _ClipReader(clip, tl, lo)
-                        active.append((clip, readers[key].frame(t)))
-                if len(active) == 1:
-                    layer = active[0][1].astype(np.float32)
-                elif len(active) >= 2:  # a dissolve: the outgoing and the incoming clip
-                    (_, a_img), (b_clip, b_img) = active[0], active[1]
-                    tr = next((x for x in track.transitions if x.kind == "dissolve" and x.at == b_clip.start), None)
-                    w_in = _weight(tr, t) if tr is not None else float(t >= b_clip.start)
-                    layer = a_img.astype(np.float32) * (1 - w_in) + b_img.astype(np.float32) * w_in
-                if layer is not None:
-                    for tr in track.transitions:
-                        if tr.kind == "fade_in" and tr.start <= t < tr.end:
-                            layer = layer * _weight(tr, t)
-                        elif tr.kind == "fade_out" and tr.start <= t < tr.end:
-                            layer = layer * (1 - _weight(tr, t))
-                    picture = layer  # upper tracks cover lower ones
-            frame = black.copy() if picture is None else np.clip(picture + 0.5, 0, 255).astype(np.uint8)
-            for a, b, ov in caps:
-                if ov is not None and a <= t < b:
-                    ov.apply(frame)
-            if mark is not None:
-                frame = mark.apply(frame)
-            writer.write(frame)
-            if audio is not None:
-                want = samples_for_frames(t + 1, tl.fps, rate)
-                writer.write_audio(audio[sent:want])
-                sent = want
+        encoder = _EncoderThread(writer)  # x264 works on its own thread while the next frame is composed
+        try:
+            _compose(tl, tracks, readers, black, caps, mark, audio, rate, encoder)
+        except BaseException:
+            try:
+                encoder.finish()
+            except BaseException:  # noqa: BLE001 - the first error is the one to report
+                pass
+            for r in readers.values():
+                r.close()
+            raise
+        encoder.finish()
     for r in readers.values():
         r.close()
     return RenderResult(dst, writer.frames_written, "encode", notes)
+
+
+def _compose(tl: Timeline, tracks: list[Any], readers: dict[Any, Any], black: np.ndarray, caps: list[Any], mark: Any,
+             audio: np.ndarray | None, rate: int, encoder: _EncoderThread) -> None:
+    """Compose every timeline frame (dissolves, fades, captions, mark) and hand it to the encoder."""
+    sent = 0
+    for t in range(tl.duration):
+        picture = None
+        for ti, track, items in tracks:
+            layer = None
+            active = []
+            for ci, clip, lo, hi in items:
+                key = (ti, ci)
+                if t >= hi and key in readers:
+                    readers.pop(key).close()
+                if lo <= t < hi:
+                    if key not in readers:
+                        readers[key] = _ClipReader(clip, tl, lo)
+                    active.append((clip, readers[key].frame(t)))
+            if len(active) == 1:
+                layer = active[0][1]  # uint8: no arithmetic unless a fade touches it
+            elif len(active) >= 2:  # a dissolve: the outgoing and the incoming clip
+                (_, a_img), (b_clip, b_img) = active[0], active[1]
+                tr = next((x for x in track.transitions if x.kind == "dissolve" and x.at == b_clip.start), None)
+                w_in = _weight(tr, t) if tr is not None else float(t >= b_clip.start)
+                layer = a_img.astype(np.float32) * (1 - w_in) + b_img.astype(np.float32) * w_in
+            if layer is not None:
+                for tr in track.transitions:
+                    if tr.kind == "fade_in" and tr.start <= t < tr.end:
+                        layer = layer * _weight(tr, t)
+                    elif tr.kind == "fade_out" and tr.start <= t < tr.end:
+                        layer = layer * (1 - _weight(tr, t))
+                picture = layer  # upper tracks cover lower ones
+        if picture is None:
+            frame = black.copy()
+        elif picture.dtype == np.uint8:
+            frame = picture.copy()  # the overlays below draw in place; the reader keeps its frame
+        else:
+            frame = np.clip(picture + 0.5, 0, 255).astype(np.uint8)
+        for a, b, ov in caps:
+            if ov is not None and a <= t < b:
+                ov.apply(frame)
+        if mark is not None:
+            frame = mark.apply(frame)
+        encoder.put("video", frame)
+        if audio is not None:
+            want = samples_for_frames(t + 1, tl.fps, rate)
+            encoder.put("audio", audio[sent:want])
+            sent = want
