@@ -59,6 +59,7 @@ class VideoStreamInfo:
     rotation: int  # degrees counter-clockwise to display upright (0, 90, 180, 270)
     has_b_frames: bool
     variable_fps: bool
+    start_time: Fraction = Fraction(0)  # seconds: presentation time of the stream's first frame
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -155,6 +156,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
                 index=vs.index, codec=cc.name, width=cc.width, height=cc.height, fps=fps, time_base=tb,
                 frames=frames, duration=vdur, pix_fmt=cc.pix_fmt or "", rotation=_first_frame_rotation(container, vs),
                 has_b_frames=bool(cc.has_b_frames), variable_fps=Fraction(base.numerator, base.denominator) != fps,
+                start_time=Fraction(vs.start_time or 0) * tb,
             )
             if cc.width <= 0 or cc.height <= 0:
                 raise CorruptMediaError(f"{str(p)!r}: video stream has no picture size (damaged header?)")
@@ -208,27 +210,68 @@ def iter_frames(
     at the nominal fps, so it stays right after a seek; for variable-fps input the frames are
     numbered in order.
     """
-    av = _av()
     info = probe(path)
     if info.video is None:
         raise UnsupportedMediaError(f"{str(path)!r} has no video stream")
     v = info.video
     if start < 0 or (end is not None and end < start):
         raise InputError(f"bad frame range [{start}, {end}) for {str(path)!r}")
+    t0 = v.start_time
+    seek = t0 + Fraction(start) / v.fps if start > 0 and not v.variable_fps else None
+    counter = 0
+    base: int | None = None
+    for frame in decoded_frames(path, threads=threads, seek=seek, require_frames=start == 0):
+        # The first frame after the (seek) start is a keyframe with a trustworthy time;
+        # later frames are numbered in output order, because some containers (AVI with
+        # packed B-frames) carry decode-order stamps that are not presentation times.
+        if base is None:
+            if frame.pts is None or v.variable_fps:
+                base = 0
+            else:
+                base = int(round((Fraction(frame.pts) * v.time_base - t0) * v.fps))
+        idx = base + counter
+        if v.variable_fps and frame.pts is not None:
+            rel = Fraction(frame.pts) * v.time_base - t0  # real time; the index just counts
+        else:
+            rel = Fraction(idx) / v.fps
+        counter += 1
+        if idx < start:
+            continue
+        if end is not None and idx >= end:
+            return
+        if size is not None:
+            w, h = size
+            if autorotate and v.rotation % 180 == 90:
+                w, h = h, w
+            frame = frame.reformat(width=w, height=h, format=pix_fmt, interpolation="AREA")
+            image = frame.to_ndarray()
+        else:
+            image = frame.to_ndarray(format=pix_fmt)
+        if autorotate and v.rotation:
+            image = _rotate(image, v.rotation)
+        yield Frame(index=idx, time=rel, image=image)
+
+
+def decoded_frames(path: str | os.PathLike[str], *, threads: int = 0, seek: Fraction | None = None,
+                   require_frames: bool = True) -> Iterator[av.VideoFrame]:
+    """The decoder's own frames of the first video stream, in output order, FFmpeg-threaded.
+
+    The one decode loop every reader shares: damaged packets are skipped, but a stream that
+    yields no picture fails fast (:class:`CorruptMediaError`); ``seek`` (seconds) jumps to the
+    keyframe at or before it; leaving early flushes the decoder before closing, because closing
+    a frame-threaded decoder mid-stream can hang.
+    """
+    av = _av()
     container = open_input(path)
-    finished = False
     stream = container.streams.video[0]
+    finished = False
     try:
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
-        t0 = Fraction(stream.start_time or 0) * v.time_base
-        if start > 0 and not v.variable_fps:
-            target = t0 + Fraction(start) / v.fps
-            container.seek(int(target / v.time_base), stream=stream, backward=True, any_frame=False)
+        if seek is not None and stream.time_base is not None:
+            container.seek(int(seek / Fraction(stream.time_base)), stream=stream, backward=True, any_frame=False)
         produced = 0
         bad_packets = 0
-        counter = 0
-        base: int | None = None
         for packet in container.demux(stream):
             try:
                 frames = packet.decode()
@@ -238,43 +281,13 @@ def iter_frames(
                     raise CorruptMediaError(f"{str(path)!r}: video data is damaged ({e})") from e
                 continue
             for frame in frames:
-                # The first frame after the (seek) start is a keyframe with a trustworthy time;
-                # later frames are numbered in output order, because some containers (AVI with
-                # packed B-frames) carry decode-order stamps that are not presentation times.
-                if base is None:
-                    if frame.pts is None or v.variable_fps:
-                        base = 0
-                    else:
-                        base = int(round((Fraction(frame.pts) * v.time_base - t0) * v.fps))
-                idx = base + counter
-                if v.variable_fps and frame.pts is not None:
-                    rel = Fraction(frame.pts) * v.time_base - t0  # real time; the index just counts
-                else:
-                    rel = Fraction(idx) / v.fps
-                counter += 1
-                if idx < start:
-                    continue
-                if end is not None and idx >= end:
-                    return
-                if size is not None:
-                    w, h = size
-                    if autorotate and v.rotation % 180 == 90:
-                        w, h = h, w
-                    frame = frame.reformat(width=w, height=h, format=pix_fmt, interpolation="AREA")
-                    image = frame.to_ndarray()
-                else:
-                    image = frame.to_ndarray(format=pix_fmt)
-                if autorotate and v.rotation:
-                    image = _rotate(image, v.rotation)
                 produced += 1
-                yield Frame(index=idx, time=rel, image=image)
+                yield frame
         finished = True
-        if produced == 0 and start == 0:
+        if produced == 0 and require_frames:
             raise CorruptMediaError(f"{str(path)!r}: no decodable video frame (truncated or damaged)")
     finally:
         if not finished:
-            # Leaving a frame-threaded decoder mid-stream and closing it can hang: flush it first,
-            # so its worker threads hand back what they hold and go idle.
             try:
                 for _ in stream.codec_context.decode(None):
                     pass

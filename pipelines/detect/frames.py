@@ -16,8 +16,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from core.errors import CorruptMediaError, UnsupportedMediaError
-from core.media import _MAX_BAD_PACKETS, _av, open_input, probe
+from core.errors import UnsupportedMediaError
+from core.media import decoded_frames, probe
 
 log = logging.getLogger(__name__)
 
@@ -50,55 +50,34 @@ def small_yuv(path: str | os.PathLike[str], *, grid: tuple[int, int] = (36, 64),
 
 
 def _iter(path: str | os.PathLike[str], grid: tuple[int, int], threads: int, rotation: int) -> Iterator[np.ndarray]:
-    av = _av()
     from av.video.reformatter import Interpolation, VideoReformatter
 
     gh, gw = grid
-    container = open_input(path)
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = threads
-        reformatter = VideoReformatter()
-        produced = 0
-        bad = 0
-        for packet in container.demux(stream):
-            try:
-                decoded = packet.decode()
-            except av.error.InvalidDataError as e:
-                bad += 1
-                if bad > _MAX_BAD_PACKETS and produced == 0:
-                    raise CorruptMediaError(f"{str(path)!r}: video data is damaged ({e})") from e
-                continue
-            for frame in decoded:
-                fmt = frame.format.name
-                h, w = frame.height, frame.width
-                sy, sx = max(1, h // gh), max(1, w // gw)
-                if fmt in _PLANAR and h >= gh and w >= gw:
-                    sub = _PLANAR[fmt]
-                    cy, cx = (sub, sub) if isinstance(sub, int) else (sub[1], sub[0])
-                    y = _plane(frame.planes[0], h, w)[sy // 2::sy, sx // 2::sx][:gh, :gw]
-                    u = _plane(frame.planes[1], -(-h // cy), -(-w // cx))
-                    vv = _plane(frame.planes[2], -(-h // cy), -(-w // cx))
-                    # chroma sampled at the same picture positions as luma
-                    ys = (np.arange(gh) * sy + sy // 2) // cy
-                    xs = (np.arange(gw) * sx + sx // 2) // cx
-                    img = np.empty((gh, gw, 3), np.uint8)
-                    img[..., 0] = y
-                    img[..., 1] = u[ys[:, None], xs[None, :]]
-                    img[..., 2] = vv[ys[:, None], xs[None, :]]
-                else:
-                    out = reformatter.reformat(frame, width=gw, height=gh, format="yuv444p",
-                                               interpolation=Interpolation.AREA)
-                    img = np.stack([_plane(out.planes[i], gh, gw) for i in range(3)], axis=-1)
-                if rotation:
-                    img = np.ascontiguousarray(np.rot90(img, k=(rotation // 90) % 4))
-                produced += 1
-                yield img
-        if produced == 0:
-            raise CorruptMediaError(f"{str(path)!r}: no decodable video frame (truncated or damaged)")
-    finally:
-        container.close()
+    reformatter = VideoReformatter()
+    for frame in decoded_frames(path, threads=threads):
+        fmt = frame.format.name
+        h, w = frame.height, frame.width
+        sy, sx = max(1, h // gh), max(1, w // gw)
+        if fmt in _PLANAR and h >= gh and w >= gw:
+            sub = _PLANAR[fmt]
+            cy, cx = (sub, sub) if isinstance(sub, int) else (sub[1], sub[0])
+            y = _plane(frame.planes[0], h, w)[sy // 2::sy, sx // 2::sx][:gh, :gw]
+            u = _plane(frame.planes[1], -(-h // cy), -(-w // cx))
+            vv = _plane(frame.planes[2], -(-h // cy), -(-w // cx))
+            # chroma sampled at the same picture positions as luma
+            ys = (np.arange(gh) * sy + sy // 2) // cy
+            xs = (np.arange(gw) * sx + sx // 2) // cx
+            img = np.empty((gh, gw, 3), np.uint8)
+            img[..., 0] = y
+            img[..., 1] = u[ys[:, None], xs[None, :]]
+            img[..., 2] = vv[ys[:, None], xs[None, :]]
+        else:
+            out = reformatter.reformat(frame, width=gw, height=gh, format="yuv444p",
+                                       interpolation=Interpolation.AREA)
+            img = np.stack([_plane(out.planes[i], gh, gw) for i in range(3)], axis=-1)
+        if rotation:
+            img = np.ascontiguousarray(np.rot90(img, k=(rotation // 90) % 4))
+        yield img
 
 
 def _plane(plane: object, h: int, w: int) -> np.ndarray:
@@ -116,37 +95,17 @@ def small_rgb(path: str | os.PathLike[str], size: tuple[int, int] = (48, 27), *,
     meta = SmallStream(v.fps, v.frames, v.width, v.height, v.rotation)
 
     def gen() -> Iterator[np.ndarray]:
-        av = _av()
         from av.video.reformatter import Interpolation, VideoReformatter
 
         w, h = size
         if v.rotation % 180 == 90:
             w, h = h, w
-        container = open_input(path)
-        try:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = threads
-            r = VideoReformatter()
-            produced = bad = 0
-            for packet in container.demux(stream):
-                try:
-                    decoded = packet.decode()
-                except av.error.InvalidDataError as e:
-                    bad += 1
-                    if bad > _MAX_BAD_PACKETS and produced == 0:
-                        raise CorruptMediaError(f"{str(path)!r}: video data is damaged ({e})") from e
-                    continue
-                for frame in decoded:
-                    img = r.reformat(frame, width=w, height=h, format="rgb24",
-                                     interpolation=Interpolation.BICUBIC).to_ndarray()
-                    if v.rotation:
-                        img = np.ascontiguousarray(np.rot90(img, k=(v.rotation // 90) % 4))
-                    produced += 1
-                    yield img
-            if produced == 0:
-                raise CorruptMediaError(f"{str(path)!r}: no decodable video frame (truncated or damaged)")
-        finally:
-            container.close()
+        r = VideoReformatter()
+        for frame in decoded_frames(path, threads=threads):
+            img = r.reformat(frame, width=w, height=h, format="rgb24",
+                             interpolation=Interpolation.BICUBIC).to_ndarray()
+            if v.rotation:
+                img = np.ascontiguousarray(np.rot90(img, k=(v.rotation // 90) % 4))
+            yield img
 
     return meta, gen()
