@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("project")
     c.add_argument("--episode", type=int, default=1)
     c.set_defaults(func=cmd_cut_assemble)
-    _mount_optional(cut_sub, "agents.cut_cli")
+    _mount_optional(cut_sub, "ui.cut_cli")
 
     p = sub.add_parser("enhance", help="upscale an image or a video")
     p.add_argument("input")
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     _mount_optional(sub, "ledger.cli")
-    _mount_optional(sub, "agents.label_cli")
+    _mount_optional(sub, "ui.label_cli")
     return parser
 
 
