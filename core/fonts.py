@@ -27,12 +27,13 @@ class FontInfo:
 
 
 _SYSTEM = (
-    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "WenQuanYi Micro Hei", "Apache-2.0 OR GPL-3.0-with-font-exception", "debian"),
-    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "WenQuanYi Zen Hei", "GPL-2.0-with-font-exception", "debian"),
-    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "Noto Sans CJK", "OFL-1.1", "debian"),
-    ("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc", "Noto Serif CJK", "OFL-1.1", "debian"),
-    ("/System/Library/Fonts/PingFang.ttc", "PingFang SC", "Apple system font", "system"),
-    ("C:/Windows/Fonts/msyh.ttc", "Microsoft YaHei", "Windows system font", "system"),
+    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "WenQuanYi Micro Hei", "Apache-2.0 OR GPL-3.0-with-font-exception", "debian", 0),
+    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "WenQuanYi Zen Hei", "GPL-2.0-with-font-exception", "debian", 0),
+    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "Noto Sans CJK", "OFL-1.1", "debian", 2),
+    ("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc", "Noto Serif CJK", "OFL-1.1", "debian", 0),
+    ("/usr/share/fonts/truetype/arphic/uming.ttc", "AR PL UMing", "Arphic Public License", "debian", 0),
+    ("/System/Library/Fonts/PingFang.ttc", "PingFang SC", "Apple system font", "system", 0),
+    ("C:/Windows/Fonts/msyh.ttc", "Microsoft YaHei", "Windows system font", "system", 0),
 )
 
 _PIP = (
@@ -50,9 +51,9 @@ def available_cjk_fonts() -> list[FontInfo]:
     env = os.environ.get("REELFORGE_FONT")
     if env and Path(env).is_file():
         fonts.append(FontInfo(Path(env), Path(env).stem, "as configured (check its licence)", "config"))
-    for path, name, lic, src in _SYSTEM:
+    for path, name, lic, src, index in _SYSTEM:  # index: the Simplified Chinese face of a collection
         if Path(path).is_file():
-            fonts.append(FontInfo(Path(path), name, lic, src))
+            fonts.append(FontInfo(Path(path), name, lic, src, index))
     for package, filename, name, lic in _PIP:
         spec = importlib.util.find_spec(package)
         if spec and spec.submodule_search_locations:

@@ -30,23 +30,15 @@ class FontChoice:
 
 
 def _candidates() -> list[tuple[Path, int]]:
+    """``$REELFORGE_CJK_FONT`` first, then the fonts the rest of ReelForge finds (core.fonts)."""
+    from core.fonts import available_cjk_fonts
+
     out: list[tuple[Path, int]] = []
     env = os.environ.get("REELFORGE_CJK_FONT", "").strip()
     if env:
         path, _, index = env.partition("#")
         out.append((Path(path).expanduser(), int(index or 0)))
-    out += [
-        (Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"), 0),
-        (Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), 0),
-        (Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"), 2),  # index 2: Simplified Chinese
-        (Path("/usr/share/fonts/truetype/arphic/uming.ttc"), 0),
-    ]
-    try:
-        import noto_cjk_sans_otc  # the pip font package
-
-        out.append((Path(str(noto_cjk_sans_otc.FONT_PATH)), 2))
-    except ImportError:
-        pass
+    out += [(f.path, f.index) for f in available_cjk_fonts()]
     return out
 
 
