@@ -30,7 +30,7 @@ _SYSTEM = (
     ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "WenQuanYi Micro Hei", "Apache-2.0 OR GPL-3.0-with-font-exception", "debian", 0),
     ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "WenQuanYi Zen Hei", "GPL-2.0-with-font-exception", "debian", 0),
     ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "Noto Sans CJK", "OFL-1.1", "debian", 2),
-    ("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc", "Noto Serif CJK", "OFL-1.1", "debian", 0),
+    ("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc", "Noto Serif CJK", "OFL-1.1", "debian", 2),
     ("/usr/share/fonts/truetype/arphic/uming.ttc", "AR PL UMing", "Arphic Public License", "debian", 0),
     ("/System/Library/Fonts/PingFang.ttc", "PingFang SC", "Apple system font", "system", 0),
     ("C:/Windows/Fonts/msyh.ttc", "Microsoft YaHei", "Windows system font", "system", 0),
