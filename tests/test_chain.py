@@ -60,8 +60,10 @@ def test_make_writes_episode_subtitles_screenplay_and_usage(tmp_path: Path, nove
     with sqlite3.connect(project / "usage.sqlite") as db:
         stages = {row[0] for row in db.execute("SELECT stage FROM usage_events")}
         licences = [row[0] for row in db.execute("SELECT licence FROM usage_events WHERE unit = 'use'")]
+        unlicensed = list(db.execute("SELECT stage, engine FROM usage_events WHERE licence = ''"))
     assert {"script", "synth", "cut"} <= stages
     assert licences and all(licences)
+    assert not unlicensed  # every record names the licence of what ran
     # every subtitle line is text of the novel
     source = novel.read_bytes().decode("gb18030")
     for block in srt.strip().split("\n\n"):

@@ -586,7 +586,7 @@ class OfflineEngine(ScriptEngine):
         wall = seconds_since(t0, time.perf_counter())
         record = UsageRecord(
             stage="script", engine="offline", unit="cpu_second", quantity=wall, model=ENGINE_VERSION,
-            device="cpu", seconds=wall,
+            device="cpu", seconds=wall, licence="Apache-2.0 (ReelForge offline rules, no model)",
             detail={"characters": len(novel.text), "episodes": len(series.episodes),
                     "shots": sum(len(e.shots()) for e in series.episodes)},
         )

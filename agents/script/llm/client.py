@@ -63,6 +63,7 @@ class ChatClient(ABC):
     model: str = ""
     vendor: str = ""
     device: str = "api"
+    licence: str = ""  # of the model (local) or the service terms (an API), for the usage records
     concurrency: int = 1
     context_tokens: int = 32768
 
@@ -128,6 +129,7 @@ class OpenAICompatClient(ChatClient):
         self.backoff_max_s = backoff_max_s
         self.context_tokens = context_tokens
         self.vendor = vendor
+        self.licence = f"service terms of {vendor or self.base_url} (model {model})"
         self.on_fallback = on_fallback
         self._sem = threading.BoundedSemaphore(concurrency)
         self._format_mode = "json_schema"

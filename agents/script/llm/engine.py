@@ -340,14 +340,14 @@ class LLMEngine(ScriptEngine):
                 device=self.client.device, seconds=Decimal(str(round(completion.seconds, 3))) if unit == "output_token" else Decimal(0),
                 tokens_in=completion.tokens_in if unit == "input_token" else 0,
                 tokens_out=completion.tokens_out if unit == "output_token" else 0,
-                vendor=self.client.vendor, detail=detail,
+                vendor=self.client.vendor, licence=self.client.licence, detail=detail,
             ))
         if self.client.device in ("cpu", "cuda", "mps"):  # a local model: its compute time too
             unit = "gpu_second" if self.client.device == "cuda" else "cpu_second"
             secs = Decimal(str(round(completion.seconds, 3)))
             records.append(UsageRecord(stage="script", engine=self.name, unit=unit, quantity=secs,
                                        model=completion.model, device=self.client.device, seconds=secs,
-                                       detail={"level": level}))
+                                       licence=self.client.licence, detail={"level": level}))
         with self._lock:
             self._usage.extend(records)
             self._pending.extend(records)

@@ -34,6 +34,19 @@ def open_local_client(path: str | Path, *, device: str = "auto", context_tokens:
                       hint="point [llm] local_model_path at a transformers folder (config.json inside) or a .gguf")
 
 
+def model_card_licence(folder: Path) -> str:
+    """The ``license:`` of a model card (README.md front matter) in ``folder``, or where to look."""
+    card = folder / "README.md"
+    try:
+        head = card.read_text(encoding="utf-8", errors="replace")[:4000]
+    except OSError:
+        return f"unknown: no model card in {folder}"
+    for line in head.splitlines():
+        if line.strip().lower().startswith("license:"):
+            return line.split(":", 1)[1].strip().strip("'\"") or f"see {card}"
+    return f"see {card}"
+
+
 class TransformersClient(ChatClient):
     """A causal LM loaded with ``from_pretrained(folder, local_files_only=True)``."""
 
@@ -56,6 +69,7 @@ class TransformersClient(ChatClient):
         self.device = self.torch_device.type
         self.model = folder.name
         self.vendor = ""
+        self.licence = model_card_licence(folder)
         self.concurrency = 1  # one generate() at a time; a local model has one device
         self.max_new_tokens = max_new_tokens
         self._lock = threading.Lock()
@@ -125,6 +139,7 @@ class LlamaCppClient(ChatClient):
             raise err from e
         self.model = Path(path).stem
         self.vendor = ""
+        self.licence = model_card_licence(Path(path).expanduser().parent)
         self.device = "gguf"
         self.concurrency = 1
         self.context_tokens = context_tokens
