@@ -25,7 +25,17 @@ from agents.synth import EpisodeRender
 from core.aigc import label_metadata, make_label
 from core.errors import InputError
 from core.media import concat
-from core.timeline import Caption, Clip, Marker, MediaRef, Timeline, Track, Transition
+from core.timeline import (
+    EPISODE_FADE,
+    SCENE_DISSOLVE,
+    Caption,
+    Clip,
+    Marker,
+    MediaRef,
+    Timeline,
+    Track,
+    Transition,
+)
 from core.usage import UsageRecord, seconds_since
 from pipelines.subtitles import Cue, write_srt
 
@@ -111,8 +121,8 @@ class CutAgent(Agent[CutInput, CutOutput]):
 @dataclass(frozen=True, slots=True)
 class RoughCutSettings:
     target_frames: int | None = None  # trim to this length (None: keep every frame)
-    scene_dissolve: int = 8  # frames of dissolve at scene changes (0: hard cuts only)
-    fade: int = 12  # fade in from / out to black at the episode's ends (0: none)
+    scene_dissolve: int = SCENE_DISSOLVE  # frames of dissolve at scene changes (0: hard cuts only)
+    fade: int = EPISODE_FADE  # fade in from / out to black at the episode's ends (0: none)
     min_tail: int = 6  # frames kept after a shot's last line when trimming
     music_db: float = -12.0  # music level under no dialogue
     duck_db: float = -14.0  # further reduction while someone speaks
@@ -375,7 +385,7 @@ def rough_cut_project(project: Path, *, episode: int = 1, target_seconds: float 
         video = res.path
         notes += res.notes
     for n in notes:
-        log.warning("rough cut: %s", n)
+        (log.info if n.startswith("smart render") else log.warning)("rough cut: %s", n)
     return RoughCutOutput(tl_path, video, srt, ass, tl.duration, notes)
 
 

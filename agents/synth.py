@@ -1145,8 +1145,16 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
         bounds = [c[0] for c in layers[1:]] + [plan.frames]
         static = move.is_static and motion_clip is None
         motion_name = "static"
+        # keyframes where the rough cut's transitions will end, so its render copies all but those
+        from core.timeline import EPISODE_FADE, SCENE_DISSOLVE, cut_keyframes
+
+        first_ep = plan.si == 1 and shot is scene.shots[0]  # si counts scenes from 1
+        last_ep = plan.si == len(ep.scenes) and shot is scene.shots[-1]
+        head = EPISODE_FADE if first_ep else SCENE_DISSOLVE if shot is scene.shots[0] else 0
+        tail = EPISODE_FADE if last_ep else SCENE_DISSOLVE if shot is scene.shots[-1] else 0
         with VideoWriter(clip, inp.width, inp.height, fps, crf=inp.crf, preset=inp.preset, audio_rate=rate,
-                         metadata=label_metadata(label)) as writer:
+                         metadata=label_metadata(label),
+                         keyframes=cut_keyframes(plan.frames, head=head, tail=tail)) as writer:
             writer.write_audio(audio)
             if static:
                 for (first, lay), stop in zip(layers, bounds, strict=True):

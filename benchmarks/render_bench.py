@@ -1,11 +1,14 @@
 """Render time of a 20-shot episode: our renderer vs the same edit in moviepy 2 (CompositeVideoClip),
 and a cut by stream copy vs a re-encode of the same cut.
 
-The 20 shots are made here (540x960, 25 fps, 2 s each, H.264 + AAC, each already carrying the
-visible "AI生成" mark, as the synth stage makes them). Two edits:
+The 20 shots are made here as the synth stage makes them: 540x960, 25 fps, 2 s each, H.264 +
+AAC, each already carrying the visible "AI生成" mark, with keyframes where a scene dissolve will
+end (``core.timeline.cut_keyframes``, every cut being a scene change here). Two edits:
 
 * cuts only — ours copies the video packets and mixes the sound; moviepy decodes and re-encodes;
-* 8-frame dissolves between shots — both re-encode (libx264, preset veryfast, crf 20, 2 threads).
+* 8-frame dissolves between shots — ours encodes the 8 frames of each dissolve and copies the
+  rest (smart render); moviepy decodes and re-encodes everything (libx264, preset veryfast,
+  crf 20, 2 threads).
 
     python -m benchmarks.render_bench
 """
@@ -26,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.media import VideoWriter, probe, trim  # noqa: E402
-from core.timeline import Clip, MediaRef, Timeline, Track, Transition  # noqa: E402
+from core.timeline import SCENE_DISSOLVE, Clip, MediaRef, Timeline, Track, Transition, cut_keyframes  # noqa: E402
 from pipelines.label import LabelOverlay  # noqa: E402
 from pipelines.render import render_timeline  # noqa: E402
 
@@ -39,7 +42,8 @@ def make_shots(folder: Path) -> list[Path]:
     paths = []
     for s in range(N):
         p = folder / f"shot{s:02d}.mp4"
-        with VideoWriter(p, W, H, FPS, crf=20, audio_rate=48000) as w:
+        keys = cut_keyframes(SHOT, head=SCENE_DISSOLVE if s else 0, tail=SCENE_DISSOLVE if s + 1 < N else 0)
+        with VideoWriter(p, W, H, FPS, crf=20, audio_rate=48000, keyframes=keys) as w:
             for i in range(SHOT):
                 img = np.stack([(xx + 7 * i + 40 * s) % 256, (yy + 3 * i) % 256, ((xx + yy) // 3 + 20 * s) % 256], -1)
                 w.write(mark.apply(img.astype(np.uint8)))
@@ -94,12 +98,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reelforge-bench-") as tmp:
         folder = Path(tmp)
         paths = make_shots(folder)
-        for name, dissolve in (("cuts only", 0), ("8-frame dissolves", 8)):
+        mp_times: dict[int, float] = {}
+        for name, dissolve, copy in (("cuts only", 0, "auto"), ("8-frame dissolves", 8, "auto"),
+                                     ("8-frame dissolves, everything re-encoded", 8, "never")):
             tl = timeline(paths, dissolve)
-            res, ours = timed(render_timeline, tl, folder / f"ours{dissolve}.mp4", label=True)
-            _, mp = timed(moviepy_render, tl, folder / f"moviepy{dissolve}.mp4")
+            res, ours = timed(render_timeline, tl, folder / f"ours{dissolve}{copy}.mp4", label=True, copy=copy)
+            if dissolve not in mp_times:
+                _, mp_times[dissolve] = timed(moviepy_render, tl, folder / f"moviepy{dissolve}.mp4")
+            mp = mp_times[dissolve]
             rows.append((name, tl.duration, res.mode, ours, mp))
-            print(f"{name}: ours {ours:.2f}s ({res.mode}), moviepy {mp:.2f}s, ratio {ours / mp:.3f}", flush=True)
+            print(f"{name}: ours {ours:.2f}s ({res.mode}; {'; '.join(res.notes)}), moviepy {mp:.2f}s, "
+                  f"ratio {ours / mp:.3f}", flush=True)
         # one cut, keyframe to keyframe: stream copy vs re-encode
         src = Path(__file__).parent / ".data" / "speed640.mp4"
         cut_rows = []

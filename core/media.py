@@ -8,10 +8,12 @@ the length. Corrupt, truncated, empty or unsupported files raise :class:`Corrupt
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -127,10 +129,33 @@ def _first_frame_rotation(container: Any, stream: Any) -> int:
     return 0
 
 
+_PROBED: dict[tuple[str, int, int, int], MediaInfo] = {}
+_PROBED_LOCK = threading.Lock()
+
+
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
-    """Describe a media file: streams, fps as a Fraction, duration, rotation, metadata."""
-    av = _av()
+    """Describe a media file: streams, fps as a Fraction, duration, rotation, metadata.
+
+    Remembered per file version (path, size, modification time, inode): an edit probes each of
+    its clips many times, and finding the rotation decodes a frame.
+    """
     p = _check_file(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    with _PROBED_LOCK:
+        hit = _PROBED.get(key)
+    if hit is not None:
+        return dataclasses.replace(hit, metadata=dict(hit.metadata))
+    info = _probe(p)
+    with _PROBED_LOCK:
+        if len(_PROBED) >= 512:
+            _PROBED.pop(next(iter(_PROBED)))
+        _PROBED[key] = info
+    return dataclasses.replace(info, metadata=dict(info.metadata))
+
+
+def _probe(p: Path) -> MediaInfo:
+    av = _av()
     with open_input(p) as container:
         video = audio = None
         vstreams = [s for s in container.streams.video]
@@ -400,6 +425,7 @@ class VideoWriter:
         threads: int = 0,
         gop: int | None = None,
         extra_options: Mapping[str, str] | None = None,
+        keyframes: Collection[int] = (),
     ) -> None:
         av = _av()
         self.path = Path(path)
@@ -422,6 +448,8 @@ class VideoWriter:
         vopts = {"crf": str(crf), "preset": preset}
         if codec in ("h265", "hevc"):
             vopts["x265-params"] = "log-level=error"
+        if codec == "h264" and keyframes:
+            vopts["forced-idr"] = "1"  # a forced keyframe is an IDR: nothing after it looks back
         vopts.update(extra_options or {})
         self._video = self._container.add_stream(VIDEO_CODECS[codec], rate=self.fps, options=vopts)
         self._video.width, self._video.height = width, height
@@ -435,6 +463,9 @@ class VideoWriter:
             self._video.codec_context.codec_tag = "hvc1"  # plays in QuickTime/iOS
         if gop:
             self._video.codec_context.gop_size = gop
+        # frames to start a new GOP (IDR) at, e.g. where an editor will cut: the renderer can copy
+        # the packets from there on instead of re-encoding up to the next regular keyframe
+        self._keyframes = frozenset(int(k) for k in keyframes if k > 0)
         self.audio_rate = audio_rate
         self.audio_channels = audio_channels
         self._audio = None
@@ -474,6 +505,9 @@ class VideoWriter:
         self.write_frame(frame)
 
     def write_frame(self, frame: av.VideoFrame) -> None:
+        if self._keyframes:  # set or clear each time: callers write one prepared frame many times
+            frame.pict_type = _av().video.frame.PictureType.I if self.frames_written in self._keyframes \
+                else _av().video.frame.PictureType.NONE
         frame.pts = self.frames_written
         frame.time_base = Fraction(1) / self.fps
         for packet in self._video.encode(frame):
@@ -603,6 +637,28 @@ def _keyframe_indices(path: Path, fps: Fraction, time_base: Fraction) -> tuple[l
     return sorted(keys), count
 
 
+def x264_options(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The settings x264 wrote into the first packet of ``path`` (``{"crf": "20.0", "bframes": "3", ...}``).
+
+    Empty when the video was not made by x264. Used to re-encode a few frames of a clip so that
+    they join its copied packets (same codec headers).
+    """
+    with open_input(Path(path)) as c:
+        if not c.streams.video:
+            return {}
+        for packet in c.demux(c.streams.video[0]):
+            if not packet.size:
+                continue
+            data = bytes(packet)
+            at = data.find(b"x264 - core")
+            if at < 0:
+                return {}
+            text = data[at:data.find(b"\x00", at) if b"\x00" in data[at:] else None].decode("ascii", "replace")
+            opts = text.split("options: ", 1)[1] if "options: " in text else ""
+            return dict(kv.split("=", 1) for kv in opts.split() if "=" in kv)
+    return {}
+
+
 def _mux_audio_segment(writer: VideoWriter, path: Path, start: Fraction, end: Fraction) -> None:
     """Push the audio of ``path`` between ``start`` and ``end`` seconds into ``writer`` (exact samples)."""
     rate = writer.audio_rate or 48000
@@ -680,11 +736,14 @@ def trim(src: str | os.PathLike[str], dst: str | os.PathLike[str], start: int, e
 
 
 def _copy_segments(dst: Path, segments: Sequence[tuple[Path, int, int, Path]], v: VideoStreamInfo,
-                   audio_rate: int | None, channels: int, metadata: Mapping[str, str]) -> int:
+                   audio_rate: int | None, channels: int, metadata: Mapping[str, str],
+                   mix: np.ndarray | None = None) -> int:
     """Copy the video packets of each ``(path, start, end, audio_path)`` segment back to back.
 
     Audio is rebuilt from ``audio_path`` (often the segment itself) cut to the exact samples of
     the segment's frames, and encoded once, so it stays in sync whatever the inputs' padding.
+    With ``mix`` (float32 ``(samples, channels)`` at ``audio_rate``, covering the output from its
+    first frame) the sound comes from there instead, e.g. a rendered timeline's mixed tracks.
     """
     av = _av()
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -735,8 +794,13 @@ def _copy_segments(dst: Path, segments: Sequence[tuple[Path, int, int, Path]], v
                 want_total = samples_for_frames(offset + seg_frames, v.fps, audio_rate or 0)
                 need = want_total - samples_done
                 got = 0
-                info = probe(audio_path)
-                if info.audio is not None:
+                if mix is not None:
+                    take = mix[samples_done:samples_done + need]
+                    if len(take):
+                        fifo.write(_audio_frame(take.T, channels, audio_rate or 0))
+                    got = len(take)
+                info = probe(audio_path) if mix is None else None
+                if info is not None and info.audio is not None:
                     first = math.floor(seg_start * rate)
                     last = first + need
                     pos = 0

@@ -25,6 +25,19 @@ from core.errors import InputError
 TRACK_KINDS = ("video", "audio")
 TRANSITION_KINDS = ("dissolve", "fade_in", "fade_out", "dip_to_black")
 
+# the rough cut's transitions, in frames (agents.cut.RoughCutSettings defaults to these)
+SCENE_DISSOLVE = 8
+EPISODE_FADE = 12
+
+
+def cut_keyframes(frames: int, *, head: int = 0, tail: int = 0) -> tuple[int, ...]:
+    """Where a shot of ``frames`` frames needs keyframes so an edit can copy all but its transitions.
+
+    ``head``: frames at its start that a transition will cover (a dissolve in, or the episode's
+    fade-in); ``tail``: the same at its end. The first frame is always a keyframe.
+    """
+    return tuple(sorted({k for k in (head, frames - tail) if 0 < k < frames}))
+
 
 def fps_text(fps: Fraction) -> str:
     return f"{fps.numerator}/{fps.denominator}" if fps.denominator != 1 else str(fps.numerator)

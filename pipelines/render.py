@@ -7,6 +7,11 @@ Two paths:
   ending on one or at the end of its file), no transitions, no captions to burn and no mark to
   add (the opening 2 s already carry the visible "AI生成" mark, or ``label=False``): the video
   packets are copied untouched and only the sound is mixed and encoded.
+* **smart render** — the same, but with transitions (or clips that start mid-GOP): only the
+  frames under a transition, and those between a clip's edge and its nearest keyframe, are
+  composed and encoded (with the clips' own x264 settings, so the codec headers match); every
+  other frame is copied. Shots made with :func:`core.timeline.cut_keyframes` have keyframes exactly where the
+  rough cut's dissolves and fades end, so only the transitions themselves are encoded.
 * **re-encode** — everything else: each output frame is composed from the clips under it
   (dissolves and fades mix the two pictures with exact per-frame weights; footage of another
   size is fitted without distortion), captions and the visible mark are blended in, and the
@@ -20,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -43,7 +48,7 @@ log = logging.getLogger(__name__)
 class RenderResult:
     path: Path
     frames: int
-    mode: str  # copy | encode
+    mode: str  # copy | smart | encode
     notes: list[str] = field(default_factory=list)
 
 
@@ -214,39 +219,29 @@ def caption_overlay(text: str, width: int, height: int) -> _Overlay | None:
 # --------------------------------------------------------------------------------------------
 # the render
 # --------------------------------------------------------------------------------------------
-def _copy_plan(tl: Timeline, label: bool, burn_captions: bool, style: LabelStyle) -> tuple[list[Clip] | None, str]:
-    """The clips to copy, or None and why not."""
-    from core.media import _copy_compatible, _keyframe_indices
+def _copyable_clips(tl: Timeline, clips: list[Clip], label: bool, burn_captions: bool, style: LabelStyle) -> str:
+    """Why the clips' packets cannot be copied into this timeline's output ("" when they can)."""
+    from core.media import _copy_compatible
 
-    videos = tl.video_tracks
-    if len(videos) != 1:
-        return None, f"{len(videos)} video tracks"
-    track = videos[0]
-    clips = sorted(track.clips, key=lambda c: c.start)
-    if track.transitions:
-        return None, "transitions need new pictures"
     if burn_captions and tl.captions:
-        return None, "captions are burned in"
+        return "captions are burned in"
     cursor = 0
     for c in clips:
         if c.start != cursor:
-            return None, f"a gap before frame {c.start}"
+            return f"a gap before frame {c.start}"
         cursor = c.end
+    if not clips:
+        return "no clips"
     infos = [probe(c.media.path) for c in clips]
     why = _copy_compatible(infos)
     if why:
-        return None, why
+        return why
     v0 = infos[0].video
     assert v0 is not None
     if v0.fps != tl.fps or (v0.width, v0.height) != (tl.width, tl.height):
-        return None, "the clips' size or rate differs from the timeline's"
-    for c, info in zip(clips, infos, strict=True):
-        v = info.video
-        assert v is not None
-        keys, _ = _keyframe_indices(info.path, v.fps, v.time_base)
-        end_src = c.source_in + c.duration
-        if c.source_in not in keys or end_src > v.frames or (v.has_b_frames and end_src not in keys and end_src != v.frames):
-            return None, f"clip {c.label!r} does not start (or end) on a keyframe"
+        return "the clips' size or rate differs from the timeline's"
+    if v0.rotation:
+        return "the clips are rotated"
     if label:
         from pipelines.label import LabelReport, find_visible_mark
 
@@ -258,8 +253,72 @@ def _copy_plan(tl: Timeline, label: bool, burn_captions: bool, style: LabelStyle
             find_visible_mark(Path(c.media.path), rep, style, seconds=float(min(Fraction(c.duration), need - c.start)
                                                                             / tl.fps))
             if not rep.visible:
-                return None, f"clip {c.label!r} in the opening 2 s has no visible AI mark to keep"
-    return clips, ""
+                return f"clip {c.label!r} in the opening 2 s has no visible AI mark to keep"
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """A run of output frames ``[start, end)``: copied from ``clip`` (source frame ``src``) or encoded."""
+
+    start: int
+    end: int
+    clip: Clip | None = None
+    src: int = 0
+
+
+def _packet_plan(tl: Timeline, label: bool, burn_captions: bool, style: LabelStyle) -> tuple[list[_Part] | None, str]:
+    """Copied and encoded runs covering the timeline, or None and why no packet can be copied.
+
+    All runs copied: a stream copy. Some encoded (transitions, clip edges off the keyframes): a
+    smart render.
+    """
+    from core.media import _keyframe_indices
+
+    videos = tl.video_tracks
+    if len(videos) != 1:
+        return None, f"{len(videos)} video tracks"
+    track = videos[0]
+    clips = sorted(track.clips, key=lambda c: c.start)
+    why = _copyable_clips(tl, clips, label, burn_captions, style)
+    if why:
+        return None, why
+    covered = [(tr.start, tr.end) for tr in track.transitions]  # frames whose pictures are new
+    parts: list[_Part] = []
+    for c in clips:
+        lo, hi = c.start, c.end
+        for a, b in covered:  # transitions sit at a clip's edges: trim them off
+            if a <= lo < b:
+                lo = b
+            if a < hi <= b:
+                hi = a
+        if hi <= lo:
+            continue
+        info = probe(c.media.path)
+        v = info.video
+        assert v is not None
+        keys, _ = _keyframe_indices(info.path, v.fps, v.time_base)
+        s_lo, s_hi = c.source_in + (lo - c.start), c.source_in + (hi - c.start)
+        first = next((k for k in keys if k >= s_lo), None)
+        if v.has_b_frames and s_hi != v.frames:  # a copy that ends mid-GOP would cut B-frame references
+            last = max((k for k in keys if k <= s_hi), default=None)
+        else:
+            last = min(s_hi, v.frames)
+        if first is None or last is None or last <= first:
+            continue
+        parts.append(_Part(lo + first - s_lo, lo + last - s_lo, c, first))
+    if not parts:
+        return None, "no clip has a keyframe-to-keyframe stretch outside the transitions"
+    plan: list[_Part] = []
+    cursor = 0
+    for p in parts:
+        if p.start > cursor:
+            plan.append(_Part(cursor, p.start))
+        plan.append(p)
+        cursor = p.end
+    if cursor < tl.duration:
+        plan.append(_Part(cursor, tl.duration))
+    return plan, ""
 
 
 def render_timeline(tl: Timeline, dst: str | Path, *, copy: str = "auto", label: bool = True,
@@ -282,9 +341,14 @@ def render_timeline(tl: Timeline, dst: str | Path, *, copy: str = "auto", label:
         meta["title"] = title
     notes: list[str] = []
     if copy == "auto":
-        plan, why = _copy_plan(tl, label, burn_captions, style)
-        if plan is not None:
-            return _render_copy(tl, plan, dst, meta, audio_rate)
+        parts, why = _packet_plan(tl, label, burn_captions, style)
+        if parts is not None and all(p.clip is not None for p in parts):
+            return _render_copy(tl, parts, dst, meta, audio_rate)
+        if parts is not None:
+            done = _render_smart(tl, parts, dst, meta, label, style, audio_rate, preset)
+            if isinstance(done, RenderResult):
+                return done
+            why = done
         notes.append(f"re-encoded: {why}")
         log.info("render %s re-encodes: %s", dst.name, why)
     return _render_encode(tl, dst, meta, label, style, burn_captions, audio_rate, crf, preset, notes)
@@ -304,39 +368,89 @@ def _label_for(tl: Timeline) -> AIGCLabel:
     return make_label(producer, f"{tl.name}|{tl.fps}|" + "|".join(map(str, tl.cuts())))
 
 
-def _render_copy(tl: Timeline, clips: list[Clip], dst: Path, meta: dict[str, str], rate: int) -> RenderResult:
+def _render_copy(tl: Timeline, parts: list[_Part], dst: Path, meta: dict[str, str], rate: int) -> RenderResult:
     from core.media import _copy_segments
 
+    clips = [p.clip for p in parts if p.clip is not None]
     v = probe(clips[0].media.path).video
     assert v is not None
     audio = mix_audio(tl, rate) if tl.audio_tracks else None
-    with tempfile.TemporaryDirectory(prefix="reelforge-render-") as tmp:
-        wav = None
-        if audio is not None:
-            from core.media import write_wav
-
-            wav = write_wav(Path(tmp) / "mix.wav", audio, rate)
-        # one segment per clip, each taking its sound from the mix at the clip's place
-        segs = [(Path(c.media.path), c.source_in, c.source_in + c.duration, Path(c.media.path)) for c in clips]
-        if wav is None:
-            frames = _copy_segments(dst, segs, v, None, 1, meta)
-        else:
-            video_only = Path(tmp) / "video.mp4"
-            frames = _copy_segments(video_only, segs, v, None, 1, {})
-            _mux(video_only, wav, dst, meta, rate)
+    segs = [(Path(c.media.path), p.src, p.src + p.end - p.start, Path(c.media.path))
+            for p in parts if (c := p.clip) is not None]
+    # the packets of each clip, and the sound from the mix, in one pass
+    frames = _copy_segments(dst, segs, v, rate if audio is not None else None, 1, meta, mix=audio)
     return RenderResult(dst, frames, "copy")
 
 
-def _mux(video: Path, wav: Path, dst: Path, meta: dict[str, str], rate: int) -> None:
-    """Copy the video packets of ``video`` and encode ``wav`` as AAC beside them."""
-    from core.media import _av, _copy_segments
+def _render_smart(tl: Timeline, parts: list[_Part], dst: Path, meta: dict[str, str], label: bool,
+                  style: LabelStyle, rate: int, preset: str) -> RenderResult | str:
+    """Copy the planned runs, compose and encode the rest; a reason string if the pieces will not join."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
 
-    info = probe(video)
-    assert info.video is not None
-    _ = _av
-    # _copy_segments rebuilds the sound of each segment from an audio file at the segment's
-    # source time: one segment covering the whole video, sound from the mix, does exactly that
-    _copy_segments(dst, [(video, 0, info.video.frames, wav)], info.video, rate, 1, meta)
+    from core.media import _copy_segments, x264_options
+    from pipelines.label import LabelOverlay
+
+    first = next(p.clip for p in parts if p.clip is not None)
+    assert first is not None
+    opts = x264_options(first.media.path)
+    if "crf" not in opts:
+        return "the clips were not made by x264 with a CRF (their settings cannot be matched)"
+    v = probe(first.media.path).video
+    assert v is not None
+    headers = _extradata(first.media.path)
+    track = tl.video_tracks[0]
+    tracks = [(0, track, [(ci, c, *_extent(track, c)) for ci, c in enumerate(sorted(track.clips, key=lambda c: c.start))])]
+    fades = [(tr.start, tr.end) for tr in track.transitions if tr.kind != "dissolve"]
+    # the clips carry the visible mark (checked by the plan); a fade dims it, so it is put back there
+    mark = LabelOverlay.build(tl.width, tl.height, style) if label and fades else None
+    black = np.zeros((tl.height, tl.width, 3), np.uint8)
+    todo = [(i, p) for i, p in enumerate(parts) if p.clip is None]
+
+    def encode(i: int, p: _Part, folder: Path) -> Path:
+        piece = folder / f"piece{i:04d}.mp4"
+        readers: dict[tuple[int, int], _ClipReader] = {}
+        with VideoWriter(piece, tl.width, tl.height, tl.fps, preset=preset, extra_options={"crf": opts["crf"]}) as writer:
+            encoder = _EncoderThread(writer)
+            try:
+                _compose(tl, tracks, readers, black, [], mark, None, rate, encoder, range(p.start, p.end),
+                         mark_at=lambda t: any(a <= t < b for a, b in fades))
+            finally:
+                for r in readers.values():
+                    r.close()
+                encoder.finish()
+        return piece
+
+    with tempfile.TemporaryDirectory(prefix="reelforge-render-") as tmp:
+        folder = Path(tmp)
+        # short pieces keep x264's own threads idle (little to look ahead): encode a few at once
+        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1, len(todo)))) as pool:
+            pieces = dict(zip((i for i, _ in todo), pool.map(lambda ip: encode(*ip, folder), todo), strict=True))
+        for piece in pieces.values():
+            if _extradata(piece) != headers:
+                return (f"x264 crf {opts.get('crf')} with preset {preset!r} does not reproduce the clips' codec "
+                        "headers (they were encoded with other settings)")
+        segs: list[tuple[Path, int, int, Path]] = []
+        for i, p in enumerate(parts):
+            if p.clip is not None:
+                path = Path(p.clip.media.path)
+                segs.append((path, p.src, p.src + (p.end - p.start), path))
+            else:
+                segs.append((pieces[i], 0, p.end - p.start, pieces[i]))
+        audio = mix_audio(tl, rate) if tl.audio_tracks else None
+        frames = _copy_segments(dst, segs, v, rate if audio is not None else None, 1, meta, mix=audio)
+    encoded = sum(p.end - p.start for _, p in todo)
+    note = f"smart render: {frames - encoded} frames copied, {encoded} encoded in {len(todo)} pieces"
+    log.info("render %s: %s", dst.name, note)
+    return RenderResult(dst, frames, "smart", [note])
+
+
+def _extradata(path: str | Path) -> bytes:
+    """The video codec headers (H.264 SPS/PPS) of a file."""
+    from core.media import open_input
+
+    with open_input(Path(path)) as c:
+        return bytes(c.streams.video[0].codec_context.extradata or b"")
 
 
 def _render_encode(tl: Timeline, dst: Path, meta: dict[str, str], label: bool, style: LabelStyle,
@@ -371,10 +485,12 @@ def _render_encode(tl: Timeline, dst: Path, meta: dict[str, str], label: bool, s
 
 
 def _compose(tl: Timeline, tracks: list[Any], readers: dict[Any, Any], black: np.ndarray, caps: list[Any], mark: Any,
-             audio: np.ndarray | None, rate: int, encoder: _EncoderThread) -> None:
-    """Compose every timeline frame (dissolves, fades, captions, mark) and hand it to the encoder."""
+             audio: np.ndarray | None, rate: int, encoder: _EncoderThread, frames: range | None = None,
+             mark_at: Callable[[int], bool] | None = None) -> None:
+    """Compose timeline frames (all, or ``frames``) with dissolves, fades, captions and the mark
+    (on every frame, or where ``mark_at`` says) and hand them to the encoder."""
     sent = 0
-    for t in range(tl.duration):
+    for t in frames if frames is not None else range(tl.duration):
         picture = None
         for ti, track, items in tracks:
             layer = None
@@ -385,7 +501,7 @@ def _compose(tl: Timeline, tracks: list[Any], readers: dict[Any, Any], black: np
                     readers.pop(key).close()
                 if lo <= t < hi:
                     if key not in readers:
-                        readers[key] = _ClipReader(clip, tl, lo)
+                        readers[key] = _ClipReader(clip, tl, t)  # from the first frame asked for (a seek)
                     active.append((clip, readers[key].frame(t)))
             if len(active) == 1:
                 layer = active[0][1]  # uint8: no arithmetic unless a fade touches it
@@ -410,7 +526,7 @@ def _compose(tl: Timeline, tracks: list[Any], readers: dict[Any, Any], black: np
         for a, b, ov in caps:
             if ov is not None and a <= t < b:
                 ov.apply(frame)
-        if mark is not None:
+        if mark is not None and (mark_at is None or mark_at(t)):
             frame = mark.apply(frame)
         encoder.put("video", frame)
         if audio is not None:

@@ -39,9 +39,10 @@ def tone(n: int, rate: int, start: int = 0, freq: float = 440.0) -> np.ndarray:
 
 
 def make_clip(path: Path, frames: int, fps: Fraction = Fraction(25), *, offset: int = 0, audio: bool = True,
-              rate: int = 48000, gop: int | None = 12, metadata: dict[str, str] | None = None) -> Path:
+              rate: int = 48000, gop: int | None = 12, metadata: dict[str, str] | None = None,
+              keyframes: tuple[int, ...] = (), preset: str = "veryfast") -> Path:
     with VideoWriter(path, W, H, fps, crf=18, audio_rate=rate if audio else None, gop=gop,
-                     metadata=metadata) as w:
+                     metadata=metadata, keyframes=keyframes, preset=preset) as w:
         done = 0
         for i in range(frames):
             w.write(index_frame(offset + i))

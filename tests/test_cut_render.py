@@ -82,6 +82,54 @@ def test_dissolve_fades_and_label(clips: tuple[Path, Path], tmp_path: Path) -> N
         render_timeline(Timeline("e", FPS, W, H, ()), tmp_path / "e.mp4")
 
 
+def test_smart_render_encodes_only_the_transitions(tmp_path: Path) -> None:
+    from core.media import _keyframe_indices
+    from core.timeline import cut_keyframes
+
+    # shots made the way synth makes them: keyframes where the rough cut's transitions end
+    a = make_clip(tmp_path / "a.mp4", 40, offset=0, gop=None, keyframes=cut_keyframes(40, head=5, tail=8))
+    b = make_clip(tmp_path / "b.mp4", 40, offset=100, gop=None, keyframes=cut_keyframes(40, head=8, tail=5))
+    assert _keyframe_indices(a, FPS, Fraction(1, 12800))[0] == [0, 5, 32]
+    ma, mb = media(a, 40), media(b, 40)
+    # A: source 0..35 on the timeline, its last 4 frames under the dissolve; B from its frame 4
+    v = Track("video", "V1", (Clip(ma, 0, 36, 0), Clip(mb, 36, 36, 4)),
+              (Transition("dissolve", 36, 4, 4), Transition("fade_in", 0, 0, 5), Transition("fade_out", 72, 5, 0)))
+    tl = Timeline("t", FPS, W, H, (v, Track("audio", "A1", v.clips)))
+    res = render_timeline(tl, tmp_path / "smart.mp4", label=False)
+    assert res.mode == "smart" and res.frames == 72, res.notes
+    assert "54 frames copied, 18 encoded in 3 pieces" in res.notes[0]  # 5 + 8 + 5 frames under transitions
+    out = [f.image for f in iter_frames(res.path)]
+    idx = [read_index(f) for f in out]
+    assert idx[5:32] == list(range(5, 32)) and idx[40:67] == list(range(108, 135))
+    # copied frames are the clips' own pictures, bit for bit
+    src_a = [f.image for f in iter_frames(a)]
+    src_b = [f.image for f in iter_frames(b)]
+    assert all(np.array_equal(out[t], src_a[t]) for t in range(5, 32))
+    assert all(np.array_equal(out[t], src_b[t - 32]) for t in range(40, 67))
+    # encoded ones: a fade from black, the dissolve's mix, a fade to black
+    assert out[0].mean() < out[6].mean() * 0.4 and out[71].mean() < out[60].mean() * 0.4
+    mid = out[36].astype(float)
+    assert 20 < np.abs(mid - out[30].astype(float)).mean() and 20 < np.abs(mid - out[42].astype(float)).mean()
+    sound = read_audio(res.path, rate=48000)
+    assert len(sound) == 72 * 48000 // 25
+    mixed = mix_audio(tl, 48000)  # the sound is the timeline's mix, in place (AAC-coded)
+    assert np.corrcoef(sound.reshape(-1), mixed.reshape(-1))[0, 1] > 0.95
+    assert read_label(probe(res.path).metadata) is not None
+
+
+def test_smart_render_falls_back_when_the_clips_settings_cannot_be_matched(tmp_path: Path) -> None:
+    from core.timeline import cut_keyframes
+
+    # preset "medium" writes other codec headers (more reference frames) than the render's veryfast
+    a = make_clip(tmp_path / "a.mp4", 30, gop=None, keyframes=cut_keyframes(30, tail=6), preset="medium")
+    b = make_clip(tmp_path / "b.mp4", 30, offset=100, gop=None, keyframes=cut_keyframes(30, head=6), preset="medium")
+    v = Track("video", "V1", (Clip(media(a, 30), 0, 27, 0), Clip(media(b, 30), 27, 27, 3)),
+              (Transition("dissolve", 27, 3, 3),))
+    res = render_timeline(Timeline("t", FPS, W, H, (v,)), tmp_path / "out.mp4", label=False)
+    assert res.mode == "encode" and "codec headers" in res.notes[0], res.notes
+    assert [read_index(f.image) for f in iter_frames(res.path)][:20] == list(range(20))
+
+
 def test_ducked_music_and_exact_audio_length(clips: tuple[Path, Path], tmp_path: Path) -> None:
     a, _ = clips
     rate = 48000

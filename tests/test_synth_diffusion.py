@@ -251,7 +251,9 @@ def test_image_to_video_with_a_tiny_svd(tiny_sd: Path, tmp_path: Path) -> None:
 
     clip = [f.image.astype(int) for f in iter_frames(tmp_path / "ep" / shot.clip)]
     assert len(clip) == 40
-    assert np.abs(clip[0] - clip[8]).mean() > 1 and np.abs(clip[20] - clip[39]).mean() < 1  # moves, then holds
+    # moves, then holds (the keyframe at 28, where the episode's fade-out begins, re-codes the held
+    # picture: a level or so of difference, against ~15 while it moves)
+    assert np.abs(clip[0] - clip[8]).mean() > 5 and np.abs(clip[20] - clip[39]).mean() < 3
 
 
 def _tiny_ip_adapter(pipe_dir: Path, out: Path) -> Path:
