@@ -47,7 +47,7 @@ class EnhanceInput:
     crf: int = 18
     preset: str = "veryfast"
     device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (GPU)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (GPU) | int8 (CPU, animevideov3)
     tile: int = 0  # 0: whole frames
     batch: int = 0  # 0: 1 on the CPU, 8 on a GPU
     compile: bool | None = None  # None: on for videos on a GPU (2x the model throughput on an H100)

