@@ -145,7 +145,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     with _PROBED_LOCK:
         hit = _PROBED.get(key)
     if hit is not None:
-        return dataclasses.replace(hit, metadata=dict(hit.metadata))
+        return dataclasses.replace(hit, path=p, metadata=dict(hit.metadata))
     info = _probe(p)
     with _PROBED_LOCK:
         if len(_PROBED) >= 512:
