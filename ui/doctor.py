@@ -128,6 +128,10 @@ def format_report(r: dict[str, Any]) -> str:
         gpu = ", ".join(f"{g['name']} ({g['memory_gib']} GiB)" for g in t.get("gpus", [])) or "none / 无 GPU"
         rows.append(f"  torch {t['version']}: device {r['device']['resolved']}; CUDA {_yes(t['cuda'])}; GPUs: {gpu}")
         rows.append(f"  CPU bf16 (avx512_bf16/amx): {_yes(t['cpu_bf16'])}; threads {t['threads']}")
+        if not t.get("cuda"):  # what `reelforge enhance` should run on this CPU (benchmarks/RESULTS.md)
+            rows.append("  CPU super-resolution / 超分: " + (
+                "--precision bf16 (2.3-2.7x fp32's reference loop on a bf16 CPU, 0.1/255 off)" if t["cpu_bf16"] else
+                "fp32 (exact); --precision int8 with animevideov3 is ~1.5x faster, 1-2/255 off (no bf16 units here)"))
     else:
         rows.append("  torch: NOT installed")
     m = r["media"]
