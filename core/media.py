@@ -845,6 +845,12 @@ def _encode_fifo(out: Any, astream: Any, fifo: Any, size: int, pts: int) -> int:
     return pts + frame.samples
 
 
+def video_extradata(path: str | os.PathLike[str]) -> bytes:
+    """The video stream's codec headers (H.264/H.265 parameter sets): equal headers, joinable packets."""
+    with open_input(path) as c:
+        return bytes(c.streams.video[0].codec_context.extradata or b"")
+
+
 def _copy_compatible(infos: Sequence[MediaInfo]) -> str | None:
     """None when the inputs' video can be concatenated by packet copy, else the reason why not."""
     first = infos[0].video
@@ -859,8 +865,7 @@ def _copy_compatible(infos: Sequence[MediaInfo]) -> str | None:
             return f"{info.path.name} differs in codec, size, pixel format, fps or rotation"
         if v.codec not in {"h264", "hevc"}:
             return f"codec {v.codec} is not copied"
-        with open_input(info.path) as c:
-            data = bytes(c.streams.video[0].codec_context.extradata or b"")
+        data = video_extradata(info.path)
         if extradata is None:
             extradata = data
         elif data != extradata:

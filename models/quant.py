@@ -21,6 +21,10 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+from torch import nn
+
 from core.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -29,15 +33,12 @@ ENGINE = "onednn"
 
 
 def int8_available() -> bool:
-    import torch
-
     return ENGINE in torch.backends.quantized.supported_engines
 
 
 def quantize_srvgg_int8(model: Any, calibration: Sequence[Any]) -> Any:
     """An int8 copy of ``model`` (an :class:`~models.srvgg.SRVGGNetCompact`), calibrated on
     ``calibration`` (``N x 3 x H x W`` float tensors in [0, 1], on the CPU)."""
-    import torch
     from torch.ao.quantization import QConfig, QConfigMapping
     from torch.ao.quantization.observer import HistogramObserver, PerChannelMinMaxObserver
     from torch.ao.quantization.qconfig import default_quint8_weight_qconfig
@@ -91,25 +92,15 @@ def quantize_srvgg_int8(model: Any, calibration: Sequence[Any]) -> Any:
     return quantised
 
 
-def _resized_class() -> Any:
-    import torch.nn.functional as F
-    from torch import nn
+class _Resized(nn.Module):
+    """The quantised network, then the bicubic resize to ``out_scale`` (as SRVGGNetCompact does)."""
 
-    class Resized(nn.Module):
-        """The quantised network, then the bicubic resize to ``out_scale`` (as SRVGGNetCompact does)."""
+    def __init__(self, net: nn.Module, out_scale: float) -> None:
+        super().__init__()
+        self.net = net
+        self.out_scale = out_scale
 
-        def __init__(self, net: nn.Module, out_scale: float) -> None:
-            super().__init__()
-            self.net = net
-            self.out_scale = out_scale
-
-        def forward(self, x: Any) -> Any:
-            h, w = x.shape[-2:]
-            size = (int(h * self.out_scale + 0.5), int(w * self.out_scale + 0.5))
-            return F.interpolate(self.net(x), size=size, mode="bicubic", align_corners=False)
-
-    return Resized
-
-
-def _Resized(net: Any, out_scale: float) -> Any:  # noqa: N802 - builds the module class lazily (torch is optional)
-    return _resized_class()(net, out_scale)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        size = (int(h * self.out_scale + 0.5), int(w * self.out_scale + 0.5))
+        return F.interpolate(self.net(x), size=size, mode="bicubic", align_corners=False)

@@ -165,6 +165,12 @@ def _extent(track: Track, clip: Clip) -> tuple[int, int]:
     return lo, hi
 
 
+def _video_items(tl: Timeline) -> list[tuple[int, Track, list[tuple[int, Clip, int, int]]]]:
+    """Per video track, its clips in order with the timeline frames each must supply."""
+    return [(ti, tr, [(ci, c, *_extent(tr, c)) for ci, c in enumerate(sorted(tr.clips, key=lambda c: c.start))])
+            for ti, tr in enumerate(tl.tracks) if tr.kind == "video"]
+
+
 def _weight(tr: Transition, t: int) -> float:
     """Share of the incoming picture at frame ``t`` (0 before, 1 after, linear in between)."""
     n = tr.before + tr.after
@@ -388,7 +394,7 @@ def _render_smart(tl: Timeline, parts: list[_Part], dst: Path, meta: dict[str, s
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from core.media import _copy_segments, x264_options
+    from core.media import _copy_segments, video_extradata, x264_options
     from pipelines.label import LabelOverlay
 
     first = next(p.clip for p in parts if p.clip is not None)
@@ -398,9 +404,9 @@ def _render_smart(tl: Timeline, parts: list[_Part], dst: Path, meta: dict[str, s
         return "the clips were not made by x264 with a CRF (their settings cannot be matched)"
     v = probe(first.media.path).video
     assert v is not None
-    headers = _extradata(first.media.path)
+    headers = video_extradata(first.media.path)
     track = tl.video_tracks[0]
-    tracks = [(0, track, [(ci, c, *_extent(track, c)) for ci, c in enumerate(sorted(track.clips, key=lambda c: c.start))])]
+    tracks = _video_items(tl)
     fades = [(tr.start, tr.end) for tr in track.transitions if tr.kind != "dissolve"]
     # the clips carry the visible mark (checked by the plan); a fade dims it, so it is put back there
     mark = LabelOverlay.build(tl.width, tl.height, style) if label and fades else None
@@ -427,7 +433,7 @@ def _render_smart(tl: Timeline, parts: list[_Part], dst: Path, meta: dict[str, s
         with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1, len(todo)))) as pool:
             pieces = dict(zip((i for i, _ in todo), pool.map(lambda ip: encode(*ip, folder), todo), strict=True))
         for piece in pieces.values():
-            if _extradata(piece) != headers:
+            if video_extradata(piece) != headers:
                 return (f"x264 crf {opts.get('crf')} with preset {preset!r} does not reproduce the clips' codec "
                         "headers (they were encoded with other settings)")
         segs: list[tuple[Path, int, int, Path]] = []
@@ -445,14 +451,6 @@ def _render_smart(tl: Timeline, parts: list[_Part], dst: Path, meta: dict[str, s
     return RenderResult(dst, frames, "smart", [note])
 
 
-def _extradata(path: str | Path) -> bytes:
-    """The video codec headers (H.264 SPS/PPS) of a file."""
-    from core.media import open_input
-
-    with open_input(Path(path)) as c:
-        return bytes(c.streams.video[0].codec_context.extradata or b"")
-
-
 def _render_encode(tl: Timeline, dst: Path, meta: dict[str, str], label: bool, style: LabelStyle,
                    burn_captions: bool, rate: int, crf: int, preset: str, notes: list[str]) -> RenderResult:
     from pipelines.label import LabelOverlay
@@ -461,9 +459,7 @@ def _render_encode(tl: Timeline, dst: Path, meta: dict[str, str], label: bool, s
     caps = [(c.start, c.end, caption_overlay(c.text, tl.width, tl.height)) for c in tl.captions] if burn_captions else []
     audio = mix_audio(tl, rate) if tl.audio_tracks else None
     readers: dict[tuple[int, int], _ClipReader] = {}
-    # per video track, clips with their extents, in order
-    tracks = [(ti, tr, [(ci, c, *_extent(tr, c)) for ci, c in enumerate(sorted(tr.clips, key=lambda c: c.start))])
-              for ti, tr in enumerate(tl.tracks) if tr.kind == "video"]
+    tracks = _video_items(tl)
     black = np.zeros((tl.height, tl.width, 3), np.uint8)
     with VideoWriter(dst, tl.width, tl.height, tl.fps, crf=crf, preset=preset,
                      audio_rate=rate if audio is not None else None, metadata=meta) as writer:

@@ -78,6 +78,12 @@ def test_int8_option_on_the_official_compact_model(tmp_path: Path, shared_data: 
     before = int8.runner.eager
     int8.upscale(_crop(shared_data, "lenna.png", size=96))
     assert int8.runner.eager is before
+    # x2 is the x4 network then a resize, which stays outside the quantised graph
+    x2 = NeuralUpscaler.load("animevideov3-x2", 2, device="cpu", precision="int8", cache_dir=cache)
+    small = x2.upscale(frame)
+    assert small.shape == (192, 192, 3)
+    assert mean_abs_error_255([small], [NeuralUpscaler.load("animevideov3-x2", 2, device="cpu", precision="fp32",
+                                                            cache_dir=cache).upscale(frame)]) < 3
     with pytest.raises(InputError, match="int8"):
         NeuralUpscaler.load("rf-x2", 2, device="cpu", precision="int8")  # 32 features: slower in int8
     with pytest.raises(ModelError, match="SRVGGNetCompact"):
