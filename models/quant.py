@@ -5,8 +5,8 @@ activations per tensor, unsigned, ranges from a histogram of calibration inputs)
 convolution (it sees raw pixels), the last one (its output is the picture's residual), the pixel
 shuffle and the addition of the upsampled input stay in fp32, where quantisation noise would show.
 
-On CPUs without VNNI/AMX int8 is the one reduced precision that pays: oneDNN's int8 convolution is
-~1.6x its fp32 one on AVX2 here, while bf16 is emulated and slower than fp32. The price is
+On CPUs without bf16 units int8 is the one reduced precision that pays (bf16 is emulated there
+and slower than fp32): on the 2-core AVX2 dev VM the int8 network ran ~1.4-1.6x our fp32 one. The price is
 accuracy: 1-2/255 mean absolute difference from fp32 on real images (measured in
 ``benchmarks/RESULTS.md``), so it is an option, never the default.
 

@@ -123,7 +123,7 @@ class NeuralUpscaler:
         if int8:
             if dev.type != "cpu":
                 raise InputError("precision int8 runs on the CPU only", hint="use fp16 or bf16 on a GPU")
-            # measured: with 64 features int8 is ~1.7x fp32; our 32-feature rf models get slower and
+            # measured: with 64 features int8 is ~1.4-1.7x fp32; our 32-feature rf models get slower and
             # less exact (the quantise/dequantise steps cost more than the smaller convolutions save)
             if spec.arch != "srvgg" or int(spec.kwargs.get("num_feat", 64)) < 64:
                 raise InputError(f"precision int8 is available for the animevideov3 models, not {name!r}",
