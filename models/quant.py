@@ -6,7 +6,7 @@ convolution (it sees raw pixels), the last one (its output is the picture's resi
 shuffle and the addition of the upsampled input stay in fp32, where quantisation noise would show.
 
 On CPUs without bf16 units int8 is the one reduced precision that pays (bf16 is emulated there
-and slower than fp32): on the 2-core AVX2 dev VM the int8 network ran ~1.4-1.6x our fp32 one. The price is
+and slower than fp32): on the 2-core AVX2 dev VM the int8 network ran ~1.4-1.7x our fp32 one. The price is
 accuracy: 1-2/255 mean absolute difference from fp32 on real images (measured in
 ``benchmarks/RESULTS.md``), so it is an option, never the default.
 
