@@ -147,10 +147,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         folder = studio.ws.require().synth_dir(args.episode)
         for shot, values in settings_by_shot.items():
             entry = review_shot(folder, shot, "set", settings=values)
-            log.info("shot %s: settings %s", shot, entry["settings"])
+            log.info("shot %s: settings %s", shot, entry.settings.to_json())
         for action, shot, text in reviews:
             entry = review_shot(folder, shot, action, text)
-            log.info("shot %s: %s -> %s", shot, action, entry["status"])
+            log.info("shot %s: %s -> %s", shot, action, entry.status)
         return 0
     studio.ws.require()
     series = Series.load(studio.ws.screenplay_path)
