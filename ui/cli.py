@@ -75,7 +75,14 @@ class Progress:
 def _config(args: argparse.Namespace) -> Any:
     from core.config import load_config
 
-    return load_config(args.config) if getattr(args, "config", None) else load_config()
+    config = load_config(args.config) if getattr(args, "config", None) else load_config()
+    if getattr(args, "review_required", None) is not None:  # --review-required / --no-review-required
+        config.review.required = args.review_required
+    return config
+
+
+REVIEW_HELP = ("refuse to assemble an episode while any shot is unapproved in review, naming them "
+               "(default: [review] required in the config, off)")
 
 
 def cmd_make(args: argparse.Namespace) -> int:
@@ -179,6 +186,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         log.info("episode %d: %d shots, %d frames, engine %s, %s LUFS, %d notes, %d shots awaiting review",
                  render.episode, len(render.shots), render.total_frames, render.engine, render.loudness_lufs,
                  len(render.notes), len(render.unapproved()))
+        pending = render.unapproved()
+        if config.review.required and pending:
+            log.warning("episode %d: review is required before the cut; awaiting approval: %s", render.episode,
+                        ", ".join(pending))
     return 1 if failed else 0
 
 
@@ -268,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", default=None, help='frame rate, e.g. 25 (default) or "30000/1001"')
     p.add_argument("--tts", default=None, help="voice engine: auto (default), espeak-ng, espeakng-loader, silence")
     p.add_argument("--enhance", type=float, default=None, metavar="SCALE", help="also upscale the episode (e.g. 2)")
+    p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None, help=REVIEW_HELP)
     p.set_defaults(func=cmd_make)
 
     _mount_optional(sub, "agents.script.cli")
@@ -289,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approve", action="append", default=[], metavar="SHOT", help="review: approve a shot")
     p.add_argument("--regenerate", action="append", default=[], metavar="SHOT", help="review: new seed next run")
     p.add_argument("--edit-prompt", action="append", default=[], metavar="SHOT=PROMPT", help="review: new prompt")
+    p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None,
+                   help="report the shots the cut will wait for (" + REVIEW_HELP + ")")
     p.add_argument("--shot-setting", action="append", default=[], metavar="SHOT:KEY=VALUE",
                    help="one shot's own seed, steps, guidance, scheduler or negative_prompt")
     p.set_defaults(func=cmd_synth)
@@ -299,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = cut_sub.add_parser("assemble", help="join an episode's shots into out/epNN.mp4 + .srt")
     c.add_argument("project")
     c.add_argument("--episode", type=int, default=1)
+    c.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None, help=REVIEW_HELP)
     c.set_defaults(func=cmd_cut_assemble)
     _mount_optional(cut_sub, "ui.cut_cli")
 

@@ -100,7 +100,6 @@ class ScriptAgent(Agent[ScriptInput, Series]):
 
     # -- run --------------------------------------------------------------------------------
     def run(self, inp: ScriptInput, ctx: RunContext) -> AgentResult[Series]:
-        inp.check()
         ctx.step(0.0, "reading the source / 读取原文")
         novel = resolve_source(inp.source)
         engine = self._factories[inp.engine](inp, ctx)

@@ -24,7 +24,7 @@ from agents.synth.review import ReviewEntry
 from agents.synth.schema import ENGINE_CHOICES, NARRATOR, TimedLine
 from core.config import Config, SynthConfig
 from core.errors import FieldError, InputError
-from core.paths import safe_join
+from core.paths import check_name, safe_join
 from core.prices import PriceLookup
 from core.screenplay import Episode, LineKind, Scene, Series, Shot
 from core.usage import UsageRecord
@@ -74,6 +74,8 @@ class SynthInput:
         if self.episode not in present:
             raise FieldError("episode", self.episode, "is not in the screenplay",
                              hint=f"episodes present: {present}" if present else "re-run the script stage")
+        for shot in self.series.episode(self.episode).shots():
+            check_name(shot.id, "shot id")  # it names the shot's files; every write also goes through safe_join
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise FieldError("out_dir", str(self.out_dir), "is a file, not a folder", hint="choose a folder")
         for name, value in (("width", self.width), ("height", self.height)):
