@@ -222,6 +222,8 @@ def test_review_required_from_the_cli_and_the_config(tmp_path: Path, capsys: pyt
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     ws = Workspace(tmp_path / "proj").create({"studio": {"width": 90, "height": 160, "tts": "silence"}})
     series().save(ws.screenplay_path)
+    assert main(["-q", "synth", str(ws.root), "--engine", "nope"]) == 1
+    assert "engine 'nope': is not a picture engine" in capsys.readouterr().err
     assert main(["-q", "synth", str(ws.root), "--review-required"]) == 0
     assert "awaiting approval: e01s01k00, e01s01k01" in capsys.readouterr().err
     assert main(["-q", "cut", "assemble", str(ws.root), "--review-required"]) == 1

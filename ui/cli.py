@@ -288,8 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project")
     p.add_argument("--episode", type=int, default=1)
     p.add_argument("--all-episodes", action="store_true", help="every episode of the screenplay, a status line each")
-    p.add_argument("--engine", choices=("auto", "animatic", "diffusers"), default=None,
-                   help="pictures: animatic (CPU cards) or diffusers (a local image model); auto picks by config")
+    p.add_argument("--engine", default=None,
+                   help="pictures: animatic (CPU cards), diffusers (a local image model) or a plug-in picture "
+                        "engine; auto (default) picks by config")
     p.add_argument("--image-model", default=None, help="a diffusers folder or .safetensors file for keyframes")
     p.add_argument("--video-model", default=None, help="a diffusers image-to-video folder (SVD, CogVideoX-I2V...)")
     p.add_argument("--tts", default=None, help="voice engine: auto, espeak-ng, espeakng-loader, piper, http, silence")

@@ -148,7 +148,8 @@ def resolve_settings(inp: SynthInput, config: Config) -> Settings:
     engine = (inp.engine or sc.engine or "auto").lower()
     if engine != "auto" and engine not in PICTURE_ENGINES:
         known = ", ".join(dict.fromkeys((*ENGINE_CHOICES, *PICTURE_ENGINES.names())))
-        raise InputError(f"unknown synth engine {engine!r}", hint=f"use one of {known}")
+        raise FieldError("engine" if inp.engine else "[synth] engine", engine, "is not a picture engine",
+                         hint=f"use one of {known}")
     image_model = inp.image_model if inp.image_model is not None else config.models.image_model
     video_model = inp.video_model if inp.video_model is not None else config.models.video_model
     if engine == "auto":
