@@ -76,7 +76,7 @@ def all_strings(value: object) -> list[str]:
             out += all_strings(v)
     elif isinstance(value, str):
         out.append(value)
-        if value[:1] in "{[":
+        if value.startswith(("{", "[")):
             try:
                 out += all_strings(json.loads(value))
             except ValueError:
