@@ -211,6 +211,18 @@ def test_same_file_names_from_two_folders_stay_two_files(tmp_path: Path) -> None
     assert (folder / "media" / "TAKE_2.mp4").stat().st_size == Path(b.path).stat().st_size
 
 
+def test_exporting_again_reuses_the_package(tmp_path: Path) -> None:
+    tl = episode(tmp_path, shots=1)
+    folder, _ = export_timeline(tl, tmp_path / "d", "jianying", target_root=WIN_ROOT, package="copy")
+    before = {p.name: p.stat().st_mtime_ns for p in (folder / "media").iterdir()}
+    (folder / "media" / "e01s01k00.wav").write_bytes(b"damaged")  # a changed copy is copied again
+    folder, _ = export_timeline(tl, tmp_path / "d", "jianying", target_root=WIN_ROOT, package="copy")
+    after = {p.name: p.stat().st_mtime_ns for p in (folder / "media").iterdir()}
+    assert after == before
+    assert (folder / "media" / "e01s01k00.wav").read_bytes() == Path(tl.tracks[1].clips[0].media.path).read_bytes()
+    assert not list((folder / "media").glob(".*"))  # no temporary files left
+
+
 def test_hard_link_falls_back_to_copy_and_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tl = episode(tmp_path, shots=1)
 
