@@ -8,7 +8,7 @@ The CLI is ``reelforge ledger`` / ``python -m ledger``.
 
 from __future__ import annotations
 
-from ledger.api import Ledger, RecordedClaim
+from ledger.api import Ledger
 from ledger.chain import ChainHead, VerifyReport
 from ledger.claims import BestPlan, ClaimResult
 from ledger.errors import (
@@ -20,6 +20,7 @@ from ledger.errors import (
     NotFoundError,
     PolicyError,
 )
+from ledger.models import RecordedClaim
 from ledger.money import parse_yuan, to_capital
 from ledger.policy import PolicySettings
 from ledger.pricebook import PriceBook, PriceEntry

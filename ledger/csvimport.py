@@ -100,11 +100,11 @@ def _run(ledger: Ledger, path: str | os.PathLike[str], required: tuple[str, ...]
 
 def import_companies(ledger: Ledger, path: str | os.PathLike[str]) -> int:
     return _run(ledger, path, ("name", "uscc", "headcount"),
-                lambda r: ledger.add_company(r["name"], r["uscc"], r["headcount"], note=r.get("note", "")))
+                lambda r: ledger.master.add_company(r["name"], r["uscc"], r["headcount"], note=r.get("note", "")))
 
 
 def import_vendors(ledger: Ledger, path: str | os.PathLike[str]) -> int:
-    return _run(ledger, path, ("name", "uscc"), lambda r: ledger.add_vendor(
+    return _run(ledger, path, ("name", "uscc"), lambda r: ledger.master.add_vendor(
         r["name"], r["uscc"], related_party=_flag(r.get("related_party", ""), "related_party (关联方)"),
         aliases=[a for a in r.get("aliases", "").replace("；", ";").split(";") if a.strip()],
         note=r.get("note", "")))
@@ -117,7 +117,7 @@ def import_invoices(ledger: Ledger, path: str | os.PathLike[str]) -> int:
         file = r.get("file") or None
         if file and not Path(file).is_absolute():
             file = str(base / file)
-        ledger.add_invoice(r["vendor"], r["number"], r["date"], r["ex_tax"], r["tax"], r["total"],
+        ledger.documents.add_invoice(r["vendor"], r["number"], r["date"], r["ex_tax"], r["tax"], r["total"],
                            code=r.get("code", ""), invoice_type=r.get("type") or None,
                            tax_rate=r.get("tax_rate") or None, category=r.get("category") or "ai_tech",
                            project=r.get("project") or None, contract=r.get("contract") or None,
@@ -133,7 +133,7 @@ def import_payments(ledger: Ledger, path: str | os.PathLike[str]) -> int:
         file = r.get("file") or None
         if file and not Path(file).is_absolute():
             file = str(base / file)
-        ledger.add_payment(r["invoice"] if "invoice" in r else r["number"], r["date"], r["amount"], r["bank_ref"],
+        ledger.documents.add_payment(r["invoice"] if "invoice" in r else r["number"], r["date"], r["amount"], r["bank_ref"],
                            code=r.get("code", ""), file=file, note=r.get("note", ""))
 
     rows = read_rows(path)

@@ -135,3 +135,21 @@ class ReconRow:
     @property
     def difference_micro(self) -> int:
         return self.invoiced_fen * 10_000 - self.estimated_micro
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedClaim:
+    """One row of ``ledger claims``: a recorded claim and whether it is still active."""
+
+    id: int
+    company_id: int
+    measure: int
+    year: int
+    project_id: int | None
+    project_name: str
+    claim_fen: int
+    base_fen: int
+    created_at: str
+    active: bool
+    withdrawn_by: int | None
+    lines: int
