@@ -179,10 +179,31 @@ class Store:
                 self.conn.execute("ROLLBACK")
                 raise
         version = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is not None and int(version[0]) == 1:
+            self._migrate_from_1()
+            version = (str(schema.SCHEMA_VERSION),)
         if version is None or int(version[0]) != schema.SCHEMA_VERSION:
             raise LedgerError(f"ledger {str(self.path)!r} has schema version {version and version[0]}, "
                               f"this ReelForge reads version {schema.SCHEMA_VERSION}",
                               hint="use the ReelForge version that wrote it")
+
+    def _migrate_from_1(self) -> None:
+        """Version 2 only adds tables (headcounts, releases): the rows and hashes of version 1 stay."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in schema.ddl().split(";\n"):
+                if statement.strip():
+                    self.conn.execute(statement)
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(schema.SCHEMA_VERSION),))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        log.info("ledger %s upgraded to schema version %d", self.path, schema.SCHEMA_VERSION)
+
+    def ledger_id(self) -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'ledger_id'").fetchone()
+        return str(row[0]) if row else ""
 
     def close(self) -> None:
         self.conn.close()

@@ -2,8 +2,9 @@
 ``python -m ledger --db FILE ...`` (through :func:`main`).
 
 Exit codes: 0 done; 1 ``verify`` found a broken chain; 2 the request was refused (malformed
-input, duplicate, conflict, unknown name: the reason is on stderr); 3 the ledger file itself
-could not be read or written.
+input, duplicate, conflict, unknown name, a chain that does not verify before a claim or an export:
+the reason is on stderr); 3 the ledger file itself could not be read or written; 4 an unexpected
+internal error (a bug: the message says what, ``REELFORGE_LOG=DEBUG`` shows where).
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
     except (sqlite3.Error, OSError) as e:
         print(f"错误 error: ledger storage failed: {e}", file=sys.stderr)
         return EXIT_STORAGE
+    except Exception as e:  # a bug: say what, keep the traceback for the debug log, never for the user
+        log.debug("ledger command failed", exc_info=True)
+        print(f"错误 error: unexpected internal error: {type(e).__name__}: {e} (nothing more was written; "
+              "run with REELFORGE_LOG=DEBUG to see where)", file=sys.stderr)
+        return EXIT_UNEXPECTED
     finally:
         lg.close()
 

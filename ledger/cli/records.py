@@ -20,8 +20,11 @@ def company_add(lg: Ledger, a: argparse.Namespace) -> int:
 
 
 def company_update(lg: Ledger, a: argparse.Namespace) -> int:
-    c = lg.master.update_company(a.company, name=a.name, headcount=a.headcount, note=a.note)
-    print(f"已更新公司 company updated: #{c.id} {c.name} {c.uscc}, {c.headcount} 人 staff")
+    c = lg.master.update_company(a.company, name=a.name, headcount=a.headcount, note=a.note, year=a.year,
+                                 evidence_date=a.evidence_date, evidence=a.evidence or "")
+    when = f"{a.year}年度 in {a.year}" if a.year else f"自 from {a.evidence_date or 'today'}"
+    staff = f"; {a.headcount} 人 staff {when}" if a.headcount is not None else ""
+    print(f"已更新公司 company updated: #{c.id} {c.name} {c.uscc}{staff}")
     return EXIT_OK
 
 
@@ -135,7 +138,7 @@ def price_list(lg: Ledger, a: argparse.Namespace) -> int:
 
 def contract_add(lg: Ledger, a: argparse.Namespace) -> int:
     k = lg.documents.add_contract(a.vendor, a.number, a.date, a.total, project=a.project, company=a.company, file=a.file,
-                        note=a.note)
+                                  note=a.note, confirm=a.confirm)
     print(f"已添加合同 contract added: #{k.id} {k.number} {yuan(k.total_fen)}")
     return EXIT_OK
 
@@ -143,7 +146,8 @@ def contract_add(lg: Ledger, a: argparse.Namespace) -> int:
 def invoice_add(lg: Ledger, a: argparse.Namespace) -> int:
     inv = lg.documents.add_invoice(a.vendor, a.number, a.date, a.ex_tax, a.tax, a.total, code=a.code or "",
                          invoice_type=a.type, tax_rate=a.tax_rate, category=a.category, project=a.project,
-                         contract=a.contract, company=a.company, file=a.file, note=a.note)
+                         contract=a.contract, company=a.company, file=a.file, note=a.note,
+                         confirm=a.confirm)
     print(f"已添加发票 invoice added: #{inv.id} {inv.number} {inv.issue_date} 不含税 {yuan(inv.ex_tax_fen)} "
           f"税 {yuan(inv.tax_fen)} 合计 {yuan(inv.total_fen)}")
     for f in inv.flags:
@@ -180,7 +184,8 @@ def invoice_void(lg: Ledger, a: argparse.Namespace) -> int:
 
 
 def payment_add(lg: Ledger, a: argparse.Namespace) -> int:
-    p = lg.documents.add_payment(a.invoice, a.date, a.amount, a.bank_ref, code=a.code or "", file=a.file, note=a.note)
+    p = lg.documents.add_payment(a.invoice, a.date, a.amount, a.bank_ref, code=a.code or "", file=a.file, note=a.note,
+                                 confirm=a.confirm)
     print(f"已登记付款 payment recorded: #{p.id} {yuan(p.amount_fen)} on {p.pay_date} ({p.bank_ref})")
     return EXIT_OK
 
@@ -219,4 +224,27 @@ def import_usage(lg: Ledger, a: argparse.Namespace) -> int:
     if r.example_priced:
         print(f"注意 flagged: {r.example_priced} events priced from EXAMPLE prices (edit the price book)",
               file=sys.stderr)
+    return EXIT_OK
+
+
+def invoice_red(lg: Ledger, a: argparse.Namespace) -> int:
+    inv = lg.documents.add_red_invoice(a.blue, a.number, a.date, a.ex_tax, a.tax, a.total, reason=a.reason,
+                                       blue_code=a.blue_code or "", code=a.code or "", file=a.file, note=a.note,
+                                       confirm=a.confirm)
+    print(f"已登记红字发票 red-letter invoice recorded: #{inv.id} {inv.number} 合计 {yuan(inv.total_fen)}, "
+          f"冲减 cancels part of {a.blue}")
+    return EXIT_OK
+
+
+def payment_refund(lg: Ledger, a: argparse.Namespace) -> int:
+    p = lg.documents.add_refund(a.id, a.date, a.amount, a.bank_ref, reason=a.reason, file=a.file, note=a.note,
+                                confirm=a.confirm)
+    print(f"已登记退款 refund recorded: #{p.id} {yuan(p.amount_fen)} of payment #{a.id} ({p.bank_ref})")
+    return EXIT_OK
+
+
+def project_release(lg: Ledger, a: argparse.Namespace) -> int:
+    r = lg.master.add_release(a.project, platform=a.platform, release_date=a.date, licence_no=a.licence,
+                              company=a.company, note=a.note)
+    print(f"已登记上线播出 release recorded: {a.project} on {r.platform}, {r.release_date}, {r.licence_no}")
     return EXIT_OK

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ledger.claims import ClaimResult, InvoiceView
+from ledger.claims import ClaimResult, InvoiceView, RedLetterView
 from ledger.money import format_fen, format_rate, micro_to_fen, to_capital
 from ledger.policy import CATEGORIES
 
@@ -58,11 +58,20 @@ def _rate_text(tax_rate: str, ex_tax_fen: int, tax_fen: int) -> str:
     return format_rate(Decimal(tax_rate))
 
 
-def _invoice_cells(v: InvoiceView) -> list[Any]:
+def _invoice_cells(v: InvoiceView, *, net: bool = False) -> list[Any]:
+    """The invoice as printed, or (``net``) after its red-letter invoices."""
+    ex, tax, total = (v.net_ex_tax_fen, v.net_tax_fen, v.net_total_fen) if net else (v.ex_tax_fen, v.tax_fen,
+                                                                                      v.total_fen)
     return [CATEGORIES.get(v.category, v.category).split(" ")[0], v.project_name or "公司通用 company-wide",
             v.vendor_name, v.vendor_uscc, v.contract_number, v.invoice_type, v.code, v.number,
-            v.issue_date.isoformat(), Fen(v.ex_tax_fen), _rate_text(v.tax_rate, v.ex_tax_fen, v.tax_fen),
-            Fen(v.tax_fen), Fen(v.total_fen)]
+            v.issue_date.isoformat(), Fen(ex), _rate_text(v.tax_rate, v.ex_tax_fen, v.tax_fen), Fen(tax), Fen(total)]
+
+
+def _red_cells(v: InvoiceView, r: RedLetterView) -> list[Any]:
+    return [CATEGORIES.get(v.category, v.category).split(" ")[0], v.project_name or "公司通用 company-wide",
+            v.vendor_name, v.vendor_uscc, v.contract_number, "红字发票 red-letter", r.code, r.number,
+            r.issue_date.isoformat(), Fen(r.ex_tax_fen), _rate_text(v.tax_rate, v.ex_tax_fen, v.tax_fen),
+            Fen(r.tax_fen), Fen(r.total_fen)]
 
 
 def build_sheets(ledger: Ledger, year: int, claims: list[ClaimResult], chain_head: str,
@@ -80,14 +89,14 @@ def build_sheets(ledger: Ledger, year: int, claims: list[ClaimResult], chain_hea
         for ln in c.lines:
             v = ln.invoice
             n += 1
-            cells = _invoice_cells(v)
+            cells = _invoice_cells(v, net=True)  # net of red-letter invoices: what the base is taken from
             notes = [f"比例 {format_rate(ln.rate)}", *ln.flags]
             detail.rows.append([n, *cells,
                                 "；".join(p.pay_date.isoformat() for p in v.payments), Fen(v.paid_fen),
                                 "；".join(p.bank_ref for p in v.payments), Fen(ln.base_fen), tag, "；".join(notes)])
-            sums["ex"] += v.ex_tax_fen
-            sums["tax"] += v.tax_fen
-            sums["total"] += v.total_fen
+            sums["ex"] += v.net_ex_tax_fen
+            sums["tax"] += v.net_tax_fen
+            sums["total"] += v.net_total_fen
             sums["paid"] += v.paid_fen
             sums["base"] += ln.base_fen
     detail.total = ["合计", "", "", "", "", "", "", "", "", "", Fen(sums["ex"]), "", Fen(sums["tax"]),
@@ -115,15 +124,21 @@ def build_sheets(ledger: Ledger, year: int, claims: list[ClaimResult], chain_hea
                                    "价税合计", "已付金额", "是否计入", "适用措施", "备注"),
                       footer=footer, widths={2: 16, 3: 18, 4: 22, 5: 22, 7: 22, 9: 24, 18: 80})
     isums = {"ex": 0, "tax": 0, "total": 0, "paid": 0}
-    for n, v in enumerate(sorted(views.values(), key=lambda x: (x.issue_date, x.id)), 1):
+    n = 0
+    for v in sorted(views.values(), key=lambda x: (x.issue_date, x.id)):
         counted, note = status.get(v.id, ("不适用 not applicable", "费用类别不属于所导出的措施 category outside the "
                                                                    "exported measure(s)"))
         measure = note if counted.startswith("计入") else ""
+        n += 1
         inv_sheet.rows.append([n, *_invoice_cells(v), Fen(v.paid_fen), counted, measure,
                                "" if counted.startswith("计入") else note])
-        isums["ex"] += v.ex_tax_fen
-        isums["tax"] += v.tax_fen
-        isums["total"] += v.total_fen
+        for red in v.red_letters:  # each red-letter invoice on its own row, under its blue one
+            n += 1
+            inv_sheet.rows.append([n, *_red_cells(v, red), "", "红字 red-letter", "",
+                                   f"冲减蓝字发票 cancels part of {v.number}：{red.reason}"])
+        isums["ex"] += v.net_ex_tax_fen
+        isums["tax"] += v.net_tax_fen
+        isums["total"] += v.net_total_fen
         isums["paid"] += v.paid_fen
     inv_sheet.total = ["合计", "", "", "", "", "", "", "", "", "", Fen(isums["ex"]), "", Fen(isums["tax"]),
                        Fen(isums["total"]), Fen(isums["paid"]), "", "",
@@ -140,7 +155,7 @@ def build_sheets(ledger: Ledger, year: int, claims: list[ClaimResult], chain_hea
             n += 1
             pay_sheet.rows.append([n, v.vendor_name, v.code, v.number, v.issue_date.isoformat(), Fen(v.total_fen),
                                    p.pay_date.isoformat(), Fen(p.amount_fen), p.bank_ref,
-                                   "已存档 archived" if p.has_file else "无 none", ""])
+                                   "已存档 archived" if p.has_file else "无 none", "退款 refund" if p.refund else ""])
             psum += p.amount_fen
     pay_sheet.total = ["合计", "", "", "", "", "", "", Fen(psum), "", "", f"付款金额合计（大写）：{to_capital(psum)}"]
 

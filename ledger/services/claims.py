@@ -33,9 +33,11 @@ class ClaimService:
         self.documents = documents
 
     def _inputs(self, year: int, project: str | int | None, company: str | int | None) -> dict[str, Any]:
-        c = self.master.company(company)
+        c = self.master.company_in_year(company, year)  # OPC status by the claim year's staff
         p = self.master.project(project, c.id) if project not in (None, "") and project is not None else None
-        return {"company": c, "project": p, "settings": self.master.settings(),
+        settings = self.master.settings()
+        settings.check_policy()
+        return {"company": c, "project": p, "settings": settings,
                 "invoices": self.documents.invoice_views(c.id, year), "active": active_claims(self.store, c.id),
                 "chain_head": self.store.head().hash}
 
@@ -159,7 +161,7 @@ class ClaimService:
         if not rows:
             raise NotFoundError(f"claim #{claim_id} is not in the ledger", hint="list them: ledger claims")
         r = rows[0]
-        company = self.master.company(r["company_id"])
+        company = self.master.company_in_year(r["company_id"], r["year"])
         settings = PolicySettings.from_dict(json.loads(r["settings"]))
         views = {v.id: v for v in self.documents.invoice_views(company.id)}
         lines = []

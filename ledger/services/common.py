@@ -3,6 +3,7 @@ active claims that hold documents."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ledger.claims import ActiveClaim
@@ -10,9 +11,18 @@ from ledger.errors import FieldError
 from ledger.policy import CATEGORIES, CATEGORY_ALIASES
 from ledger.store import Store
 
+# C0 and C1 control characters, zero-width and bidirectional formatting characters: they hide or
+# reorder what a reader sees (terminal escapes, right-to-left overrides), so names never carry them
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def clean_text(value: object) -> str:
+    """Text as entered, without control or invisible formatting characters, stripped."""
+    return _INVISIBLE.sub("", "" if value is None else str(value)).strip()
+
 
 def text_field(value: object, field: str, *, required: bool = True, limit: int = 500) -> str:
-    s = "" if value is None else str(value).strip()
+    s = clean_text(value)
     if required and not s:
         raise FieldError(field, value, "must not be empty")
     if len(s) > limit:

@@ -9,14 +9,41 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ledger.errors import DuplicateError, FieldError, NotFoundError
-from ledger.models import Company, Project, Vendor
+from ledger.models import CHINA_TZ, Company, HeadcountFact, Project, Release, Vendor
 from ledger.policy import SOURCE_KINDS, WORK_TYPES, PolicySettings
 from ledger.services.common import current_rows, text_field
-from ledger.store import Store
-from ledger.validate import validate_uscc
+from ledger.store import Store, Writer
+from ledger.validate import parse_date, validate_uscc
+
+
+def china_today() -> date:
+    return datetime.now(CHINA_TZ).date()
+
+
+def _china_date(stamp: str) -> date:
+    at = datetime.fromisoformat(stamp)
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(CHINA_TZ).date()
+
+
+def resolve_headcount(facts: list[HeadcountFact], year: int) -> HeadcountFact | None:
+    """The headcount that applies to ``year``: the last one recorded for that year; else the last
+    one recorded without a year whose evidence is dated in or before that year; else (a year
+    before every piece of evidence) the first one recorded. A headcount given without a year thus
+    applies from its evidence date until another is recorded, and never rewrites earlier years."""
+    exact = [f for f in facts if f.year == year]
+    if exact:
+        return max(exact, key=lambda f: f.seq)
+    general = [f for f in facts if f.year is None]
+    before = [f for f in general if f.evidence_date.year <= year]
+    if before:
+        return max(before, key=lambda f: f.seq)
+    if general:
+        return min(general, key=lambda f: f.seq)
+    return None
 
 
 def _headcount(value: object) -> int:
@@ -26,6 +53,16 @@ def _headcount(value: object) -> int:
         raise FieldError("headcount (员工人数)", value, "must be a whole number of staff") from e
     if number < 0 or number > 10_000_000:
         raise FieldError("headcount (员工人数)", value, "must be between 0 and 10,000,000")
+    return number
+
+
+def _year(value: object) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError as e:
+        raise FieldError("year (年度)", value, "must be a year such as 2025") from e
+    if not 2000 <= number <= 2100:
+        raise FieldError("year (年度)", value, "must be a year between 2000 and 2100")
     return number
 
 
@@ -76,14 +113,49 @@ class MasterData:
             current = self.settings()
             updated = dataclasses.replace(current, **{key: parsed})
             updated.check()
+            updated.check_policy()
             text = updated.text_value(key)
             w.append("settings", {"key": key, "value": text, "note": note})
             w.audit("settings.set", {"key": key, "value": text, "previous": current.text_value(key)})
         return updated
 
     # --- companies --------------------------------------------------------------------------
-    def companies(self) -> list[Company]:
-        return [_company(r) for r in current_rows(self.store, "companies")]
+    def companies(self, year: int | None = None) -> list[Company]:
+        """Every company, ``headcount`` being the one that applies to ``year`` (default: this year)."""
+        when = year if year is not None else china_today().year
+        out = []
+        for r in current_rows(self.store, "companies"):
+            c = _company(r)
+            fact = resolve_headcount(self.headcount_facts(c.id), when)
+            out.append(dataclasses.replace(c, headcount=fact.headcount) if fact else c)
+        return out
+
+    def headcount_facts(self, company_id: int) -> list[HeadcountFact]:
+        """Every recorded headcount of a company: the versions of its master record (no year,
+        dated when written) where the number changed, and the ``headcounts`` rows."""
+        facts: list[HeadcountFact] = []
+        last: int | None = None
+        for r in self.store.query("SELECT id, seq, created_at, headcount FROM companies WHERE entity_id = ? "
+                                  "ORDER BY id", (company_id,)):
+            if r["headcount"] != last:
+                facts.append(HeadcountFact(r["headcount"], None, _china_date(r["created_at"]), "company record",
+                                           r["seq"]))
+            last = r["headcount"]
+        for r in self.store.query("SELECT * FROM headcounts WHERE company_id = ? ORDER BY id", (company_id,)):
+            facts.append(HeadcountFact(r["headcount"], r["year"], date.fromisoformat(r["evidence_date"]),
+                                       r["evidence"], r["seq"]))
+        return facts
+
+    def headcount(self, company: str | int | None, year: int) -> int:
+        """Staff of the company in ``year`` (see :func:`resolve_headcount`)."""
+        c = self.company(company)
+        fact = resolve_headcount(self.headcount_facts(c.id), int(year))
+        return fact.headcount if fact else c.headcount
+
+    def company_in_year(self, company: str | int | None, year: int) -> Company:
+        """The company with the headcount of ``year``: what a claim for that year uses."""
+        c = self.company(company)
+        return dataclasses.replace(c, headcount=self.headcount(c.id, year))
 
     def company(self, ref: str | int | None = None) -> Company:
         """By entity id, name or credit code; ``None`` means the only company in the ledger."""
@@ -117,17 +189,36 @@ class MasterData:
         return self.company(cid)
 
     def update_company(self, ref: str | int | None, *, name: str | None = None, headcount: int | str | None = None,
-                       note: str | None = None) -> Company:
+                       note: str | None = None, year: int | str | None = None, evidence_date: str | date | None = None,
+                       evidence: str = "") -> Company:
+        """Change the name or note (a new version of the record) and/or record a headcount: for
+        ``year``, or without a year (it then applies from ``evidence_date``, default today, until
+        another is recorded)."""
+        staff = _headcount(headcount) if headcount is not None else None
+        when = None if year in (None, "") else _year(year)
+        day = parse_date(evidence_date, "evidence_date (证明日期)") if evidence_date not in (None, "") else china_today()
+        proof = text_field(evidence, "evidence (人数证明)", required=False)
         with self.store.write() as w:
             c = self.company(ref)
-            values = {"entity_id": c.id, "uscc": c.uscc,
-                      "name": text_field(name, "name (企业名称)") if name is not None else c.name,
-                      "headcount": _headcount(headcount) if headcount is not None else c.headcount,
-                      "note": note if note is not None else c.note}
-            vid = w.append("companies", values)
-            w.audit("company.update", {"id": c.id, "version": vid, "from": {"name": c.name, "headcount": c.headcount},
-                                       "to": {"name": values["name"], "headcount": values["headcount"]}})
+            if name is not None or note is not None:
+                latest = self.store.query("SELECT headcount FROM companies WHERE entity_id = ? ORDER BY id DESC "
+                                          "LIMIT 1", (c.id,))[0]["headcount"]
+                values = {"entity_id": c.id, "uscc": c.uscc,
+                          "name": text_field(name, "name (企业名称)") if name is not None else c.name,
+                          "headcount": latest, "note": text_field(note, "note", required=False)
+                          if note is not None else c.note}
+                vid = w.append("companies", values)
+                w.audit("company.update", {"id": c.id, "version": vid, "from": {"name": c.name},
+                                           "to": {"name": values["name"]}})
+            if staff is not None:
+                self._record_headcount(w, c, staff, when, day, proof)
         return self.company(c.id)
+
+    def _record_headcount(self, w: Writer, c: Company, staff: int, year: int | None, day: date, proof: str) -> None:
+        hid = w.append("headcounts", {"company_id": c.id, "year": year, "headcount": staff,
+                                      "evidence_date": day.isoformat(), "evidence": proof, "note": ""})
+        w.audit("company.headcount", {"id": c.id, "row": hid, "year": year, "headcount": staff,
+                                      "evidence_date": day.isoformat(), "evidence": proof})
 
     # --- vendors ----------------------------------------------------------------------------
     def vendors(self) -> list[Vendor]:
@@ -240,3 +331,28 @@ class MasterData:
                            self_entity=True)
             w.audit("project.add", {"id": pid, "name": name, "by": created_by.split(" ")[0]})
         return self.project(pid, company_id), True
+
+    # --- releases (上线播出) ----------------------------------------------------------------
+    def add_release(self, project: str | int, *, platform: str, release_date: str | date, licence_no: str,
+                    company: str | int | None = None, file_id: int | None = None, note: str = "") -> Release:
+        """Record that a project's work was released: platform, date and licence/备案 number
+        (measure 6 needs it before a claim is recorded)."""
+        where = text_field(platform, "platform (播出平台)", limit=200)
+        day = parse_date(release_date, "release_date (上线日期)")
+        number = text_field(licence_no, "licence_no (许可证/备案号)", limit=200)
+        with self.store.write() as w:
+            p = self.project(project, company)
+            rid = w.append("releases", {"project_id": p.id, "platform": where, "release_date": day.isoformat(),
+                                        "licence_no": number, "file_id": file_id,
+                                        "note": text_field(note, "note", required=False)})
+            w.audit("project.release", {"project": p.name, "id": rid, "platform": where,
+                                        "release_date": day.isoformat(), "licence_no": number})
+        return self.releases(p.id)[-1]
+
+    def releases(self, project_id: int | None = None) -> list[Release]:
+        sql, args = "SELECT * FROM releases", []
+        if project_id is not None:
+            sql += " WHERE project_id = ?"
+            args.append(project_id)
+        return [Release(r["id"], r["project_id"], r["platform"], date.fromisoformat(r["release_date"]),
+                        r["licence_no"], r["file_id"], r["note"]) for r in self.store.query(sql + " ORDER BY id", args)]

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -21,15 +21,13 @@ from typing import Any
 from core.usage import UNITS
 from ledger import schema
 from ledger.errors import FieldError, LedgerError
-from ledger.models import UsageImport
+from ledger.models import CHINA_TZ, UsageImport
 from ledger.pricebook import default_price_book_path
 from ledger.services.master import MasterData
 from ledger.services.prices import PriceService
 from ledger.store import Store
 
 log = logging.getLogger(__name__)
-
-CHINA_TZ = timezone(timedelta(hours=8))
 
 _U_COLUMNS = schema.body_columns("usage_events")
 _U_COMPANY, _U_PROJECT, _U_RUN, _U_EVENT = (_U_COLUMNS.index(c) for c in ("company_id", "project_id", "run_id",
