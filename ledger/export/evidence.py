@@ -8,13 +8,21 @@ import hashlib
 import io
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ledger.claims import ClaimResult, InvoiceView
 from ledger.errors import ChainError
+from ledger.export.writers import FORMULA_PREFIXES
 
 if TYPE_CHECKING:
     from ledger.api import Ledger
+
+
+def safe_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A CSV row with formula-like text behind a single quote (see :mod:`ledger.export.writers`)."""
+    if any(v.__class__ is str and v.startswith(FORMULA_PREFIXES) for v in row):
+        return tuple("'" + v if v.__class__ is str and v.startswith(FORMULA_PREFIXES) else v for v in row)
+    return row
 
 
 def _sha256_bytes(data: bytes) -> str:
@@ -77,7 +85,8 @@ def write_evidence_zip(ledger: Ledger, path: Path, *, claims: list[ClaimResult],
             zf.writestr(name, data)
             manifest.append((name, _sha256_bytes(data), len(data), "export", out.name))
         buf = io.StringIO()
-        csv.writer(buf).writerows(ledger.usage.event_rows(year, company=claims[0].company.id))  # None -> ""
+        # None -> ""; text from the project's usage records that looks like a formula stays text
+        csv.writer(buf).writerows(map(safe_row, ledger.usage.event_rows(year, company=claims[0].company.id)))
         data = ("\ufeff" + buf.getvalue()).encode("utf-8")
         name = f"usage/usage_events_{year}.csv"
         zf.writestr(name, data)
@@ -85,7 +94,7 @@ def write_evidence_zip(ledger: Ledger, path: Path, *, claims: list[ClaimResult],
         mbuf = io.StringIO()
         mw = csv.writer(mbuf)
         mw.writerow(["path", "sha256", "size", "kind", "reference"])
-        mw.writerows(manifest)
+        mw.writerows(map(safe_row, manifest))
         mw.writerow([])
         mw.writerow(["chain_head", chain_head])
         mw.writerow(["exported_at", exported_at])

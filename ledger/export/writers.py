@@ -1,4 +1,10 @@
-"""Writers for the sheets: an XLSX workbook (openpyxl) and one UTF-8 (with BOM) CSV per sheet."""
+"""Writers for the sheets: an XLSX workbook (openpyxl) and one UTF-8 (with BOM) CSV per sheet.
+
+Text that a spreadsheet would take for a formula - a cell starting with ``=``, ``+``, ``-``, ``@``,
+a tab or a carriage return - is written as text: in the XLSX as a string cell with Excel's quote
+prefix, in the CSV behind a single quote (the OWASP advice for CSV injection). Money cells are
+numbers of our own making and are written as they are (a red-letter amount is ``-318.00``).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +17,20 @@ from ledger.export.sheets import YUAN_FORMAT, Fen, Micro, Sheet
 from ledger.money import MICRO_PER_YUAN, fen_to_decimal, format_fen
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def formula_like(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_PREFIXES)
+
+
 def _cell_text(value: Any) -> str:
     if isinstance(value, Fen):
         return format_fen(value.value, grouping=False)
     if isinstance(value, Micro):
         return format(Decimal(value.value) / MICRO_PER_YUAN, "f")
-    return "" if value is None else str(value)
+    text = "" if value is None else str(value)
+    return "'" + text if formula_like(text) else text
 
 
 def _cell_value(value: Any) -> Any:
@@ -42,7 +56,7 @@ def write_xlsx(sheets: list[Sheet], path: Path) -> None:
     head_fill = PatternFill("solid", fgColor="DDEBF7")
     for sheet in sheets:
         ws = wb.create_sheet(sheet.name)
-        ws.append(list(sheet.headers))
+        ws.append(list(sheet.headers))  # our own headers: never formula-like
         for cell in ws[1]:
             cell.font = bold
             cell.fill = head_fill
@@ -54,7 +68,11 @@ def write_xlsx(sheets: list[Sheet], path: Path) -> None:
             row = ws.max_row
             for col, v in enumerate(values, 1):
                 cell = ws.cell(row=row, column=col)
-                if isinstance(v, Fen | Micro):
+                if formula_like(v):  # text, never a live formula
+                    cell.value = v
+                    cell.data_type = "s"
+                    cell.quotePrefix = True
+                elif isinstance(v, Fen | Micro):
                     cell.number_format = YUAN_FORMAT
                 elif isinstance(v, str) and len(v) > 8 and v.isdigit():
                     cell.number_format = "@"  # invoice numbers and codes stay text
