@@ -16,7 +16,6 @@ from typing import Any
 from ledger.export.sheets import YUAN_FORMAT, Fen, Micro, Sheet
 from ledger.money import MICRO_PER_YUAN, fen_to_decimal, format_fen
 
-
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
