@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from ledger.chain import ChainHead, VerifyReport
@@ -28,15 +29,17 @@ from ledger.services import (
     Reconciliation,
     UsageService,
 )
+from ledger.services.integrity import Integrity, Sources
 from ledger.store import Store
 
 
 class Ledger:
     """A company's AI-spend ledger in one SQLite file, with its document archive beside it.
 
-    ``master`` settings, companies, vendors, projects; ``prices`` the price book; ``documents``
-    contracts, invoices, payments and archived files; ``usage`` usage import; ``claims`` measure 5
-    and 6 claims; ``recon`` usage against invoices.
+    ``integrity`` verify and signed checkpoints; ``master`` settings, companies, vendors,
+    projects; ``prices`` the price book; ``documents`` contracts, invoices, payments and archived
+    files; ``usage`` usage import; ``claims`` measure 5 and 6 claims; ``recon`` usage against
+    invoices.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, archive_dir: str | os.PathLike[str] | None = None,
@@ -44,11 +47,13 @@ class Ledger:
         self.store = Store(path, archive_dir=archive_dir, timeout=timeout)
         self.path = self.store.path
         self.archive_dir = self.store.archive_dir
+        self.integrity = Integrity(self.store)
+        self.store.on_checkpoint = self.integrity.sign
         self.master = MasterData(self.store)
         self.prices = PriceService(self.store)
         self.documents = Documents(self.store, self.master)
         self.usage = UsageService(self.store, self.master, self.prices)
-        self.claims = ClaimService(self.store, self.master, self.documents)
+        self.claims = ClaimService(self.store, self.master, self.documents, self.integrity)
         self.recon = Reconciliation(self.store, self.master, self.documents)
 
     def close(self) -> None:
@@ -64,8 +69,11 @@ class Ledger:
     def chain_head(self) -> ChainHead:
         return self.store.head()
 
-    def verify(self, expect_head: str = "") -> VerifyReport:
-        return self.store.verify(expect_head=expect_head.strip().lower())
+    def verify(self, expect_head: str = "", *, checkpoints: Sources = (),
+               trusted_keys: Iterable[str] = ()) -> VerifyReport:
+        """The chain recomputed and proved to extend every signed checkpoint (the local log's and
+        those in ``checkpoints``: export folders, ``*_checkpoint.json`` files, evidence ZIPs)."""
+        return self.integrity.verify(expect_head, checkpoints=checkpoints, trusted_keys=trusted_keys)
 
     def audit(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.store.query("SELECT id, seq, created_at, actor, action, detail FROM audit_log "

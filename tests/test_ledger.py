@@ -26,6 +26,7 @@ from ledger import (
     PolicySettings,
     PriceBook,
     PriceEntry,
+    schema,
 )
 from ledger.cli import main as cli_main
 from ledger.csvimport import import_invoices, import_payments
@@ -459,15 +460,13 @@ def test_append_only_triggers_and_tamper_detection(lg: Ledger, tmp_path: Path) -
     raw2 = sqlite3.connect(lg2.path)
     raw2.execute("DROP TRIGGER payments_append_only_delete")
     raw2.execute("DELETE FROM payments WHERE id = 1")
-    raw2.execute("CREATE TRIGGER payments_append_only_delete BEFORE DELETE ON payments "
-                 "BEGIN SELECT RAISE(ABORT, 'x'); END")
+    raw2.execute(schema.trigger_sql("payments")["payments_append_only_delete"])  # put back exactly as it was
     raw2.commit()
     gap = lg2.verify()
     assert not gap.ok and "missing" in gap.first_broken.what  # type: ignore[union-attr]
 
     # 3. a row edited and its own hash recomputed: the next link no longer joins
     lg3 = Ledger(_copy(backup, tmp_path / "case3.sqlite"))
-    from ledger import schema
     from ledger.chain import row_hash
 
     raw3 = sqlite3.connect(lg3.path)
@@ -479,8 +478,7 @@ def test_append_only_triggers_and_tamper_detection(lg: Ledger, tmp_path: Path) -
     raw3.execute("DROP TRIGGER invoices_append_only_update")
     raw3.execute("UPDATE invoices SET ex_tax_fen = 100, tax_fen = 6, total_fen = 106, row_hash = ? WHERE id = 2",
                  (row_hash(row["prev_hash"], "invoices", content3),))
-    raw3.execute("CREATE TRIGGER invoices_append_only_update BEFORE UPDATE ON invoices "
-                 "BEGIN SELECT RAISE(ABORT, 'x'); END")
+    raw3.execute(schema.trigger_sql("invoices")["invoices_append_only_update"])
     raw3.commit()
     relinked = lg3.verify()
     assert not relinked.ok
@@ -495,8 +493,7 @@ def test_append_only_triggers_and_tamper_detection(lg: Ledger, tmp_path: Path) -
     for table in ("settings", "audit_log"):  # the setting and its audit entry are the newest rows
         raw4.execute(f"DROP TRIGGER {table}_append_only_delete")
         raw4.execute(f"DELETE FROM {table} WHERE seq >= ?", (cut_from,))
-        raw4.execute(f"CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table} "
-                     "BEGIN SELECT RAISE(ABORT, 'x'); END")
+        raw4.execute(schema.trigger_sql(table)[f"{table}_append_only_delete"])
     raw4.commit()
     assert lg4.verify().ok  # a clean cut of the newest rows is consistent on its own ...
     cut = lg4.verify(expect_head=head)

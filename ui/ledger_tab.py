@@ -21,6 +21,7 @@ from typing import Any
 
 from core.errors import ReelForgeError
 from ledger.api import Ledger
+from ledger.claims import ClaimResult
 from ledger.export import export_claim_package
 from ledger.money import format_fen, format_rate, micro_to_decimal, to_capital
 from ledger.policy import CATEGORIES, SOURCE_KINDS, WORK_TYPES
@@ -164,7 +165,7 @@ def on_reconcile(db: str, year: Any, period: str) -> tuple[list[list[Any]], str]
         return [], _err(e)
 
 
-def _claim_markdown(result: Any) -> str:
+def _claim_markdown(result: ClaimResult) -> str:
     lines = [f"### 措施{result.measure} — {result.year}", *[f"- {x}" for x in result.calculation()]]
     for ln in result.lines:
         flags = f"（{'；'.join(ln.flags)}）" if ln.flags else ""
@@ -180,6 +181,7 @@ def on_claim(db: str, measure: str, year: Any, project: str, record: bool) -> tu
     try:
         with _open(db) as lg:
             y = _year(year)
+            lg.integrity.require_intact(before=f"compute a claim for {y}")  # never from a ledger that fails verify
             if str(measure) == "best":
                 plan = lg.claims.plan_best(y, project=project or None)
                 if record and plan.claims:
@@ -213,7 +215,8 @@ def on_export(db: str, year: Any, measure: str, project: str) -> tuple[list[str]
             r = export_claim_package(lg, _year(year), out, measure=str(measure or "best"), project=project or None)
             text = (f"已导出 exported {len(r.files)} files；申报补贴合计 total ¥{format_fen(r.total_claim_fen)}"
                     f"（{to_capital(r.total_claim_fen)}）；证据包文件 {r.documents} documents\n\n"
-                    f"账簿链头 chain head: `{r.chain_head}`")
+                    f"账簿链头 chain head: `{r.chain_head}`\n\n签名检查点 signed checkpoint: {r.checkpoint.count} "
+                    f"rows, head `{r.checkpoint.head}`, key `{r.checkpoint.key}`")
             return [str(p) for p in r.files], text
     except Exception as e:
         return [], _err(e)

@@ -24,6 +24,15 @@ def _cmd(subs: Any, name: str, handler: Handler, help_: str) -> argparse.Argumen
     return p
 
 
+def _checkpoint_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", action="append", metavar="PATH",
+                   help="also prove the chain extends this checkpoint: an export folder, a YEAR_checkpoint.json or "
+                        "an evidence ZIP (repeatable; the local checkpoint log is always read)")
+    p.add_argument("--trust-key", action="append", metavar="HEX",
+                   help="an Ed25519 public key (printed on the export) whose checkpoints to trust besides this "
+                        "user's own (repeatable)")
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add ``--db`` and every ledger subcommand to ``parser``."""
     parser.add_argument("--db", metavar="FILE", help="ledger file (default: [ledger] db in the config, "
@@ -213,8 +222,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--company")
     p.add_argument("--allow-unpriced", action="store_true", help="import events without a price (no estimate)")
 
-    p = _cmd(top, "verify", reports.verify, "recompute the hash chain; exit 1 and name the first broken link")
+    p = _cmd(top, "verify", reports.verify, "recompute the hash chain and prove it extends every signed checkpoint; "
+                                            "exit 1 and name the first broken link")
     p.add_argument("--expect-head", help="a chain head printed on an earlier export: it must still be in the chain")
+    _checkpoint_args(p)
     p.add_argument("--json", action="store_true")
 
     p = _cmd(top, "claim", reports.claim, "compute a claim (and with --record, record it)")
@@ -223,6 +234,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--project", help="one project (default: the whole company)")
     p.add_argument("--company")
     p.add_argument("--record", action="store_true", help="record it as an active claim")
+    _checkpoint_args(p)
     p.add_argument("--json", action="store_true")
 
     p = _cmd(top, "claims", reports.claims, "list recorded claims")
@@ -248,6 +260,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--project")
     p.add_argument("--company")
     p.add_argument("--claim", type=int, help="export this recorded claim as filed")
+    _checkpoint_args(p)
 
     settings = _sub(top.add_parser("settings", help="policy settings 规则设置"), "ledger_sub")
     p = _cmd(settings, "show", reports.settings_show, "show the settings every report states")

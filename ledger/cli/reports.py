@@ -16,10 +16,11 @@ from ledger.money import format_fen, micro_to_decimal, to_capital
 
 
 def verify(lg: Ledger, a: argparse.Namespace) -> int:
-    report = lg.verify(expect_head=a.expect_head or "")
+    report = lg.verify(expect_head=a.expect_head or "", checkpoints=a.checkpoint or [],
+                       trusted_keys=a.trust_key or [])
     if a.json:
         print_json({"ok": report.ok, "rows": report.rows, "files_checked": report.files_checked,
-               "chain_head": report.head.hash, "seq": report.head.seq,
+                    "checkpoints": report.checkpoints, "chain_head": report.head.hash, "seq": report.head.seq,
                "first_broken": str(report.first_broken) if report.first_broken else None,
                "problems": [str(p) for p in report.problems]})
     if report.ok:
@@ -34,6 +35,9 @@ def verify(lg: Ledger, a: argparse.Namespace) -> int:
 
 
 def claim(lg: Ledger, a: argparse.Namespace) -> int:
+    # verify first: a claim computed from a ledger that does not verify is refused, draft or not
+    lg.integrity.require_intact(checkpoints=a.checkpoint or [], trusted_keys=a.trust_key or [],
+                                before=f"compute a claim for {a.year}")
     if a.measure == "best":
         plan = lg.claims.plan_best(a.year, project=a.project, company=a.company)
         if a.record:
@@ -111,12 +115,15 @@ def reconcile(lg: Ledger, a: argparse.Namespace) -> int:
 
 
 def export(lg: Ledger, a: argparse.Namespace) -> int:
-    r = export_claim_package(lg, a.year, Path(a.out), measure=a.measure, project=a.project, company=a.company, claim_id=a.claim)
+    r = export_claim_package(lg, a.year, Path(a.out), measure=a.measure, project=a.project, company=a.company,
+                             claim_id=a.claim, checkpoints=a.checkpoint or [], trusted_keys=a.trust_key or [])
     for path in r.files:
         print(path)
     print(f"申报补贴合计 total claimed: {yuan(r.total_claim_fen)}（{to_capital(r.total_claim_fen)}）; "
           f"{r.documents} archived document(s) in the evidence ZIP")
     print(f"账簿链头 chain head: {r.chain_head}")
+    print(f"签名检查点 signed checkpoint: {r.checkpoint.count} rows, head {r.checkpoint.head}, "
+          f"key {r.checkpoint.key} ({r.checkpoint_file})")
     return EXIT_OK
 
 

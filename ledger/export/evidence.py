@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ledger.checkpoints import Checkpoint, local_time
 from ledger.claims import ClaimResult, InvoiceView
 from ledger.errors import ChainError
 from ledger.export.writers import FORMULA_PREFIXES
@@ -35,7 +37,7 @@ def _safe(name: str) -> str:
 
 
 def write_evidence_zip(ledger: Ledger, path: Path, *, claims: list[ClaimResult], year: int, chain_head: str,
-                       exported_at: str, outputs: list[Path]) -> int:
+                       exported_at: str, outputs: list[Path], checkpoint: Checkpoint) -> int:
     """Every archived document behind the exported invoices, the exports themselves, the full
     usage event list, and a manifest (CSV + ``SHA256SUMS``) of every file's sha256."""
     conn = ledger.store.conn
@@ -91,18 +93,28 @@ def write_evidence_zip(ledger: Ledger, path: Path, *, claims: list[ClaimResult],
         name = f"usage/usage_events_{year}.csv"
         zf.writestr(name, data)
         manifest.append((name, _sha256_bytes(data), len(data), "usage", "every usage event of the year"))
+        data = (json.dumps(checkpoint.to_dict(), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        zf.writestr("checkpoint.json", data)
+        manifest.append(("checkpoint.json", _sha256_bytes(data), len(data), "checkpoint",
+                         f"signed checkpoint: {checkpoint.count} rows, head {checkpoint.head}"))
         mbuf = io.StringIO()
         mw = csv.writer(mbuf)
         mw.writerow(["path", "sha256", "size", "kind", "reference"])
         mw.writerows(map(safe_row, manifest))
         mw.writerow([])
         mw.writerow(["chain_head", chain_head])
-        mw.writerow(["exported_at", exported_at])
+        mw.writerow(["exported_at", local_time(exported_at)])
+        mw.writerow(["checkpoint_count", checkpoint.count])
+        mw.writerow(["checkpoint_head", checkpoint.head])
+        mw.writerow(["signing_key", checkpoint.key])
         zf.writestr("manifest.csv", ("\ufeff" + mbuf.getvalue()).encode("utf-8"))
         zf.writestr("SHA256SUMS", "".join(f"{sha}  {name}\n" for name, sha, *_ in manifest))
         zf.writestr("README.txt", (
             f"ReelForge 证据包 evidence package — {claims[0].company.name} {year}\n"
-            f"账簿链头 chain head: {chain_head}\n导出时间 exported at: {exported_at}\n"
+            f"账簿链头 chain head: {chain_head}\n导出时间 exported at: {local_time(exported_at)}\n"
+            f"签名检查点 signed checkpoint: {checkpoint.count} rows, head {checkpoint.head}, "
+            f"key {checkpoint.key}\n"
             "校验 check: unzip, then `sha256sum -c SHA256SUMS`; every document's sha256 is also in the ledger.\n"
-            "核对链头 compare the head with `reelforge ledger --db FILE verify --expect-head HEAD`.\n"))
+            "核对 check the ledger still extends this export: `reelforge ledger --db FILE verify --checkpoint "
+            "THIS.zip --trust-key KEY`.\n"))
     return sum(1 for m in manifest if m[3] in ("invoices", "payments", "contracts"))

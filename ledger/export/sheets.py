@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ledger.checkpoints import Checkpoint, local_time
 from ledger.claims import ClaimResult, InvoiceView, RedLetterView
 from ledger.money import format_fen, format_rate, micro_to_fen, to_capital
 from ledger.policy import CATEGORIES
@@ -75,9 +76,11 @@ def _red_cells(v: InvoiceView, r: RedLetterView) -> list[Any]:
 
 
 def build_sheets(ledger: Ledger, year: int, claims: list[ClaimResult], chain_head: str,
-                 exported_at: str) -> list[Sheet]:
+                 exported_at: str, checkpoint: Checkpoint) -> list[Sheet]:
     company = claims[0].company
-    footer = [["账簿链头 chain head", chain_head], ["导出时间 exported at", exported_at]]
+    exported_local = local_time(exported_at)
+    footer = [["账簿链头 chain head", chain_head], ["导出时间 exported at", exported_local],
+              ["签名检查点 checkpoint", f"{checkpoint.count} rows, head {checkpoint.head}"]]
 
     # 费用明细表: one row per claimed invoice
     detail = Sheet("费用明细表", DETAIL_HEADERS, footer=footer,
@@ -196,11 +199,15 @@ def build_sheets(ledger: Ledger, year: int, claims: list[ClaimResult], chain_hea
     summary.rows += [
         ["企业名称 company", company.name],
         ["统一社会信用代码 USCC", company.uscc],
-        ["员工人数 staff", f"{company.headcount}（{'一人公司 OPC' if s.is_opc(company.headcount) else '非一人公司 not OPC'}）"],
+        ["员工人数 staff", f"{company.headcount}（{year}年度 in {year}；"
+                           f"{'一人公司 OPC' if s.is_opc(company.headcount) else '非一人公司 not OPC'}）"],
         ["申报年度 period", f"{year}-01-01 至 {year}-12-31（开票日期 invoice dates）"],
         ["申报基数口径 basis", "不含税金额 ex-tax" if s.basis == "ex_tax" else "价税合计 tax-inclusive"],
-        ["导出时间 exported at", exported_at],
+        ["导出时间 exported at", exported_local],
         ["账簿链头 chain head", chain_head],
+        ["签名检查点 checkpoint", f"{checkpoint.count} 行 rows，链头 head {checkpoint.head}，"
+                                  f"{checkpoint.local_time()}"],
+        ["签名公钥 signing key (Ed25519)", checkpoint.key],
     ]
     total_claim = 0
     for c in claims:

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger import claims as claims_mod
+from ledger.checkpoints import local_time
 from ledger.claims import BestPlan, ClaimResult, InvoiceView
 from ledger.errors import ClaimConflictError, LedgerError, NotFoundError
 from ledger.models import RecordedClaim
@@ -18,6 +19,7 @@ from ledger.money import rate_str
 from ledger.policy import PolicySettings
 from ledger.services.common import active_claims, reversed_ids, text_field
 from ledger.services.documents import Documents
+from ledger.services.integrity import Integrity
 from ledger.services.master import MasterData
 from ledger.store import Store
 
@@ -27,10 +29,18 @@ log = logging.getLogger(__name__)
 class ClaimService:
     """Measure 5 and 6 claims of one ledger."""
 
-    def __init__(self, store: Store, master: MasterData, documents: Documents) -> None:
+    def __init__(self, store: Store, master: MasterData, documents: Documents, integrity: Integrity) -> None:
         self.store = store
         self.master = master
         self.documents = documents
+        self.integrity = integrity
+
+    def _guard(self, what: str) -> None:
+        """Before a claim is recorded or withdrawn: the chain verifies and the key is usable."""
+        if self.store.in_write():
+            return  # the outer call (a best plan) checked already
+        self.integrity.require_intact(before=what)
+        self.integrity.ready()
 
     def _inputs(self, year: int, project: str | int | None, company: str | int | None) -> dict[str, Any]:
         c = self.master.company_in_year(company, year)  # OPC status by the claim year's staff
@@ -65,7 +75,9 @@ class ClaimService:
 
     def record(self, measure: int, year: int, *, project: str | int | None = None,
                company: str | int | None = None, exclude_projects: Iterable[int] = ()) -> ClaimResult:
-        """Recompute inside the write lock and record the claim; its invoices are then held by it."""
+        """Verify the chain, recompute inside the write lock and record the claim; its invoices are
+        then held by it. A signed checkpoint covering it is written after the commit."""
+        self._guard(f"record a claim for {year}")
         with self.store.write() as w:
             inputs = self._inputs(year, project, company)
             result = claims_mod.compute(int(measure), int(year), **inputs,
@@ -102,6 +114,7 @@ class ClaimService:
             w.audit("claim.record", {"id": cid, "measure": result.measure, "year": result.year,
                                      "project": result.project.name if result.project else None,
                                      "claim_fen": result.claim_fen, "lines": len(result.lines)})
+            w.checkpoint_reasons.append(f"claim.record #{cid}")
         result.claim_id = cid
         result.status = "recorded"
         result.recorded_claim_fen = result.claim_fen
@@ -110,6 +123,7 @@ class ClaimService:
     def record_plan(self, plan: BestPlan) -> list[ClaimResult]:
         """Record every claim of a best plan in one transaction."""
         out = []
+        self._guard(f"record the claims for {plan.year}")
         with self.store.write():
             for c in plan.claims:
                 out.append(self.record(c.measure, c.year, project=c.project.id if c.project else None,
@@ -118,6 +132,7 @@ class ClaimService:
 
     def withdraw(self, claim_id: int, reason: str) -> None:
         reason = text_field(reason, "reason (撤回原因)")
+        self._guard(f"withdraw claim #{claim_id}")
         with self.store.write() as w:
             rows = self.store.query("SELECT * FROM claims WHERE id = ? AND reverses IS NULL", (int(claim_id),))
             if not rows:
@@ -133,6 +148,7 @@ class ClaimService:
                            "reason": reason})
             rid = w.append("claims", values)
             w.audit("claim.withdraw", {"id": r["id"], "reversal": rid, "reason": reason})
+            w.checkpoint_reasons.append(f"claim.withdraw #{r['id']}")
 
     def recorded(self, year: int | None = None, company: str | int | None = None) -> list[RecordedClaim]:
         """Every recorded claim (withdrawn ones too), oldest first."""
@@ -197,16 +213,41 @@ class ClaimService:
             cap_used_fen=r["cap_used_fen"], cap_used_by=[], claim_fen=r["claim_fen"],
             chain_head=self.store.head().hash, computed_at=r["created_at"],
             status="withdrawn" if withdrawn else "recorded", claim_id=r["id"], recorded_claim_fen=r["claim_fen"])
-        result.notes.append(f"已登记申报 #{r['id']}（{r['created_at']}），登记时链头 chain head when recorded: "
-                            f"{r['chain_head']}")
+        result.notes.append(f"已登记申报 #{r['id']}（{local_time(r['created_at'])}），登记时链头 chain head when "
+                            f"recorded: {r['chain_head']}")
+        result.rule = "opc" if result.opc and settings.m5_opc_rule == "opc" and r["measure"] == 5 else (
+            "general" if r["measure"] == 5 else "")
         return result
+
+    def _compare(self, result: ClaimResult) -> None:
+        """The other measure's figure for the same scope and year, with this claim's own documents
+        free (as if it were not recorded): what the PDF shows beside it."""
+        if result.comparison is not None:
+            return
+        other = 11 - result.measure
+        try:
+            with self.store.read():
+                c = self.master.company_in_year(result.company.id, result.year)
+                fresh = claims_mod.compute(
+                    other, result.year, company=c, settings=result.settings,
+                    invoices=self.documents.invoice_views(c.id, result.year),
+                    active=[a for a in active_claims(self.store, c.id) if a.id != result.claim_id],
+                    chain_head="", project=result.project)
+        except LedgerError as e:
+            log.warning("no comparison with measure %d: %s", other, e)
+            return
+        result.comparison = {"other_measure": other, "other_claim_fen": fresh.claim_fen,
+                             "recommended_measure": result.measure if result.claim_fen >= fresh.claim_fen else other,
+                             "note": "同一范围、同一年度按另一措施计算 the other measure for the same scope and year"}
 
     def for_export(self, year: int, *, measure: str = "best", project: str | int | None = None,
                    company: str | int | None = None, claim_id: int | None = None) -> list[ClaimResult]:
         """The claims an export shows: a recorded claim by id; otherwise the claim(s) for the year
         (recorded ones as filed, the rest as drafts)."""
         if claim_id is not None:
-            return [self.load(claim_id)]
+            loaded = self.load(claim_id)
+            self._compare(loaded)
+            return [loaded]
         if str(measure) == "best":
             results = self.plan_best(year, project=project, company=company).claims
             if not results:
@@ -224,4 +265,6 @@ class ClaimService:
                 out.append(recorded)
             else:
                 out.append(r)
+        for r in out:
+            self._compare(r)
         return out
