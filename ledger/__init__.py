@@ -1,8 +1,11 @@
 """The AI-spend ledger: tamper-evident records of AI spend, subsidy claims under E-Town
 measures 5 and 6, and claim-ready exports.
 
-Public API: :class:`Ledger` (``ledger.api``), the policy settings (``ledger.policy``), the price
-book (``ledger.pricebook``), money helpers (``ledger.money``) and validators (``ledger.validate``).
+Public API: :class:`Ledger` (``ledger.api``) and its services (``ledger.services``: master data,
+prices, documents, usage, claims, reconciliation, integrity), signed checkpoints
+(``ledger.checkpoints``), exports (``ledger.export.export_claim_package``), CSV imports
+(``ledger.csvimport``), the policy settings (``ledger.policy``), the price book
+(``ledger.pricebook``), money helpers (``ledger.money``) and validators (``ledger.validate``).
 The CLI is ``reelforge ledger`` / ``python -m ledger``.
 """
 

@@ -153,7 +153,7 @@ def import_vendors(ledger: Ledger, path: str | os.PathLike[str]) -> int:
         note=r.get("note", "")))
 
 
-def import_invoices(ledger: Ledger, path: str | os.PathLike[str]) -> int:
+def import_invoices(ledger: Ledger, path: str | os.PathLike[str], *, confirm: bool = False) -> int:
     base = Path(path).parent
 
     def add(r: dict[str, str]) -> None:
@@ -164,12 +164,12 @@ def import_invoices(ledger: Ledger, path: str | os.PathLike[str]) -> int:
                            code=r.get("code", ""), invoice_type=r.get("type") or None,
                            tax_rate=r.get("tax_rate") or None, category=r.get("category") or "ai_tech",
                            project=r.get("project") or None, contract=r.get("contract") or None,
-                           company=r.get("company") or None, file=file, note=r.get("note", ""))
+                           company=r.get("company") or None, file=file, note=r.get("note", ""), confirm=confirm)
 
     return _run(ledger, path, ("vendor", "number", "date", "ex_tax", "tax", "total"), add)
 
 
-def import_payments(ledger: Ledger, path: str | os.PathLike[str]) -> int:
+def import_payments(ledger: Ledger, path: str | os.PathLike[str], *, confirm: bool = False) -> int:
     base = Path(path).parent
 
     def add(r: dict[str, str]) -> None:
@@ -177,7 +177,7 @@ def import_payments(ledger: Ledger, path: str | os.PathLike[str]) -> int:
         if file and not Path(file).is_absolute():
             file = str(base / file)
         ledger.documents.add_payment(r["invoice"] if "invoice" in r else r["number"], r["date"], r["amount"], r["bank_ref"],
-                           code=r.get("code", ""), file=file, note=r.get("note", ""))
+                           code=r.get("code", ""), file=file, note=r.get("note", ""), confirm=confirm)
 
     rows = read_rows(path)
     key = "invoice" if rows and "invoice" in rows[0] else "number"

@@ -165,6 +165,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p = _cmd(invoice, "import", records.invoice_import, "import a CSV of invoices (headers as in the add options "
                                                  "or the Chinese column names)")
     p.add_argument("file")
+    p.add_argument("--confirm", action="store_true", help="accept amounts above the plausibility limit")
     p = _cmd(invoice, "list", records.invoice_list, "list invoices")
     p.add_argument("--year", type=int)
     p.add_argument("--company")
@@ -199,6 +200,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--confirm", action="store_true", help="accept an amount above the plausibility limit (setting plausible_max)")
     p = _cmd(payment, "import", records.payment_import, "import a CSV (invoice, date, amount, bank_ref[, code, file])")
     p.add_argument("file")
+    p.add_argument("--confirm", action="store_true", help="accept amounts above the plausibility limit")
     p = _cmd(payment, "list", records.payment_list, "list payments")
     p.add_argument("--invoice")
     p.add_argument("--code")

@@ -156,7 +156,7 @@ def invoice_add(lg: Ledger, a: argparse.Namespace) -> int:
 
 
 def invoice_import(lg: Ledger, a: argparse.Namespace) -> int:
-    print(f"已导入 imported {csvimport.import_invoices(lg, a.file)} 张发票 invoices")
+    print(f"已导入 imported {csvimport.import_invoices(lg, a.file, confirm=a.confirm)} 张发票 invoices")
     return EXIT_OK
 
 
@@ -191,7 +191,7 @@ def payment_add(lg: Ledger, a: argparse.Namespace) -> int:
 
 
 def payment_import(lg: Ledger, a: argparse.Namespace) -> int:
-    print(f"已导入 imported {csvimport.import_payments(lg, a.file)} 笔付款 payments")
+    print(f"已导入 imported {csvimport.import_payments(lg, a.file, confirm=a.confirm)} 笔付款 payments")
     return EXIT_OK
 
 
