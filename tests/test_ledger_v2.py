@@ -318,3 +318,13 @@ def test_pdf_is_an_application_attachment(lg: Ledger, tmp_path: Path) -> None:
         assert needle.replace(" ", "") in flat, needle
     assert "+00:00" not in text and "UTC" not in text
 
+
+
+def test_usage_events_in_the_evidence_zip_are_formula_safe(lg: Ledger, tmp_path: Path) -> None:
+    needs_export()
+    ai_usage(lg, "逆袭之路", run="=cmd|' /C calc'!A0")
+    paid_invoice(lg, "深度求索", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00")
+    result = export_claim_package(lg, 2025, tmp_path / "out", measure="5")
+    with zipfile.ZipFile(result.evidence_zip) as zf:
+        rows = list(csv.reader(io.StringIO(zf.read("usage/usage_events_2025.csv").decode("utf-8-sig"))))
+    assert rows[1][3] == "'=cmd|' /C calc'!A0" and rows[1][1] == "2025-03-01"

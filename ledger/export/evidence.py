@@ -88,7 +88,7 @@ def write_evidence_zip(ledger: Ledger, path: Path, *, claims: list[ClaimResult],
             manifest.append((name, _sha256_bytes(data), len(data), "export", out.name))
         buf = io.StringIO()
         # None -> ""; text from the project's usage records that looks like a formula stays text
-        csv.writer(buf).writerows(map(safe_row, ledger.usage.event_rows(year, company=claims[0].company.id)))
+        csv.writer(buf).writerows(ledger.usage.event_rows(year, company=claims[0].company.id, formula_safe=True))
         data = ("\ufeff" + buf.getvalue()).encode("utf-8")
         name = f"usage/usage_events_{year}.csv"
         zf.writestr(name, data)

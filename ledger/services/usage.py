@@ -33,6 +33,9 @@ _U_COLUMNS = schema.body_columns("usage_events")
 _U_COMPANY, _U_PROJECT, _U_RUN, _U_EVENT = (_U_COLUMNS.index(c) for c in ("company_id", "project_id", "run_id",
                                                                           "event_id"))
 _U_EXAMPLE, _U_AMOUNT = _U_COLUMNS.index("price_example"), _U_COLUMNS.index("amount_micro")
+# a text column behind a single quote when it starts like a formula (see ledger.export.writers)
+_QUOTED = ("CASE WHEN substr({col}, 1, 1) IN ('=', '+', '-', '@', char(9), char(13)) THEN '''' || {col} "
+           "ELSE {col} END")
 _SOURCE_COLUMNS = ("run_id", "event_id", "created_at", "stage", "engine", "model", "device", "unit", "quantity",
                    "seconds", "tokens_in", "tokens_out", "tokens_cached", "vendor", "licence", "detail")
 
@@ -250,13 +253,18 @@ class UsageService:
                         "events": int(r[12]), "unpriced": int(r[13]), "amount_micro": int(r[14])})
         return out
 
-    def event_rows(self, year: int, company: str | int | None = None) -> Iterable[tuple[Any, ...]]:
-        """Every usage event of a year, header first, as plain tuples (streamed from SQLite)."""
+    def event_rows(self, year: int, company: str | int | None = None, *,
+                   formula_safe: bool = False) -> Iterable[tuple[Any, ...]]:
+        """Every usage event of a year, header first, as plain tuples (streamed from SQLite).
+        ``formula_safe``: text that a spreadsheet would read as a formula (starting with ``=``,
+        ``+``, ``-``, ``@``, tab or CR) comes with a leading single quote, added by SQLite."""
         c = self.master.company(company)
         cols = ("id", "event_date", "event_at", "run_id", "event_id", "project_id", "stage", "engine", "model",
                 "device", "vendor", "unit", "quantity", "seconds", "tokens_in", "tokens_out", "tokens_cached",
                 "licence", "unit_price", "price_per", "price_example", "amount_micro", "row_hash")
+        text = {"run_id", "event_id", "stage", "engine", "model", "device", "vendor", "licence", "quantity", "seconds"}
+        exprs = [_QUOTED.format(col=col) if formula_safe and col in text else col for col in cols]
         cursor = self.store.conn.execute(
-            f"SELECT {', '.join(cols)} FROM usage_events WHERE company_id = ? AND event_date BETWEEN ? AND ? "
+            f"SELECT {', '.join(exprs)} FROM usage_events WHERE company_id = ? AND event_date BETWEEN ? AND ? "
             "ORDER BY seq", (c.id, f"{year:04d}-01-01", f"{year:04d}-12-31"))
         return itertools.chain([cols], cursor)  # no Python frame per row
