@@ -31,7 +31,7 @@ import stat
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,9 +214,10 @@ class Found:
     problems: list[str] = dataclasses.field(default_factory=list)
 
 
-def read_log(path: Path, found: Found, *, ledger_id: str, db_path: str) -> None:
-    """Checkpoints of one log file that belong to this ledger (by id, or by file path: a ledger
-    whose id was changed is still found), checking the lines link up."""
+def read_log(path: Path, found: Found, *, ledger_id: str, db_path: str, created_at: str = "") -> None:
+    """Checkpoints of one log file that belong to this ledger, checking the lines link up. A
+    checkpoint signed for another ledger id at this file's path while this ledger already existed
+    means the ledger's id was changed (a new ledger made later at the same path is not flagged)."""
     prev = ""
     for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         if not line:
@@ -235,9 +236,14 @@ def read_log(path: Path, found: Found, *, ledger_id: str, db_path: str) -> None:
         prev = _line_hash(line)
         if cp.ledger_id == ledger_id:
             found.checkpoints.append((cp, where))
-        elif entry.get("db") == db_path:
+        elif entry.get("db") == db_path and (not created_at or _utc(created_at) <= _utc(cp.at)):
             found.problems.append(f"{where}: a checkpoint of this file was signed for ledger id {cp.ledger_id}, "
                                   f"but the file now says its id is {ledger_id}: the ledger's identity was changed")
+
+
+def _utc(stamp: str) -> datetime:
+    at = datetime.fromisoformat(stamp)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def read_sources(sources: Iterable[str | os.PathLike[str]], found: Found) -> None:
@@ -272,7 +278,7 @@ def read_sources(sources: Iterable[str | os.PathLike[str]], found: Found) -> Non
             found.checkpoints.append((Checkpoint.from_dict(data, str(path)), str(path)))
 
 
-def gather(*, ledger_id: str, db_path: str, sources: Iterable[str | os.PathLike[str]] = (),
+def gather(*, ledger_id: str, db_path: str, created_at: str = "", sources: Iterable[str | os.PathLike[str]] = (),
            trusted_keys: Iterable[str] = ()) -> tuple[list[Checkpoint], list[str]]:
     """Every checkpoint for this ledger from the local logs and ``sources``, and the problems:
     logs that were edited, checkpoints whose signature fails, keys not trusted, another ledger's
@@ -280,7 +286,7 @@ def gather(*, ledger_id: str, db_path: str, sources: Iterable[str | os.PathLike[
     found = Found()
     if log_dir().is_dir():
         for path in sorted(log_dir().glob("*.jsonl")):
-            read_log(path, found, ledger_id=ledger_id, db_path=db_path)
+            read_log(path, found, ledger_id=ledger_id, db_path=db_path, created_at=created_at)
     given_from = len(found.checkpoints)
     read_sources(sources, found)
     key = load_signing_key(create=False)

@@ -205,7 +205,10 @@ class Store:
         log.info("ledger %s upgraded to schema version %d", self.path, schema.SCHEMA_VERSION)
 
     def ledger_id(self) -> str:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'ledger_id'").fetchone()
+        return self.meta("ledger_id")
+
+    def meta(self, key: str) -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else ""
 
     def close(self) -> None:

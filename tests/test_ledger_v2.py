@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import ChainError, FieldError, Ledger, PolicyError
+from ledger import ChainError, FieldError, Ledger, LedgerError, PolicyError
 from ledger.cli import main as cli_main
 from ledger.export import export_claim_package
 from tests.support.ledger import (
@@ -328,3 +328,35 @@ def test_usage_events_in_the_evidence_zip_are_formula_safe(lg: Ledger, tmp_path:
     with zipfile.ZipFile(result.evidence_zip) as zf:
         rows = list(csv.reader(io.StringIO(zf.read("usage/usage_events_2025.csv").decode("utf-8-sig"))))
     assert rows[1][3] == "'=cmd|' /C calc'!A0" and rows[1][1] == "2025-03-01"
+
+
+def test_checkpoint_log_and_key_are_guarded(lg: Ledger, tmp_path: Path) -> None:
+    from ledger.checkpoints import key_path, log_path
+
+    paid_invoice(lg, "深度求索", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00")
+    lg.claims.record(5, 2025)
+    ledger_id = lg.store.ledger_id()
+    assert lg.verify().checkpoints == 1
+    # the ledger's identity changed behind its back: its checkpoints are still found by its path
+    raw = sqlite3.connect(lg.path)
+    raw.execute("UPDATE meta SET value = 'forged' WHERE key = 'ledger_id'")
+    raw.commit()
+    bad = lg.verify()
+    assert not bad.ok and "identity was changed" in str(bad.first_broken)
+    raw.execute("UPDATE meta SET value = ? WHERE key = 'ledger_id'", (ledger_id,))
+    raw.commit()
+    # a line removed from the append-only log shows
+    log = log_path(ledger_id)
+    lg.claims.withdraw(1, reason="重新申报")
+    lines = log.read_text(encoding="utf-8").splitlines()
+    log.write_text(lines[1] + "\n", encoding="utf-8")
+    assert "removed or edited" in str(lg.verify().first_broken)
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert lg.verify().ok
+    # a key others can read is refused before anything is written
+    key_path().chmod(0o644)
+    try:
+        with pytest.raises(LedgerError, match="chmod 600"):
+            lg.claims.record(5, 2025)
+    finally:
+        key_path().chmod(0o600)

@@ -28,7 +28,8 @@ class Integrity:
         """Recompute the chain and prove it extends every checkpoint in the local log and in
         ``checkpoints`` (export folders, ``*_checkpoint.json``, evidence ZIPs)."""
         found, trouble = cps.gather(ledger_id=self.store.ledger_id(), db_path=str(self.store.path),
-                                    sources=checkpoints, trusted_keys=trusted_keys)
+                                    created_at=self.store.meta("created_at"), sources=checkpoints,
+                                    trusted_keys=trusted_keys)
         pre = [Problem("checkpoint", None, None, t) for t in trouble]
         with self.store.read() as conn:
             return verify(conn, self.store.archive_dir, expect_head=expect_head.strip().lower(), checkpoints=found,
