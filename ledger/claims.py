@@ -3,12 +3,15 @@
 How a claim is computed (printed on every report):
 
 1. Base: invoices of the company dated in the claim year, in the measure's expense categories,
-   valued ex-tax or tax-inclusive (setting ``basis``). Excluded, with the reason listed: dates
-   outside the policy window, related-party vendors (setting), invoices with no recorded payment
-   (setting; a partly paid invoice counts the paid share, rounded down to the fen), documents
-   already in another active claim, and - 从优不重复 - projects already claimed under the other
-   measure (setting ``exclusive_per``). Measure 6 also needs the invoice's project to be a
-   web-literature IP conversion of an eligible work type.
+   valued ex-tax or tax-inclusive (setting ``basis``), net of their red-letter invoices.
+   Excluded, with the reason listed: dates outside the policy window, related-party vendors
+   (setting), invoices with no recorded payment (setting; a partly paid invoice counts the paid
+   share net of refunds, rounded down to the fen), invoices fully cancelled by red-letter ones,
+   documents already in another active claim, and - 从优不重复 - projects already claimed under
+   the other measure. Measure 6 also needs the invoice's project to convert an original literary
+   work or IP into an eligible work type, with release evidence and recorded AI usage.
+   Measure 5 for an OPC (by the claim year's headcount) computes both the OPC and the general
+   rule and claims the one setting ``m5_opc_rule`` names.
 2. Exact amount: the sum over lines of base x rate, kept exact (Decimal, in fen).
 3. Rounding: once per claim, to the fen (setting ``rounding``: down by default).
 4. Cap: the rounded amount is capped at what is left of the cap after other active claims
