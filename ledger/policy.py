@@ -101,10 +101,11 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "m6_rate": ("措施6比例", "measure 6 rate"),
     "m6_cap": ("措施6上限（每家转化主体每年）", "measure 6 cap per converter per year"),
     "m6_yizhuang_bonus": ("亦庄主题作品加成", "bonus for works on Yizhuang themes"),
-    "m6_bonus_mode": ("加成口径：rate_multiplied=比例×(1+加成)即36%，上限不变；rate_points=比例+加成即50%，"
-                      "上限不变；cap_raised=比例×(1+加成)且上限×(1+加成)",
+    "m6_bonus_mode": ("加成口径：rate_multiplied=比例×(1+加成)即36%，上限不变；rate_points=比例+加成即50%，上限不变"
+                      "（cap_raised 提高全公司上限，已拒绝）",
                       "how the bonus applies: rate_multiplied = rate x (1 + bonus) = 36 %, same cap; "
-                      "rate_points = rate + bonus = 50 %, same cap; cap_raised = 36 % and the cap x (1 + bonus)"),
+                      "rate_points = rate + bonus = 50 %, same cap (cap_raised, which raised the whole company's "
+                      "cap, is refused)"),
     "m6_categories": ("措施6计入的费用类别", "expense categories counted by measure 6"),
     "m6_work_types": ("措施6适用的作品类型", "work types measure 6 covers"),
     "m6_source_kinds": ("措施6适用的IP来源：原创文学作品或IP", "source kinds measure 6 covers: original literary works "
