@@ -34,43 +34,24 @@ from ledger.export import export_claim_package
 from ledger.money import micro_to_fen, parse_rate, parse_yuan, to_capital
 from ledger.pricebook import load_price_toml
 from ledger.validate import (
-    org_code_check_char,
     parse_date,
     uscc_check_char,
     validate_invoice_id,
     validate_uscc,
 )
+from tests.support.ledger import (
+    USCC_DEEPSEEK,
+    USCC_OTHER,
+    USCC_RELATED,
+    USCC_RENTAL,
+    USCC_STUDIO,
+    have_cjk_font,
+    make_uscc,
+    n20,
+    paid_invoice,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# Real-world codes whose two check characters are known to be right (the first is the worked
-# example of GB 32100-2015); they anchor the validator independently of its own arithmetic.
-USCC_STUDIO = "91350100M000100Y43"
-USCC_DEEPSEEK = "91330100716105852F"
-USCC_RENTAL = "91110108551385082Q"
-
-
-def make_uscc(body16: str) -> str:
-    """A valid code from 16 characters (registration + type + region + organisation body)."""
-    first17 = body16 + org_code_check_char(body16[8:16])
-    return first17 + uscc_check_char(first17)
-
-
-USCC_RELATED = make_uscc("9111010512345678")
-USCC_OTHER = make_uscc("91110302MA01ABCD")
-
-
-def n20(year: int, seq: int) -> str:
-    """A well-formed 数电票 number: year, region 11 (Beijing), channel 1, 15-digit sequence."""
-    return f"{year % 100:02d}111{seq:015d}"
-
-
-def have_cjk_font() -> bool:
-    """The PDF needs a TrueType CJK font (Debian fonts-wqy-microhei); without one, export fails
-    clearly and the tests that export skip that step."""
-    from ledger.fonts import cjk_font_available
-
-    return cjk_font_available()
 
 
 @pytest.fixture()
@@ -102,11 +83,6 @@ def m6_ready(ledger: Ledger, *names: str) -> None:
             "detail": "{}", "price_id": None, "unit_price": None, "price_per": None, "price_example": 0,
             "amount_micro": None}])
 
-
-def paid_invoice(lg: Ledger, vendor: str, number: str, day: str, ex: str, tax: str, total: str,
-                 **kw: object) -> None:
-    lg.documents.add_invoice(vendor, number, day, ex, tax, total, **kw)  # type: ignore[arg-type]
-    lg.documents.add_payment(number, day, total, bank_ref=f"BANK-{number[-6:]}")
 
 
 # --- money ------------------------------------------------------------------------------------
