@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.detect_data import DATA, LABELS, OPENCV, transnet_test_video  # noqa: E402
 from pipelines.detect.base import Boundary  # noqa: E402
-from pipelines.detect.evaluate import load_truth, score  # noqa: E402
+from tests.support.shot_scores import load_truth, score  # noqa: E402
 
 
 def sets() -> dict[str, tuple[Path, list[Boundary]]]:

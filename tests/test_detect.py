@@ -14,10 +14,10 @@ import pytest
 
 from core.errors import CorruptMediaError, InputError
 from pipelines.detect import Boundary, get_detector
-from pipelines.detect.evaluate import score
 from pipelines.detect.fast import FastDetector
-from pipelines.detect.joined import ShotSpec, build_joined
 from pipelines.detect.transnet import CONTEXT, STEP, WINDOW, to_boundaries, windows
+from tests.support.joined_shots import ShotSpec, build_joined
+from tests.support.shot_scores import score
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,7 +169,7 @@ def test_cli_json_is_the_only_stdout(opencv_data: Path) -> None:
 
 
 def test_unknown_detector_and_corrupt_file(tmp_path: Path, opencv_data: Path) -> None:
-    with pytest.raises(InputError, match="unknown shot detector"):
+    with pytest.raises(InputError, match="unknown detector 'magic'"):
         get_detector("magic")
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)

