@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from agents.synth import SynthAgent, SynthInput
     from core.config import load_config
     from pipelines.diffusion import random_sd_pipeline
-    from pipelines.tts import ENGINES, TTSOptions, VoiceSpec, get_engine
+    from pipelines.tts import ENGINES, TTSOptions, VoiceSpec, engine_class, get_engine
 
     print(f"machine: {platform.node()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads) | python {platform.python_version()}")
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<24}{per:>9.2f}{fps:>10.1f}{frames:>8}")
     print(f"camera moves cost {rows[1][1] / rows[0][1]:.2f}x the static baseline per shot")
     print(f"{'TTS engine':<24}{'s/line':>9}{'audio s':>10}")
-    for name in ENGINES:
-        cls = ENGINES[name]
+    for name in ENGINES.names():
+        cls = engine_class(name)
         if name == "silence" or not cls.available(TTSOptions()):
             continue
         engine = get_engine(name, TTSOptions())
