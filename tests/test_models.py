@@ -156,7 +156,7 @@ def test_wrong_shapes_and_missing_files_raise_model_error(tmp_path: Path) -> Non
         registry.load_model("animevideov3-x4", weights=path, sha256=sha256_file(path))
     with pytest.raises(ModelError) as err:
         registry.load_model("x4plus", cache_dir=tmp_path / "empty")
-    assert "does not exist" in str(err.value) and "ncnn_convert --name x4plus" in str(err.value)
+    assert "does not exist" in str(err.value) and "reelforge models convert --name x4plus" in str(err.value)
     with pytest.raises(ModelError, match="unknown model"):
         registry.load_model("x5plus")
 
