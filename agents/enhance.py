@@ -34,8 +34,15 @@ from pipelines.video import process_video
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES = ("auto", "classic", "animevideov3", "x4plus", "x4plus-anime", "rf-x2", "rf-x4",
-               "animevideov3-x2", "animevideov3-x3", "animevideov3-x4")
+# methods that are not one model: the rest are the names of models.SR_MODELS (manifest or plug-in)
+METHODS = ("auto", "classic", "animevideov3")
+
+
+def model_names() -> list[str]:
+    """Every name ``method`` accepts: the methods above and the registered super-resolution models."""
+    from models import SR_MODELS
+
+    return [*METHODS, *SR_MODELS.names()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +50,7 @@ class EnhanceInput:
     src: Path
     dst: Path
     scale: float = 2
-    method: str = "auto"  # auto | classic | a registry model name (animevideov3, x4plus, rf-x2, ...)
+    method: str = "auto"  # auto | classic | animevideov3 | a models.SR_MODELS name (x4plus, rf-x2, a plug-in...)
     crf: int = 18
     preset: str = "veryfast"
     device: str = "auto"
@@ -86,8 +93,9 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
             raise InputError(f"input {str(inp.src)!r} does not exist")
         if inp.src.resolve() == inp.dst.resolve():
             raise InputError("output path is the input path", hint="choose another output file; the input is kept")
-        if inp.method not in MODEL_NAMES:
-            raise InputError(f"unknown model {inp.method!r}", hint=f"use one of {', '.join(MODEL_NAMES)}")
+        names = model_names()
+        if inp.method not in names:
+            raise InputError(f"unknown model {inp.method!r}", hint=f"use one of {', '.join(names)}")
         image = is_image(inp.src)
         if image and inp.fps:
             raise InputError("--fps applies to videos; an image has no frame rate")

@@ -32,6 +32,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+import torch
 
 from core.media import iter_frames
 from pipelines.detect import Boundary, Detection, Detector
@@ -68,6 +69,24 @@ class Beep(TTSEngine):
                       self.name, spec.voice, text)
 
 
+class Nearest2(torch.nn.Module):
+    scale = 2
+    licence = "CC0-1.0 (no weights: nearest-neighbour)"
+
+    def forward(self, x):
+        return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+
+def nearest2(device="cpu", dtype=None, *, cache_dir=None, channels_last=True):
+    return Nearest2().to(device)
+
+
+def unlabelled(device="cpu", dtype=None, *, cache_dir=None, channels_last=True):
+    module = Nearest2().to(device)
+    module.licence = ""
+    return module
+
+
 class Darker(Interpolator):
     name = "darker"
     description = "the darker of the two neighbours"
@@ -89,6 +108,8 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         "detector.fast": "rf_demo_plugins:EveryN",  # may not shadow a built-in
         "tts.beep": "rf_demo_plugins:Beep",
         "interpolator.darker": "rf_demo_plugins:Darker",
+        "sr-model.nearest2": "rf_demo_plugins:nearest2",
+        "sr-model.unlabelled": "rf_demo_plugins:unlabelled",
         "unknownkind.x": "rf_demo_plugins:EveryN",  # no such registry: ignored
     })
     for home in REGISTRY_HOMES:
@@ -127,6 +148,28 @@ def test_an_installed_distribution_adds_components(plugin_site: Path, tmp_path: 
 
     with pytest.raises(Exception, match="NoSuchClass"):
         get_detector("ghost")
+
+
+def test_a_plugin_super_resolution_model_runs_in_the_enhance_agent(plugin_site: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from agents.base import RunContext
+    from agents.enhance import EnhanceAgent, EnhanceInput
+    from core.errors import ModelError
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "in.png")
+    res = EnhanceAgent()(EnhanceInput(tmp_path / "in.png", tmp_path / "out.png", scale=2, method="nearest2"),
+                         RunContext(config=Config()))
+    out = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"))
+    assert res.output.method == "nearest2" and out.shape == (48, 80, 3)
+    assert np.array_equal(out, img.repeat(2, 0).repeat(2, 1))  # the plug-in's network ran, exactly
+    assert any("plug-in model from reelforge-demo-plugins" in n for n in res.notes)
+    with pytest.raises(ModelError, match="does not say its licence"):
+        EnhanceAgent()(EnhanceInput(tmp_path / "in.png", tmp_path / "o2.png", scale=2, method="unlabelled"),
+                       RunContext(config=Config()))
+    assert not (tmp_path / "o2.png").exists()
 
 
 def test_doctor_lists_plugins_and_their_failures(plugin_site: Path) -> None:
