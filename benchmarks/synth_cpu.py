@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     from agents.base import RunContext
     from agents.synth import SynthAgent, SynthInput
     from core.config import load_config
-    from pipelines.diffusion import random_sd_pipeline
     from pipelines.tts import ENGINES, TTSOptions, VoiceSpec, engine_class, get_engine
+    from tests.support.tiny_pipelines import random_sd_pipeline
 
     print(f"machine: {platform.node()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads) | python {platform.python_version()}")

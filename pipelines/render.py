@@ -1,6 +1,7 @@
 """Render a :class:`~core.timeline.Timeline` to MP4, frame-accurately.
 
-Two paths:
+Three paths, tried in this order (``copy="never"`` goes straight to the last; when a render
+re-encodes, its notes say why):
 
 * **stream copy** — one video track of clips that butt-join from frame 0, all encoded alike
   (same codec headers, size and rate), each clip starting on a keyframe (and, with B-frames,
