@@ -213,7 +213,7 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
             out = out_rgb
         inp.dst.parent.mkdir(parents=True, exist_ok=True)
         img = Image.fromarray(out, mode)
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, Any] = {}
         if inp.dst.suffix.lower() == ".png":
             png = PngImagePlugin.PngInfo()
             for key in (AIGC_KEY, "XML:com.adobe.xmp"):

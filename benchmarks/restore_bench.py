@@ -47,7 +47,9 @@ def degrade(image: np.ndarray, sigma: float, quality: int, rng: np.random.Genera
         out = np.clip(np.rint(image.astype(np.float32) + rng.normal(0, sigma, image.shape)), 0, 255).astype(np.uint8)
     if quality:
         ok, buf = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        assert decoded is not None, "OpenCV could not decode its own JPEG"
+        out = decoded[:, :, ::-1].copy()
     return out
 
 
@@ -112,8 +114,8 @@ def bench_denoise(clips: dict[str, list[np.ndarray]], quick: bool) -> None:
 def bench_deblock() -> None:
     from pipelines.denoise import deblock, detect_blocks, psnr
 
-    pictures = [cv2.imread(str(DATA / p)) for p in PICTURES if (DATA / p).exists()]
-    pictures = [p[:, :, ::-1].copy() for p in pictures if p is not None]
+    read = [cv2.imread(str(DATA / p)) for p in PICTURES if (DATA / p).exists()]
+    pictures = [p[:, :, ::-1].copy() for p in read if p is not None]
     rows = []
     for q in (10, 20, 35):
         gains, before, after, ms = [], [], [], []

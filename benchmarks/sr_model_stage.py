@@ -77,10 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model = SR_MODELS.create(args.model, device, dtype, channels_last=True)
+    scale = int(round(float(getattr(model, "scale", 1))))
+    digest = str(getattr(model, "weights_sha256", ""))
     print(f"machine: {machine()}")
-    print(f"model: {args.model} (weights sha256 {model.weights_sha256[:12]}...), {w}x{h} -> "
-          f"{w * int(round(model.scale))}x{h * int(round(model.scale))}, {str(dtype).replace('torch.', '')}, channels_last, "
-          f"{args.frames} frames per configuration after {args.warmup} warm-up batches, input on {device}")
+    print(f"model: {args.model} (weights sha256 {digest[:12]}...), {w}x{h} -> {w * scale}x{h * scale}, "
+          f"{str(dtype).replace('torch.', '')}, channels_last, {args.frames} frames per configuration after "
+          f"{args.warmup} warm-up batches, input on {device}")
     rows = []
     baseline = None
     for mode in modes:

@@ -241,7 +241,8 @@ def _to_device(module: nn.Module, device: str | torch.device, dtype: torch.dtype
         dev = resolve_device("auto")
     module = module.to(device=dev, dtype=dtype) if dtype is not None else module.to(device=dev)
     if channels_last:
-        module = module.to(memory_format=torch.channels_last)
+        # nn.Module.to accepts memory_format (it forwards to Tensor.to); torch's stubs omit it
+        module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return module.eval().requires_grad_(False)
 
 

@@ -288,6 +288,8 @@ class KeyframePipeline:
         if fit not in FITS:
             raise InputError(f"fit {fit!r} is unknown", hint=f"use one of {', '.join(FITS)}")
         mult = self.size_multiple()
+        w: float
+        h: float
         if size is not None:
             w, h = size
         elif fit == "aspect":
@@ -361,8 +363,12 @@ class KeyframePipeline:
         if first.guidance is not None and _takes(runner, "guidance_scale"):
             kwargs["guidance_scale"] = first.guidance
         if mode == "img2img":
-            kwargs["image"] = [Image.open(r.init_image).convert("RGB").resize((width, height), Image.LANCZOS)  # type: ignore[arg-type]
-                               for r in batch]
+            inits = [r.init_image for r in batch]
+            if any(p is None for p in inits):
+                raise InputError("an image-to-image batch mixes requests with and without init_image",
+                                 hint="batch requests with the same settings together")
+            kwargs["image"] = [Image.open(str(p)).convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+                               for p in inits]
             kwargs["strength"] = first.strength
         else:
             kwargs["width"], kwargs["height"] = width, height

@@ -363,7 +363,7 @@ class VideoPipeline:
         height = height or h
         mult = 16 if "transformer" in getattr(pipe, "components", {}) else 8
         width, height = max(mult, width - width % mult), max(mult, height - height % mult)
-        kwargs: dict[str, Any] = {"image": Image.fromarray(image[..., :3]).resize((width, height), Image.LANCZOS)}
+        kwargs: dict[str, Any] = {"image": Image.fromarray(image[..., :3]).resize((width, height), Image.Resampling.LANCZOS)}
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
         kwargs["generator"] = generator
         for key, value in (("num_frames", frames), ("height", height), ("width", width), ("fps", fps),

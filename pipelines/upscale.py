@@ -90,7 +90,7 @@ def classify_content(images: list[np.ndarray]) -> str:
         gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.int16)
         lap = np.abs(cv2.Laplacian(gray, cv2.CV_16S, ksize=3))
         flat_shares.append(float((lap <= 2).mean()))
-        q = (small >> 3).reshape(-1, 3).astype(np.int32)
+        q = (small.astype(np.int32) >> 3).reshape(-1, 3)
         colours.append(len(np.unique(q[:, 0] * 1024 + q[:, 1] * 32 + q[:, 2])) / q.shape[0])
     flat, distinct = float(np.median(flat_shares)), float(np.median(colours))
     return "anime" if flat > 0.55 and distinct < 0.25 else "live-action"

@@ -143,7 +143,7 @@ def random_svd_pipeline(folder: str | os.PathLike[str], *, seed: int = 0) -> Pat
                                                              num_attention_heads=4, image_size=224, intermediate_size=37,
                                                              patch_size=32))  # SVD resizes to 224
     processor = CLIPImageProcessor(crop_size=224, size=224)
-    pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=encoder, unet=unet, scheduler=scheduler,
+    pipe: Any = StableVideoDiffusionPipeline(vae=vae, image_encoder=encoder, unet=unet, scheduler=scheduler,
                                         feature_extractor=processor)
     out = Path(folder)
     pipe.save_pretrained(out)
