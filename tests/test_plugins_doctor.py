@@ -21,7 +21,7 @@ from core.registry import registries
 from tests.media_utils import make_clip
 from tests.support.registries import write_plugin_distribution
 from ui.cli import main
-from ui.doctor import REGISTRY_HOMES, doctor_report, format_report
+from ui.doctor import doctor_report, format_report, import_registry_homes
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = {"detector", "tts", "interpolator", "encoder", "script-engine", "sr-model"}
@@ -112,8 +112,7 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         "sr-model.unlabelled": "rf_demo_plugins:unlabelled",
         "unknownkind.x": "rf_demo_plugins:EveryN",  # no such registry: ignored
     })
-    for home in REGISTRY_HOMES:
-        importlib.import_module(home)
+    assert import_registry_homes() == {}
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     for reg in registries().values():

@@ -22,8 +22,10 @@ from core.config import Config
 
 log = logging.getLogger(__name__)
 
-# the packages whose __init__ declares a component registry (core.registry)
-REGISTRY_HOMES = ("pipelines", "pipelines.detect", "agents.script", "models")
+# the packages whose __init__ declares (or will declare) a component registry (core.registry);
+# one that is not part of this build is skipped
+REGISTRY_HOMES = ("pipelines", "pipelines.detect", "pipelines.timeline", "pipelines.providers", "agents.script",
+                  "agents.synth", "models")
 
 
 def _cpu_flags() -> set[str]:
@@ -90,17 +92,27 @@ def _tts_section(config: Config) -> list[dict[str, Any]]:
     return out
 
 
-def _registries_section(config: Config) -> dict[str, Any]:
-    """Every registry: each component's availability, the reason when it is not, the install step."""
-    from core.registry import registries
-
+def import_registry_homes() -> dict[str, str]:
+    """Import every package of :data:`REGISTRY_HOMES`; returns the ones that failed, with why."""
     errors: dict[str, str] = {}
     for home in REGISTRY_HOMES:
         try:
             importlib.import_module(home)
+        except ModuleNotFoundError as e:
+            if e.name != home:  # the package is here but something it imports is not
+                errors[home] = f"{type(e).__name__}: {e}"
         except Exception as e:  # noqa: BLE001 - the report shows the problem instead of failing
             errors[home] = f"{type(e).__name__}: {e}"
-            log.warning("doctor could not import %s: %s", home, e)
+        if home in errors:
+            log.warning("doctor could not import %s: %s", home, errors[home])
+    return errors
+
+
+def _registries_section(config: Config) -> dict[str, Any]:
+    """Every registry: each component's availability, the reason when it is not, the install step."""
+    from core.registry import registries
+
+    errors = import_registry_homes()
     out: dict[str, Any] = {}
     for kind, reg in sorted(registries().items()):
         out[kind] = {"title": reg.title, "components": [
