@@ -12,7 +12,8 @@ declares one registry in its package's ``__init__``::
 
 The registries today (kind: where): ``detector``: ``pipelines.detect.DETECTORS``; ``tts``,
 ``interpolator``, ``encoder``: ``pipelines.TTS_ENGINES``, ``INTERPOLATORS``, ``ENCODERS``;
-``script-engine``: ``agents.script.ENGINES``; ``sr-model``: ``models.SR_MODELS``.
+``script-engine``: ``agents.script.ENGINES``; ``sr-model``: ``models.SR_MODELS``; ``exporter``:
+``pipelines.timeline.EXPORTERS``.
 
 A factory may be given as ``"module:attribute"`` so that registering a neural component does
 not import its runtime; the module is imported on first use. ``requires`` names the modules the

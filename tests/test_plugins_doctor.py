@@ -24,7 +24,7 @@ from ui.cli import main
 from ui.doctor import doctor_report, format_report, import_registry_homes
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = {"detector", "tts", "interpolator", "encoder", "script-engine", "sr-model"}
+KINDS = {"detector", "tts", "interpolator", "encoder", "script-engine", "sr-model", "exporter"}
 
 PLUGIN_SOURCE = '''
 from __future__ import annotations
