@@ -1,10 +1,18 @@
-"""Who says each line: speech tags, one-character tags, pronouns, role nouns and alternation.
+"""Who says each line: speech tags, action beats, pronouns, vocatives, role nouns and alternation.
 
 Order of evidence for a speech: the tag before it (``玄德曰：``, ``王胡轻蔑的抬起眼来说：``),
 the tag after it (``“……”王胡轻蔑的抬起眼来说。``), a one-character tag (``飞曰`` -> 张飞),
 a pronoun (``他说`` -> the last person who was the subject of a narration clause), a role noun
 (``那老者道`` -> 老者), then alternation (two people trading lines) and finally the last
 named person. ``Segment.how`` records which rule decided, for the report and the tests.
+
+Modern web novels tag speech less and act more: the person who acts in the quote's paragraph
+(an action beat before or after it: ``林晚把纸条拍在桌上。“……”``, ``“……”林晚愣住了。``) is the
+speaker, every quote of a paragraph has one speaker unless a tag says otherwise (``“……”老周叹了
+口气，“……”``), 他/她 go to the last person of that gender, a quote that opens with a name or title
+(``“周师傅，……”``) is said TO that person, and an untagged exchange alternates between the two
+people talking. ``Segment.confidence`` says how sure each rule is; the hybrid mode asks an LLM
+about the lines below a threshold.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import re
 from collections import Counter
 
 from agents.script.characters import _COMPOUND_SURNAMES, _SURNAMES, NAME_CHAR, Cast, plausible_name
+from agents.script.people import ADDRESS, guess_gender, role_at
 from agents.script.segment import POST_SPEECH, PRE_SPEECH, Segment
 
 _ADDRESSEE_BEFORE = re.compile(r"(?:对|向|谓|与|和|跟|问|叫|唤|朝|同|给|劝|拜|令|命|教|请|骂|望着|对着|指着|见|替|随|辞|别|告诉|吩咐|分付)$")
@@ -34,6 +43,13 @@ _BARE_POST = re.compile(
     r"^(?P<n>" + NAME_CHAR + r"{2,4}?)(?:[^，。！？“”]{0,10}?)(?:说道|说|道|曰|问|答|喊|叫|嚷|笑道|骂|应)[了着]?\s*(?:[。，,！!？?]|$)"
 )
 _SURNAME_CLASS = "(?:" + "|".join(_COMPOUND_SURNAMES) + "|[" + "".join(sorted(_SURNAMES)) + "])"
+_VOCATIVE = re.compile(r"^\s*(?P<v>[\u4e00-\u9fffA-Za-z]{1,5}?)(?:啊|呀|哪|呢)?[，,！!。…]")
+_VOICE = re.compile(r"(?P<n>[\u4e00-\u9fffA-Za-z]{1,6})的(?:[^，。！？“”]{0,6})?声音")
+_HE_SHE = re.compile(r"^(?:[他她])")
+# how sure each rule is (the hybrid mode sends lines below a threshold to an LLM)
+CONFIDENCE = {"pre": 0.95, "post": 0.95, "tag": 0.9, "short": 0.9, "crowd": 0.85, "noun": 0.8, "role": 0.85,
+              "beat": 0.85, "para": 0.85, "pronoun": 0.7, "vocative": 0.65, "alternation": 0.6, "last": 0.35,
+              "none": 0.1}
 CROWD = "众人"
 UNKNOWN = "路人"
 
@@ -74,10 +90,11 @@ def subject_of(cast: Cast, s: str) -> str | None:
 
 
 class Attributor:
-    """Walks the segments of a book in order, keeping who was last the subject and who spoke."""
+    """Walks the book paragraph by paragraph, keeping who was last the subject and who spoke."""
 
-    def __init__(self, cast: Cast) -> None:
+    def __init__(self, cast: Cast, text: str = "") -> None:
         self.cast = cast
+        self.text = text
         self.last_subject: str | None = None
         self.speakers: list[str] = []  # recent distinct speakers, newest last
         self.prev_speech_para = -10
@@ -87,6 +104,9 @@ class Attributor:
         self.salience: dict[str, float] = {}
         self.para = -1
         self.recent = ""  # the last stretch of narration, to resolve 贡曰 to 闵贡
+        mentions = [(m.start(), cast.alias_to_name[m.group(0)]) for m in cast.pattern.finditer(text)] \
+            if cast.pattern is not None and text else []
+        self.gender = guess_gender(text, mentions) if mentions else {}
 
     def _reset_chapter(self, chapter: int) -> None:
         self.chapter = chapter
@@ -106,10 +126,17 @@ class Attributor:
         for name in others:
             self.salience[name] = self.salience.get(name, 0.0) + 1.0
 
-    def _salient(self) -> str | None:
-        if not self.salience:
+    def _salient(self, exclude: tuple[str | None, ...] = (), gender: str | None = None) -> str | None:
+        ranked = sorted(self.salience.items(), key=lambda kv: -kv[1])
+        for name, _v in ranked:
+            if name in exclude:
+                continue
+            if gender and self.gender.get(name, gender) != gender:
+                continue
+            return name
+        if not ranked and self.last_subject not in exclude:
             return self.last_subject
-        return max(self.salience.items(), key=lambda kv: kv[1])[0]
+        return None
 
     def narration(self, seg: Segment, text: str) -> None:
         if seg.chapter != self.chapter:
@@ -128,9 +155,23 @@ class Attributor:
         if not tag_only:
             self.narration_since_speech += len(body)
 
-    def _from_tag(self, tag: str, *, is_pre: bool) -> tuple[str | None, str]:
+    # -- evidence -----------------------------------------------------------------------------
+    def _pronoun(self, tag: str, addressee: str | None) -> str | None:
+        m = _PRONOUN.search(tag)
+        if not m:
+            return None
+        gender = "f" if "她" in m.group(0) else ("m" if "他" in m.group(0) else None)
+        who = self._salient(exclude=(addressee,), gender=gender)
+        if who and self.speakers and who == self.speakers[-1] and self.narration_since_speech < 40:
+            other = next((s for s in reversed(self.speakers[:-1]) if s != who and s != addressee
+                          and (gender is None or self.gender.get(s, gender) == gender)), None)
+            if other:
+                return other
+        return who
+
+    def _from_tag(self, tag: str, *, is_pre: bool, addressee: str | None = None) -> tuple[str | None, str]:
         who = subject_of(self.cast, tag)
-        if who:
+        if who and who != addressee:
             return who, "pre" if is_pre else "post"
         compact = re.sub(r"\s+", "", tag)
         m = _SINGLE_TAG.search(compact) if is_pre else None
@@ -145,59 +186,173 @@ class Attributor:
                     found = fm.group(1)
             if found:
                 return self.cast.canonical(found) or found, "short"
+        role = self._role(tag)
+        if role:
+            return role, "role"
         bare = _BARE_TAG.search(compact) if is_pre else _BARE_POST.match(compact)
         if bare and plausible_name(bare.group("n")) and bare.group("n")[-1] not in "大厉高低冷再又便亦乃遂忙急笑怒叹呼叫":
             name = bare.group("n")
-            return self.cast.canonical(name) or name, "tag"
+            longer = next((n for n in self.cast.alias_to_name if len(n) > len(name) and n.startswith(name)
+                           and compact.startswith(n)), None)
+            name = longer or name
+            if name not in ADDRESS:
+                return self.cast.canonical(name) or name, "tag"
         if _CROWD.search(tag):
             return CROWD, "crowd"
         nouns = list(_ROLE_NOUN.finditer(tag))
         if nouns:
             noun = nouns[-1].group("n")
             return self.cast.canonical(noun) or noun, "noun"
-        salient = self._salient()
-        if _PRONOUN.search(tag) and salient:
-            if self.speakers and salient == self.speakers[-1] and len(self.speakers) >= 2 \
-                    and self.narration_since_speech < 40:
-                return self.speakers[-2], "pronoun"
-            return salient, "pronoun"
+        who = self._pronoun(tag, addressee)
+        if who:
+            return who, "pronoun"
         return None, ""
 
-    def speech(self, seg: Segment) -> None:
-        if seg.chapter != self.chapter:
-            self._reset_chapter(seg.chapter)
-        who: str | None = None
-        how = ""
+    def _role(self, tag: str) -> str | None:
+        """A role noun that opens the tag (一个保安…, 他的对手…) or whose voice it is (小尼姑的带哭的声音)."""
+        clause = _LEADERS.sub("", re.split(r"[，,。！？；：:]", tag.strip())[0])
+        role = role_at(clause)
+        if role and not self.cast.find(clause[:clause.find(role)] if role in clause else ""):
+            return self.cast.canonical(role) or role
+        v = _VOICE.search(tag)
+        if v:
+            tail = v.group("n")
+            for a, _b, name in self.cast.find(tail):
+                if a + len(name) >= len(tail) - 1:
+                    return name
+            r = next((r for r in (role_at(tail[k:]) for k in range(len(tail))) if r), None)
+            if r:
+                return self.cast.canonical(r) or r
+        return None
+
+    def _beat(self, narration: str, addressee: str | None, *, last: bool) -> tuple[str | None, str]:
+        """The person acting in a stretch of narration: its last (before a quote) or first clause's subject."""
+        starts = _clause_start_names(self.cast, narration)
+        if starts:
+            who = starts[-1][1] if last else starts[0][1]
+            if who != addressee and (last or starts[0][0] <= 2):
+                return who, "beat"
+        first = _LEADERS.sub("", narration.lstrip())
+        clauses = [c for c in re.split(r"[，,。！？；：:]", narration) if c.strip()]
+        role = self._role(clauses[-1] if last and clauses else narration)
+        if role and role != addressee:
+            return role, "role"
+        head = first if not last else (_LEADERS.sub("", clauses[-1].lstrip()) if clauses else "")
+        if _HE_SHE.match(head):
+            who = self._pronoun(head[:1], addressee)
+            if who:
+                return who, "pronoun"
+        return None, ""
+
+    def _addressee(self, quote: str) -> str | None:
+        m = _VOCATIVE.match(quote)
+        if not m:
+            return None
+        v = m.group("v")
+        name = self.cast.canonical(v)
+        if name:
+            return name
+        return "?" if v in ADDRESS else None
+
+    def _partner(self, addressee: str | None, close: bool) -> tuple[str, str]:
+        """Who speaks an untagged line: the other of the two people talking, never the one addressed."""
+        if close and len(self.speakers) >= 2:
+            who = self.speakers[-2]
+            if who == addressee:
+                who = self.speakers[-1]
+            if who != addressee:
+                return who, "alternation"
+        last = self.speakers[-1] if self.speakers else None
+        if addressee not in (None, "?"):
+            if last and last != addressee and close:
+                return last, "vocative"
+            who = self._salient(exclude=(addressee,))
+            if who:
+                return who, "vocative"
+        if close and last:
+            who = self._salient(exclude=(last, addressee))
+            if who:
+                return who, "alternation"
+        who = self._salient(exclude=(addressee,))
+        if who:
+            return who, "last"
+        return UNKNOWN, "none"
+
+    # -- a paragraph ------------------------------------------------------------------------------
+    def paragraph(self, segs: list[Segment], text: str) -> None:
+        if segs[0].chapter != self.chapter:
+            self._reset_chapter(segs[0].chapter)
+        decided: list[tuple[Segment, str, str]] = []
+        pending: list[Segment] = []
+        before = ""  # narration of this paragraph since the last quote
+        for seg in segs:
+            if seg.kind != "speech":
+                self.narration(seg, text)
+                before += text[seg.start:seg.end]
+                continue
+            addressee = self._addressee(text[seg.start:seg.end])
+            who, how = self._evidence(seg, before, addressee)
+            before = ""
+            if who is None:
+                pending.append(seg)
+            else:
+                decided.append((seg, who, how))
+        close = segs[0].para - self.prev_speech_para <= 2 and self.narration_since_speech < 60
+        if pending and decided:
+            for seg in pending:
+                # one speaker per paragraph: the nearest quote with its own evidence
+                nearest = min(decided, key=lambda d: abs(d[0].start - seg.start))
+                decided.append((seg, nearest[1], "para"))
+        elif pending:
+            for seg in pending:
+                who, how = self._partner(self._addressee(text[seg.start:seg.end]), close)
+                decided.append((seg, who, how))
+                self._spoke(who)
+        for seg, who, how in sorted(decided, key=lambda d: d[0].start):
+            seg.speaker, seg.how, seg.confidence = who, how, CONFIDENCE.get(how, 0.5)
+            self.stats[how] += 1
+            if how not in ("alternation", "vocative", "last", "none"):
+                self._spoke(who)
+        if decided:
+            self.prev_speech_para = segs[0].para
+            self.narration_since_speech = 0
+
+    def _evidence(self, seg: Segment, before: str, addressee: str | None) -> tuple[str | None, str]:
         pre_is_tag = bool(seg.pre) and (PRE_SPEECH.search(seg.pre) is not None or seg.pre.rstrip().endswith(("：", ":")))
         post_is_tag = bool(seg.post) and POST_SPEECH.match(seg.post) is not None
         if pre_is_tag:
-            who, how = self._from_tag(seg.pre, is_pre=True)
-        if who is None and post_is_tag:
-            who, how = self._from_tag(seg.post, is_pre=False)
-        if who is None:
-            close = seg.para - self.prev_speech_para <= 1 and self.narration_since_speech < 40
-            if close and len(self.speakers) >= 2:
-                who, how = self.speakers[-2], "alternation"
-            elif self._salient():
-                who, how = self._salient() or UNKNOWN, "last"
-            else:
-                who, how = UNKNOWN, "none"
-        seg.speaker = who
-        seg.how = how
-        self.stats[how] += 1
+            who, how = self._from_tag(seg.pre, is_pre=True, addressee=addressee)
+            if who:
+                return who, how
+        if post_is_tag:
+            who, how = self._from_tag(seg.post, is_pre=False, addressee=addressee)
+            if who:
+                return who, how
+        if seg.post:
+            who, how = self._beat(seg.post, addressee, last=False)
+            if who:
+                return who, how
+        if before.strip():
+            who, how = self._beat(before, addressee, last=True)
+            if who:
+                return who, how
+        return None, ""
+
+    def _spoke(self, who: str) -> None:
+        self.salience[who] = self.salience.get(who, 0.0) + 1.0
         if not self.speakers or self.speakers[-1] != who:
             self.speakers.append(who)
             self.speakers = self.speakers[-4:]
-        self.prev_speech_para = seg.para
-        self.narration_since_speech = 0
 
 
 def attribute(segments: list[Segment], text: str, cast: Cast) -> Counter[str]:
-    """Fill ``speaker`` and ``how`` of every speech segment; returns how many were decided by each rule."""
-    att = Attributor(cast)
-    for seg in segments:
-        if seg.kind == "speech":
-            att.speech(seg)
-        else:
-            att.narration(seg, text)
+    """Fill ``speaker``, ``how`` and ``confidence`` of every speech segment; returns how many each rule decided."""
+    att = Attributor(cast, text)
+    i = 0
+    while i < len(segments):
+        j = i + 1
+        while j < len(segments) and segments[j].para == segments[i].para:
+            j += 1
+        att.paragraph(segments[i:j], text)
+        i = j
     return att.stats

@@ -18,6 +18,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from agents.script.people import ADDRESS, modern_names, nickname_links, set_surnames, title_links
+
 log = logging.getLogger(__name__)
 
 NAME_CHAR = r"[\u4e00-\u9fffA-Za-z]"
@@ -90,6 +92,7 @@ _SURNAMES = set(
     "濮牛寿通边扈燕冀郏浦尚农温别庄晏柴瞿阎充慕连茹习宦艾鱼容向古易慎戈廖庾终暨居衡步都耿满弘匡国文寇广禄阙"
     "欧殳沃利蔚越夔隆师巩厍聂晁勾敖融冷訾辛阚简饶曾毋沙乜养鞠须丰巢关蒯相查后荆红游竺权逯盖益桓阿"
 )
+set_surnames(frozenset(_SURNAMES))
 _COMPOUND_SURNAMES = ("诸葛", "司马", "夏侯", "欧阳", "上官", "东方", "公孙", "令狐", "皇甫", "慕容", "长孙", "宇文",
                       "尉迟", "独孤", "南宫", "西门", "轩辕", "端木", "太史", "呼延", "司徒", "司空", "淳于", "澹台")
 _COURTESY_RE = re.compile(
@@ -268,8 +271,10 @@ def discover_cast(
     *,
     stats: NGramStats | None = None,
     max_people: int = 80,
+    narration: list[tuple[int, int]] | None = None,
 ) -> Cast:
-    """Find characters. ``speech_contexts`` holds ``(pre, post)`` narration around each speech."""
+    """Find characters. ``speech_contexts`` holds ``(pre, post)`` narration around each speech;
+    ``narration`` the spans of narration, where modern surname names are looked for."""
     stats = stats or NGramStats(text)
     n = len(text)
     min_count = max(3, n // 150_000)
@@ -325,6 +330,16 @@ def discover_cast(
             cands[key] = c
             origin[key] = "surname"
 
+    # modern names: surname forms that open narration clauses (林晚, 老周, 林振海)
+    modern: set[str] = set()
+    if narration is not None:
+        for w, c in modern_names(text, narration, stats.count, min_count=max(2, min_count - 1)).items():
+            if w not in ADDRESS and w not in _STOP and w[-1] not in _BAD_LAST:
+                cands[w] = c
+                origin[w] = "modern"
+            modern.add(w)
+    for w in [w for w in cands if w in ADDRESS]:
+        cands.pop(w)  # forms of address and self-reference are never characters
     # drop fragments (孙悟 inside 孙悟空)
     names = sorted(cands, key=lambda w: (-len(w), w))
     for w in list(cands):
@@ -335,7 +350,7 @@ def discover_cast(
     # namehood: people are spoken to and about (见X, 对X, 与X), speak (X道) and start clauses;
     # verbs, things and idioms do not. A surname with a title (吴妈, 赵太爷) is a name by its form.
     for w in list(cands):
-        if origin.get(w) == "courtesy" or _title_form(w):
+        if origin.get(w) in ("courtesy", "modern") or _title_form(w):
             continue
         c = cands[w]
         k = len(w) + 1
@@ -428,6 +443,15 @@ def discover_cast(
         name = max(members, key=formality)
         people.append(Person(name=name, aliases=[m for m in members if m != name], mentions=_mentions(members, cands),
                              generic=all(m in generic for m in members)))
+    # nicknames and titled forms that the text uses for one person (晚晚, 周师傅, 淑妃)
+    names_now = [p.name for p in people if not p.generic]
+    owner = {p.name: p for p in people}
+    taken = {a for p in people for a in [p.name, *p.aliases]}
+    for links in (nickname_links(names_now), title_links(text, names_now)):
+        for form, name in links.items():
+            if form not in taken and form in text and owner.get(name) is not None and form not in GENERIC_NOT_NAMES:
+                owner[name].aliases.append(form)
+                taken.add(form)
     # one-character speech tags resolve to the person whose name ends with that character
     for ch, k in single.items():
         if k < 2:

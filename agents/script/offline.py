@@ -76,7 +76,8 @@ def analyse(novel: NovelText, ctx: RunContext | None = None) -> Analysis:
     if ctx:
         ctx.step(0.15, f"{sum(s.kind == 'speech' for s in segments)} speeches")
     stats = NGramStats(text)
-    cast = discover_cast(text, [(s.pre, s.post) for s in segments if s.kind == "speech"], stats=stats)
+    cast = discover_cast(text, [(s.pre, s.post) for s in segments if s.kind == "speech"], stats=stats,
+                         narration=[(s.start, s.end) for s in segments if s.kind == "narration"])
     del stats
     if ctx:
         ctx.step(0.3, f"{len(cast.people)} characters")
@@ -154,6 +155,10 @@ def build_series(an: Analysis, inp: ScriptInput, ctx: RunContext | None = None,
             f"{len(short)} episode(s) at {target:g} s (e.g. episode {short[0][0]}: {short[0][1]:.0f} s); "
             "ask for fewer episodes or a shorter --episode-seconds"
         )
+    cut = _cut_lines(an, plan, episodes)
+    if cut and ctx:
+        ctx.warn(f"{len(cut)} 句台词因单集时长被删，见报告 / {len(cut)} quoted lines did not fit their episode's "
+                 f"{target:g} s and were cut; the report lists them (ask for more episodes to keep them)")
     used = {ln.speaker for ep in episodes for sh in ep.shots() for ln in sh.lines}
     characters = cast_cards(an, used)
     locations = locations_of(an, episodes)
@@ -181,9 +186,24 @@ def build_series(an: Analysis, inp: ScriptInput, ctx: RunContext | None = None,
         "attribution": dict(an.attribution),
         "episodes": len(episodes),
         "short_episodes": [n for n, _s in short],
+        "cut_lines": cut,
     }
     return series, report
 
+
+
+def _cut_lines(an: Analysis, plan: list[list[int]], episodes: list[Episode]) -> list[dict[str, Any]]:
+    """Every quoted line of the source that no episode kept, with where it was and why."""
+    kept = {(ln.source.start, ln.source.end) for ep in episodes for sh in ep.shots() for ln in sh.lines
+            if ln.source is not None}
+    episode_of = {k: n for n, ids in enumerate(plan, start=1) for k in ids}
+    out: list[dict[str, Any]] = []
+    for u in an.units:
+        if u.kind != "narration" and (u.start, u.end) not in kept:
+            out.append({"episode": episode_of.get(u.scene, 0), "chapter": u.chapter, "start": u.start, "end": u.end,
+                        "speaker": u.speaker, "text": an.novel.text[u.start:u.end],
+                        "reason": "episode length" if u.scene in episode_of else "scene not in any episode"})
+    return out
 
 
 def _genre(text: str) -> str:

@@ -21,6 +21,7 @@ from core.screenplay import Episode
 
 TOLERANCE = 0.15  # an episode's planned length stays within ±15 % of the target
 _FILL_LOW, _FILL_HIGH = 0.92, 1.08  # what the packer aims for, inside the tolerance
+DIALOGUE_BONUS = 40.0  # a quoted line outranks any narration line
 CHARS_PER_EPISODE = 6000  # whole-novel default: one episode per ~6000 source characters, at least one per chapter
 
 
@@ -40,8 +41,12 @@ class Block:
 
 
 def _value(b: Block) -> float:
-    """Worth per second, with a fixed cost per block so whole exchanges beat scattered short lines."""
-    return b.score / (b.seconds + 4.0)
+    """Worth per second, with a fixed cost per block so whole exchanges beat scattered short lines.
+
+    Dialogue comes first: every quoted line is kept while the episode has room (what is cut for
+    length is reported), narration fills what is left."""
+    spoken = any(u.kind != "narration" for u in b.units)
+    return (b.score + (DIALOGUE_BONUS if spoken else 0.0)) / (b.seconds + 4.0)
 
 
 def _largest_remainder(weights: list[float], total: int, minimum: int) -> list[int]:
@@ -188,12 +193,14 @@ def pack_episode(an: Analysis, stager: Stager, number: int, scene_ids: list[int]
     order = [k for k in candidates if k in chosen]
     spare = [k for k in candidates if k not in chosen]
 
-    # the cliffhanger: the tensest line in the back half of the last scene; nothing after it
+    # the cliffhanger: the tensest line in the back half of the last scene, at or after its last
+    # quoted line (so no speech is cut for it); nothing after it
     last = order[-1]
     last_units = units_by_scene.get(last, [])
     cliff_unit: Unit | None = None
     if last_units:
-        back = last_units[len(last_units) // 2:]
+        spoken = [i for i, u in enumerate(last_units) if u.kind != "narration"]
+        back = last_units[max(len(last_units) // 2, spoken[-1] if spoken else 0):]
         cliff_unit = max(back, key=lambda u: (u.tension + (0.5 if u.kind != "narration" else 0.0) - (3 if u.poem else 0),
                                               u.start))
     cut = cliff_unit.end if cliff_unit else None

@@ -16,7 +16,7 @@ from agents.script.attribute import UNKNOWN
 from agents.script.characters import Cast
 from agents.script.reader import NovelText
 from agents.script.scenes import SceneDraft
-from agents.script.segment import POST_SPEECH, SPEECH_VERB, Segment, speakable_pieces
+from agents.script.segment import HAS_CONTENT, POST_SPEECH, SPEECH_VERB, Segment, speakable_pieces
 from agents.script.text import Book
 from agents.script.timing import line_seconds
 
@@ -91,13 +91,25 @@ def emotion(tag: str, text: str) -> str:
 
 
 
+def _strip(text: str, a: int, b: int) -> tuple[int, int]:
+    while a < b and text[a] in " \t\r\n\u3000\xa0":
+        a += 1
+    while b > a and text[b - 1] in " \t\r\n\u3000\xa0":
+        b -= 1
+    return a, b
+
+
 def make_units(text: str, segments: list[Segment], cast: Cast, seg_scene: dict[int, int]) -> list[Unit]:
     """Score every speakable line: each quoted passage whole, narration in subtitle-size pieces."""
     units: list[Unit] = []
     lead_names = {p.name for p in cast.people if p.role == "lead"}
     named = {p.name for p in cast.people if not p.generic}
     for i, seg in enumerate(segments):
-        pieces = speakable_pieces(text, seg.start, seg.end, narration=seg.kind != "speech")
+        if seg.kind == "speech":
+            a, b = _strip(text, seg.start, seg.end)
+            pieces = [(a, b)] if b > a and HAS_CONTENT.search(text, a, b) else []  # the quoted passage, whole
+        else:
+            pieces = speakable_pieces(text, seg.start, seg.end, narration=True)
         if not pieces:
             continue
         if seg.kind == "speech":
