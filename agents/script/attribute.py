@@ -161,7 +161,12 @@ class Attributor:
         if not m:
             return None
         gender = "f" if "她" in m.group(0) else ("m" if "他" in m.group(0) else None)
-        who = self._salient(exclude=(addressee,), gender=gender)
+        who = None
+        subj = self.last_subject
+        if subj and subj != addressee and (gender is None or self.gender.get(subj, gender) == gender) \
+                and self.narration_since_speech >= 40:
+            who = subj  # 他 is first of all the last subject of the narration
+        who = who or self._salient(exclude=(addressee,), gender=gender)
         if who and self.speakers and who == self.speakers[-1] and self.narration_since_speech < 40:
             other = next((s for s in reversed(self.speakers[:-1]) if s != who and s != addressee
                           and (gender is None or self.gender.get(s, gender) == gender)), None)
@@ -195,7 +200,8 @@ class Attributor:
             longer = next((n for n in self.cast.alias_to_name if len(n) > len(name) and n.startswith(name)
                            and compact.startswith(n)), None)
             name = longer or name
-            if name not in ADDRESS:
+            looks_named = self.cast.canonical(name) is not None or (name[0] in _SURNAMES and len(name) <= 3)
+            if name not in ADDRESS and looks_named:
                 return self.cast.canonical(name) or name, "tag"
         if _CROWD.search(tag):
             return CROWD, "crowd"
@@ -291,7 +297,12 @@ class Attributor:
                 before += text[seg.start:seg.end]
                 continue
             addressee = self._addressee(text[seg.start:seg.end])
-            who, how = self._evidence(seg, before, addressee)
+            last = decided[-1] if decided else None
+            if last is not None and before.strip() and last[0].post.strip() and \
+                    last[0].post.strip().startswith(before.strip()[:6]) and last[2] != "para":
+                who, how = last[1], "para"  # “……”老周叹了口气，“……”: the tag between serves both halves
+            else:
+                who, how = self._evidence(seg, before, addressee)
             before = ""
             if who is None:
                 pending.append(seg)

@@ -41,7 +41,7 @@ ROLE_NOUNS = sorted((
 ), key=len, reverse=True)
 _ROLE_RE = re.compile(
     r"^(?:[他她我你]的|一个|一位|一名|一群|几个|那个|这个|那位|这位|那名|这名|为首的|另一个|旁边的|身边的|门口的|年轻的|"
-    r"年老的|有个|有一个|那|这|一)?[\u4e00-\u9fff]{0,4}?(?P<n>" + "|".join(ROLE_NOUNS) + r")"
+    r"年老的|有个|有一个|那|这|一)?[\u4e00-\u9fff]{0,6}?(?P<n>" + "|".join(ROLE_NOUNS) + r")"
 )
 
 # Posts that name one person in a story: 淑妃苏婉宁 makes 淑妃 another name of 苏婉宁.
@@ -93,12 +93,17 @@ COMMON_WORDS = frozenset((
 ))
 
 _SURNAMES: frozenset[str] = frozenset()  # filled from characters (set at import there) to avoid a cycle
+_MORE_SURNAMES = frozenset("铁楚墨夜")  # common in web novels, missing from the classic list
 _FEMALE_CHARS = set("妈娘姐妹嫂婶姑姨婆妃后嬷女妇娥婉娜婷妍娟媛姗嫣妙姝妤雪芷薇蓉莲梅兰芳丽燕霞月秋春桃珠玉凤念晚瑶琳"
                     "琪颖倩茜蕾萍菲芸莹璐怡慧淑贞静柔")
-_NOT_AFTER_NAME = set("里中内外上下边旁顶底面部侧间氏家府")
+_NOT_AFTER_NAME = set("里中内外边旁顶底部侧氏家府")
 _PERSON_AFTER = set("说道问笑叹看望盯瞪瞥点摇站坐走跑推拉拿把被抬低回转皱愣怔沉咬伸握抱拍扶将正已却也又都才便没不忍"
                     "微轻冷淡心脸眼手身嘴声终立刚这那和与对向跟给让请叫喊答应想知觉听见挥递接放摆取掏打开关冲追赶"
                     "跪磕福行退进出来去从一猛忽突顿还仍")
+_TITLE_AT = re.compile(r"(?:[\u4e00-\u9fff](?:贵妃|妃)|皇后|太后|皇帝|太子)(?!们)")
+_APPOSITION = re.compile(r"^(?:[\u4e00-\u9fff]{0,4}的)?(?:" + "|".join(ROLE_NOUNS) + r"|助理|法医|管家|警员)"
+                         r"(?P<name>[\u4e00-\u9fff]{2,3})")
+_TAGGED = re.compile(r"(?:道|说|问|喊|叫|答)$")
 _NOT_THIRD = set("把被说道问也又都就便在是的了着和与对向跟给让却才正已没不一这那")
 _CLAUSE_SPLIT = re.compile(r"[，,。！？!?；;：:、\s“”「」『』‘’（）()…—]+")
 _LEADERS = re.compile(r"^(?:只见|但见|忽见|于是|然后|这时|此时|那时|当时|随后|接着|原来|可是|但是|不过|而且|只是|就连|连|"
@@ -108,7 +113,7 @@ _LEADERS = re.compile(r"^(?:只见|但见|忽见|于是|然后|这时|此时|那
 
 def set_surnames(surnames: frozenset[str]) -> None:
     global _SURNAMES
-    _SURNAMES = surnames
+    _SURNAMES = surnames | _MORE_SURNAMES
 
 
 def _name_at(clause: str, count: Callable[[str], int]) -> str | None:
@@ -116,8 +121,13 @@ def _name_at(clause: str, count: Callable[[str], int]) -> str | None:
     if len(clause) < 2:
         return None
     c0, c1 = clause[0], clause[1]
+    if c0 == "小" and len(clause) >= 3 and clause[2] == "子" and c1 not in "孩伙姑":
+        return clause[:3]  # 小喜子, 小桂子
     if c0 in "老小阿" and c1 in _SURNAMES and (len(clause) == 2 or clause[2] not in "子头人家"):
         return clause[:2]
+    t = _TITLE_AT.match(clause)
+    if t:
+        return t.group(0)  # 贤妃, 皇后, 皇帝: a post that is the person's name in the story
     if c0 not in _SURNAMES or not ("\u4e00" <= c1 <= "\u9fff"):
         return None
     two = clause[:2]
@@ -141,12 +151,21 @@ def modern_names(text: str, narration: list[tuple[int, int]], count: Callable[[s
     for a, b in narration:
         for clause in _CLAUSE_SPLIT.split(text[a:b]):
             clause = _LEADERS.sub("", clause)
-            if len(clause) < 2 or clause[0] not in _SURNAMES and clause[0] not in "老小阿":
+            if len(clause) < 2:
                 continue
+            ap = _APPOSITION.match(clause)
+            if ap:  # 宫女秋月, 助理小周, 法医许念: the name after the post
+                clause = clause[ap.start("name"):]
             w = _name_at(clause, count)
+            if w is None and ap:
+                rest = ap.group("name")
+                w = rest if len(rest) == 3 and count(rest) >= 0.66 * count(rest[:2]) else rest[:2]
+            if ap and w is not None and (w[0] == w[1] or count(w) < 2 or w[0] not in _SURNAMES | set("小老阿")):
+                w = None  # 船家连连摆手: not a name after the post
             if w is None or w in COMMON_WORDS or w in ADDRESS:
                 continue
-            opens[w] += 1
+            # an apposition (宫女秋月) or a speech tag (小喜子…道：) counts twice: it introduces a speaker
+            opens[w] += 2 if ap or _TAGGED.search(clause) else 1
             nxt = clause[len(w):len(w) + 2]
             after[w][nxt[:1] if nxt[:1] != "的" else nxt] += 1
     out: dict[str, int] = {}
