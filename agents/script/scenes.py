@@ -30,6 +30,11 @@ _PLACE_RE = re.compile(
     r"(?:在|到|至|入|进|往|回|出|于|来到|到了|行至|回到|进了|住在|奔|投|上了|下了|离了|过了)(?:那|这|一座|一个|个|了)?"
     r"(?P<place>[\u4e00-\u9fff]{1,5}(?:" + _PLACE_SUFFIX + r"))"
 )
+# 有一家不起眼的修表铺 / 林氏集团的会议室里坐满了人: a place the narration sets the scene in
+_PLACE_HERE = re.compile(
+    r"(?:有一家|一家|一间|一座|一处)(?:[^，。！？“”]{0,8}?的)?(?P<place>[\u4e00-\u9fff]{1,4}(?:" + _PLACE_SUFFIX + r"))|"
+    r"(?:^|[，。；：\s的])(?P<place2>[\u4e00-\u9fff]{1,4}(?:" + _PLACE_SUFFIX + r"))(?:里|中|内)"
+)
 _PLACE_TAIL = re.compile(r"(?:" + _PLACE_SUFFIX + r")$")
 _INT_SUFFIX = ("宫", "殿", "院", "府", "祠", "店", "堂", "房", "屋", "厅", "室", "衙", "监", "牢", "狱", "庵", "观", "铺",
                "馆", "帐", "宅", "轩", "斋", "楼", "阁", "寺", "庙", "洞", "酒店", "酒楼", "茶馆", "医院", "公司", "会所",
@@ -113,8 +118,9 @@ def _locate(text: str, sc: SceneDraft) -> None:
     first: dict[str, int] = {}
     for seg in [s for s in sc.segs if s.kind == "narration"][:12]:
         body = text[seg.start:seg.end]
-        for m in _PLACE_RE.finditer(body):
-            place = m.group("place")
+        for m in [*_PLACE_RE.finditer(body), *_PLACE_HERE.finditer(body)]:
+            group = "place" if m.group("place") else "place2"
+            place = m.group(group)
             for sep in ("的", "之", "和", "与", "，"):
                 if sep in place:
                     place = place.rsplit(sep, 1)[1]  # 未庄的土谷祠 -> 土谷祠
@@ -124,7 +130,7 @@ def _locate(text: str, sc: SceneDraft) -> None:
                     or any(c in place for c in "了着过") or (len(place) == 2 and place[1] in "观门台场"):
                 continue
             counts[place] += 1
-            first.setdefault(place, seg.start + m.end("place") - len(place))
+            first.setdefault(place, seg.start + m.end(group) - len(place))
     head = _paragraph_text(text, sc.segs[:12])
     if counts:
         # a place named elsewhere in the book too is a real place, not a one-off phrase
