@@ -61,7 +61,7 @@ def run_llm(texts: list[LabelledText], threshold: float) -> tuple[Score, dict[st
     total = Score()
     usage = {"lines": 0, "sent": 0, "calls": 0, "tokens_in": 0, "tokens_out": 0}
     with FakeSpeakerServer() as srv:
-        client = OpenAICompatClient(srv.url, "fake-speakers", None, timeout_s=10, max_retries=0, concurrency=2)
+        client = OpenAICompatClient(srv.url, "fake-speakers", "", timeout_s=10, max_retries=0, concurrency=2)
         for lt in texts:
             an = analyse(literal_text(lt.text))
             report = refine_speakers(an, client, threshold=threshold)

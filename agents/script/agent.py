@@ -17,6 +17,7 @@ from core.screenplay import Series
 
 log = logging.getLogger(__name__)
 
+HYBRID_THRESHOLD = 0.7  # lines the rules are less sure of than this go to the model in hybrid mode
 EngineFactory = Callable[[ScriptInput, RunContext], ScriptEngine]
 
 
@@ -85,7 +86,8 @@ class ScriptAgent(Agent[ScriptInput, Series]):
             cfg.base_url, cfg.model, cfg.api_key, timeout_s=cfg.timeout_s, max_retries=cfg.max_retries,
             concurrency=cfg.concurrency, vendor=vendor_of(cfg.base_url), on_fallback=ctx.warn,
         )
-        return LLMEngine(client, price_lookup=self._prices(ctx), language=self.language, draft_path=self._draft(ctx))
+        return LLMEngine(client, price_lookup=self._prices(ctx), language=self.language, draft_path=self._draft(ctx),
+                         hybrid_threshold=HYBRID_THRESHOLD if inp.hybrid else None)
 
     def _local(self, inp: ScriptInput, ctx: RunContext) -> ScriptEngine:
         from agents.script.llm.engine import LLMEngine
@@ -95,7 +97,8 @@ class ScriptAgent(Agent[ScriptInput, Series]):
         if not path:
             raise ConfigError("engine 'local' needs a model", hint="set [llm] local_model_path to a transformers folder or .gguf file")
         client = open_local_client(path, device=ctx.config.device)
-        return LLMEngine(client, price_lookup=self._prices(ctx), language=self.language, draft_path=self._draft(ctx))
+        return LLMEngine(client, price_lookup=self._prices(ctx), language=self.language, draft_path=self._draft(ctx),
+                         hybrid_threshold=HYBRID_THRESHOLD if inp.hybrid else None)
 
     # -- run --------------------------------------------------------------------------------
     def run(self, inp: ScriptInput, ctx: RunContext) -> AgentResult[Series]:

@@ -245,9 +245,9 @@ class Attributor:
             return role, "role"
         head = first if not last else (_LEADERS.sub("", clauses[-1].lstrip()) if clauses else "")
         if _HE_SHE.match(head):
-            who = self._pronoun(head[:1], addressee)
-            if who:
-                return who, "pronoun"
+            pron = self._pronoun(head[:1], addressee)
+            if pron:
+                return pron, "pronoun"
         return None, ""
 
     def _addressee(self, quote: str) -> str | None:
@@ -272,16 +272,16 @@ class Attributor:
         if addressee not in (None, "?"):
             if last and last != addressee and close:
                 return last, "vocative"
-            who = self._salient(exclude=(addressee,))
-            if who:
-                return who, "vocative"
+            other = self._salient(exclude=(addressee,))
+            if other:
+                return other, "vocative"
         if close and last:
-            who = self._salient(exclude=(last, addressee))
-            if who:
-                return who, "alternation"
-        who = self._salient(exclude=(addressee,))
-        if who:
-            return who, "last"
+            other = self._salient(exclude=(last, addressee))
+            if other:
+                return other, "alternation"
+        other = self._salient(exclude=(addressee,))
+        if other:
+            return other, "last"
         return UNKNOWN, "none"
 
     # -- a paragraph ------------------------------------------------------------------------------
@@ -297,10 +297,11 @@ class Attributor:
                 before += text[seg.start:seg.end]
                 continue
             addressee = self._addressee(text[seg.start:seg.end])
-            last = decided[-1] if decided else None
-            if last is not None and before.strip() and last[0].post.strip() and \
-                    last[0].post.strip().startswith(before.strip()[:6]) and last[2] != "para":
-                who, how = last[1], "para"  # “……”老周叹了口气，“……”: the tag between serves both halves
+            prev = decided[-1] if decided else None
+            who: str | None
+            if prev is not None and before.strip() and prev[0].post.strip() and \
+                    prev[0].post.strip().startswith(before.strip()[:6]) and prev[2] != "para":
+                who, how = prev[1], "para"  # “……”老周叹了口气，“……”: the tag between serves both halves
             else:
                 who, how = self._evidence(seg, before, addressee)
             before = ""

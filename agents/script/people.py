@@ -172,10 +172,10 @@ def modern_names(text: str, narration: list[tuple[int, int]], count: Callable[[s
     for w, k in opens.items():
         if k < min_count:
             continue
-        nxt = after[w]
-        total = sum(nxt.values())
-        placey = sum(v for x, v in nxt.items() if x[:1] in _NOT_AFTER_NAME)
-        personal = sum(v for x, v in nxt.items() if x[:1] in _PERSON_AFTER or (x[:1] == "的" and x[1:] in
+        follow = after[w]
+        total = sum(follow.values())
+        placey = sum(v for x, v in follow.items() if x[:1] in _NOT_AFTER_NAME)
+        personal = sum(v for x, v in follow.items() if x[:1] in _PERSON_AFTER or (x[:1] == "的" and x[1:] in
                                                                               "脸眼手身嘴声心笑目神表话头"))
         if placey * 3 > total or personal == 0:
             continue
