@@ -103,7 +103,7 @@ _PERSON_AFTER = set("说道问笑叹看望盯瞪瞥点摇站坐走跑推拉拿�
 _TITLE_AT = re.compile(r"(?:[\u4e00-\u9fff](?:贵妃|妃)|皇后|太后|皇帝|太子)(?!们)")
 _APPOSITION = re.compile(r"^(?:[\u4e00-\u9fff]{0,4}的)?(?:" + "|".join(ROLE_NOUNS) + r"|助理|法医|管家|警员)"
                          r"(?P<name>[\u4e00-\u9fff]{2,3})")
-_TAGGED = re.compile(r"(?:道|说|问|喊|叫|答)$")
+_TAGGED = re.compile(r"(?:道|说|问|喊|叫|答|说道|问道)$")
 _NOT_THIRD = set("把被说道问也又都就便在是的了着和与对向跟给让却才正已没不一这那")
 _CLAUSE_SPLIT = re.compile(r"[，,。！？!?；;：:、\s“”「」『』‘’（）()…—]+")
 _LEADERS = re.compile(r"^(?:只见|但见|忽见|于是|然后|这时|此时|那时|当时|随后|接着|原来|可是|但是|不过|而且|只是|就连|连|"
@@ -123,7 +123,7 @@ def _name_at(clause: str, count: Callable[[str], int]) -> str | None:
     c0, c1 = clause[0], clause[1]
     if c0 == "小" and len(clause) >= 3 and clause[2] == "子" and c1 not in "孩伙姑":
         return clause[:3]  # 小喜子, 小桂子
-    if c0 in "老小阿" and c1 in _SURNAMES and (len(clause) == 2 or clause[2] not in "子头人家"):
+    if c0 in "老小阿" and c1 in _SURNAMES and (len(clause) == 2 or clause[2] not in "子人家"):
         return clause[:2]
     t = _TITLE_AT.match(clause)
     if t:
@@ -149,7 +149,9 @@ def modern_names(text: str, narration: list[tuple[int, int]], count: Callable[[s
     opens: Counter[str] = Counter()
     after: dict[str, Counter[str]] = defaultdict(Counter)
     for a, b in narration:
-        for clause in _CLAUSE_SPLIT.split(text[a:b]):
+        span = text[a:b]
+        tag_span = span.rstrip().endswith(("：", ":")) or bool(_TAGGED.search(span.rstrip("，,。 ")))
+        for clause in _CLAUSE_SPLIT.split(span):
             clause = _LEADERS.sub("", clause)
             if len(clause) < 2:
                 continue
@@ -165,7 +167,7 @@ def modern_names(text: str, narration: list[tuple[int, int]], count: Callable[[s
             if w is None or w in COMMON_WORDS or w in ADDRESS:
                 continue
             # an apposition (宫女秋月) or a speech tag (小喜子…道：) counts twice: it introduces a speaker
-            opens[w] += 2 if ap or _TAGGED.search(clause) else 1
+            opens[w] += 2 if ap or tag_span or _TAGGED.search(clause) else 1
             nxt = clause[len(w):len(w) + 2]
             after[w][nxt[:1] if nxt[:1] != "的" else nxt] += 1
     out: dict[str, int] = {}
@@ -222,15 +224,19 @@ def title_links(text: str, names: list[str]) -> dict[str, str]:
         for t in MODERN_TITLES:
             links.setdefault(s + t, owners[0])
     # a post right before a name: 淑妃苏婉宁, 财务总监陈默, 皇上萧承煜
-    for n in names:
-        for m in re.finditer(r"([\u4e00-\u9fff]{1,4})" + re.escape(n), text):
-            before = m.group(1)
-            for k in range(len(before)):
-                post = before[k:]
-                if _UNIQUE_POST.match(post):
-                    prev = links.get(post)
-                    links[post] = n if prev in (None, n) else ""
-                    break
+    if not names:
+        return links
+    # one pass over the text for every name (longest first), looking at the four characters before it
+    alternation = re.compile("|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)))
+    for m in alternation.finditer(text):
+        n = m.group(0)
+        before = text[max(0, m.start() - 4):m.start()]
+        for k in range(len(before)):
+            post = before[k:]
+            if _UNIQUE_POST.match(post):
+                prev = links.get(post)
+                links[post] = n if prev in (None, n) else ""
+                break
     return {k: v for k, v in links.items() if v}
 
 
