@@ -119,7 +119,8 @@ def load_all(heldout: bool | None = None) -> list[LabelledText]:
 class Score:
     lines: int = 0
     right: int = 0
-    dropped: int = 0
+    dropped: int = 0  # quoted passages neither in the screenplay nor in the cut report
+    cut: int = 0  # quoted passages cut for length (reported, with their speaker)
     by_pattern: Counter[str] = field(default_factory=Counter)
     right_by_pattern: Counter[str] = field(default_factory=Counter)
     speakers: int = 0  # labelled people who speak
@@ -132,7 +133,7 @@ class Score:
     wrong: list[str] = field(default_factory=list)
 
     def add(self, other: Score) -> None:
-        for name in ("lines", "right", "dropped", "speakers", "speakers_found", "cast", "cast_right", "places",
+        for name in ("lines", "right", "dropped", "cut", "speakers", "speakers_found", "cast", "cast_right", "places",
                      "places_found"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.by_pattern.update(other.by_pattern)
@@ -141,17 +142,18 @@ class Score:
         self.wrong += other.wrong
 
 
-def score(lt: LabelledText, series: Series, speakers: dict[int, str] | None = None) -> Score:
-    """Score a screenplay of ``lt.text``. ``speakers`` (end offset -> name) overrides the lines' speakers."""
+def score(lt: LabelledText, series: Series, cut: list[dict[str, object]] | None = None) -> Score:
+    """Score a screenplay of ``lt.text``; ``cut`` is the engine's report of quoted lines cut for length."""
     sc = Score()
     said: dict[int, str] = {}
+    for c in cut or []:
+        said[int(str(c["end"]))] = str(c["speaker"])
+        sc.cut += 1
     for ep in series.episodes:
         for shot in ep.shots():
             for ln in shot.lines:
                 if ln.kind != "narration" and ln.source is not None:
                     said[ln.source.end] = ln.speaker
-    if speakers:
-        said.update({k: v for k, v in speakers.items() if k in said})
     by_name = {c.name: c for c in series.characters}
     for lab in lt.labels:
         sc.lines += 1

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks._attribution_set import PATTERNS, LabelledText, Score, load_all, score
 from benchmarks.common import machine
@@ -29,23 +30,23 @@ from benchmarks.common import machine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _offline_series(lt: LabelledText):  # type: ignore[no-untyped-def]
+def _offline_series(lt: LabelledText) -> tuple[Any, dict[str, Any]]:
     from agents.script.base import ScriptInput
     from agents.script.offline import analyse, build_series
     from agents.script.reader import literal_text
 
     novel = literal_text(lt.text)
     an = analyse(novel)
-    series, _report = build_series(an, ScriptInput(source=lt.text))
-    return an, series
+    series, report = build_series(an, ScriptInput(source=lt.text))
+    return series, report
 
 
 def run_offline(texts: list[LabelledText]) -> tuple[Score, float]:
     total = Score()
     t0 = time.perf_counter()
     for lt in texts:
-        _an, series = _offline_series(lt)
-        total.add(score(lt, series))
+        series, report = _offline_series(lt)
+        total.add(score(lt, series, report["cut_lines"]))
     return total, time.perf_counter() - t0
 
 
@@ -65,8 +66,8 @@ def run_llm(texts: list[LabelledText], threshold: float) -> tuple[Score, dict[st
         for lt in texts:
             an = analyse(literal_text(lt.text))
             report = refine_speakers(an, client, threshold=threshold)
-            series, _rep = build_series(an, ScriptInput(source=lt.text))
-            total.add(score(lt, series))
+            series, rep = build_series(an, ScriptInput(source=lt.text))
+            total.add(score(lt, series, rep["cut_lines"]))
             for k in usage:
                 usage[k] += int(report.get(k, 0))
     return total, usage
@@ -89,8 +90,8 @@ def _baseline(ref: str, texts: list[LabelledText]) -> Score | None:
             "from agents.script.reader import literal_text\n"
             "out = []\n"
             "for text in json.load(sys.stdin):\n"
-            "    s, _r = build_series(analyse(literal_text(text)), ScriptInput(source=text))\n"
-            "    out.append(s.to_json())\n"
+            "    s, r = build_series(analyse(literal_text(text)), ScriptInput(source=text))\n"
+            "    out.append([s.to_json(), r.get('cut_lines', [])])\n"
             "print(json.dumps(out))\n"
         )
         env = dict(os.environ, PYTHONPATH=tmp)
@@ -99,8 +100,8 @@ def _baseline(ref: str, texts: list[LabelledText]) -> Score | None:
     from core.screenplay import Series
 
     total = Score()
-    for lt, js in zip(texts, json.loads(res.stdout.strip().splitlines()[-1]), strict=True):
-        total.add(score(lt, Series.from_json(js)))
+    for lt, (js, cut) in zip(texts, json.loads(res.stdout.strip().splitlines()[-1]), strict=True):
+        total.add(score(lt, Series.from_json(js), cut))
     return total
 
 
@@ -109,10 +110,10 @@ def _pct(a: int, b: int) -> str:
 
 
 def table(rows: list[tuple[str, Score]]) -> str:
-    head = ["engine", "lines right", "dropped", *PATTERNS, "cast precision", "speaker recall", "place recall"]
+    head = ["engine", "lines right", "cut for length (reported)", "dropped", *PATTERNS, "cast precision", "speaker recall", "place recall"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, s in rows:
-        cells = [name, _pct(s.right, s.lines), str(s.dropped)]
+        cells = [name, _pct(s.right, s.lines), str(s.cut), str(s.dropped)]
         cells += [_pct(s.right_by_pattern[p], s.by_pattern[p]) if s.by_pattern[p] else "-" for p in PATTERNS]
         cells += [_pct(s.cast_right, s.cast), _pct(s.speakers_found, s.speakers), _pct(s.places_found, s.places)]
         out.append("| " + " | ".join(cells) + " |")

@@ -48,7 +48,7 @@ _VOICE = re.compile(r"(?P<n>[\u4e00-\u9fffA-Za-z]{1,6})的(?:[^，。！？“�
 _HE_SHE = re.compile(r"^(?:[他她])")
 # how sure each rule is (the hybrid mode sends lines below a threshold to an LLM)
 CONFIDENCE = {"pre": 0.95, "post": 0.95, "tag": 0.9, "short": 0.9, "crowd": 0.85, "noun": 0.8, "role": 0.85,
-              "beat": 0.85, "para": 0.85, "pronoun": 0.7, "vocative": 0.65, "alternation": 0.6, "last": 0.35,
+              "beat": 0.85, "para": 0.85, "pronoun": 0.7, "vocative": 0.65, "actor": 0.55, "alternation": 0.6, "last": 0.35,
               "none": 0.1}
 CROWD = "众人"
 UNKNOWN = "路人"
@@ -104,6 +104,7 @@ class Attributor:
         self.salience: dict[str, float] = {}
         self.para = -1
         self.recent = ""  # the last stretch of narration, to resolve 贡曰 to 闵贡
+        self.actor: str | None = None  # who opens the narration paragraph just before (a quote-only one may be theirs)
         mentions = [(m.start(), cast.alias_to_name[m.group(0)]) for m in cast.pattern.finditer(text)] \
             if cast.pattern is not None and text else []
         self.gender = guess_gender(text, mentions) if mentions else {}
@@ -269,6 +270,9 @@ class Attributor:
             if who != addressee:
                 return who, "alternation"
         last = self.speakers[-1] if self.speakers else None
+        actor = self.actor
+        if actor and actor != addressee and (not close or actor not in self.speakers[-2:]):
+            return actor, "actor"  # 助理小周敲门进来。/“顾总，……”: who just came on acts and speaks
         if addressee not in (None, "?"):
             if last and last != addressee and close:
                 return last, "vocative"
@@ -288,6 +292,13 @@ class Attributor:
     def paragraph(self, segs: list[Segment], text: str) -> None:
         if segs[0].chapter != self.chapter:
             self._reset_chapter(segs[0].chapter)
+        if all(s.kind != "speech" for s in segs):
+            for seg in segs:
+                self.narration(seg, text)
+            body = "".join(text[s.start:s.end] for s in segs)
+            who, _how = self._beat(body, None, last=False)
+            self.actor = who if who and _how != "pronoun" else None
+            return
         decided: list[tuple[Segment, str, str]] = []
         pending: list[Segment] = []
         before = ""  # narration of this paragraph since the last quote
@@ -323,11 +334,12 @@ class Attributor:
         for seg, who, how in sorted(decided, key=lambda d: d[0].start):
             seg.speaker, seg.how, seg.confidence = who, how, CONFIDENCE.get(how, 0.5)
             self.stats[how] += 1
-            if how not in ("alternation", "vocative", "last", "none"):
+            if how not in ("alternation", "vocative", "last", "none", "actor"):
                 self._spoke(who)
         if decided:
             self.prev_speech_para = segs[0].para
             self.narration_since_speech = 0
+        self.actor = None
 
     def _evidence(self, seg: Segment, before: str, addressee: str | None) -> tuple[str | None, str]:
         pre_is_tag = bool(seg.pre) and (PRE_SPEECH.search(seg.pre) is not None or seg.pre.rstrip().endswith(("：", ":")))

@@ -334,7 +334,7 @@ def discover_cast(
     modern: set[str] = set()
     if narration is not None:
         for w, c in modern_names(text, narration, stats.count, min_count=max(2, min_count - 1)).items():
-            if w not in ADDRESS and w not in _STOP and w[-1] not in _BAD_LAST:
+            if w not in ADDRESS and (w not in _STOP or w in ("皇帝", "皇后", "太后", "太子")) and w[-1] not in _BAD_LAST:
                 cands[w] = c
                 origin[w] = "modern"
             modern.add(w)

@@ -147,6 +147,7 @@ def modern_names(text: str, narration: list[tuple[int, int]], count: Callable[[s
     (a verb, 的 + face/hands/voice) rather than by a place word (里, 外, 上), and not be a
     common word (马上, 周围)."""
     opens: Counter[str] = Counter()
+    introduced: set[str] = set()  # named right after a post at least once (宫女秋月)
     after: dict[str, Counter[str]] = defaultdict(Counter)
     for a, b in narration:
         span = text[a:b]
@@ -159,6 +160,8 @@ def modern_names(text: str, narration: list[tuple[int, int]], count: Callable[[s
             if ap:  # 宫女秋月, 助理小周, 法医许念: the name after the post
                 clause = clause[ap.start("name"):]
             w = _name_at(clause, count)
+            if w is not None and len(clause) > 2 and clause[0] in _SURNAMES and _TITLE_AT.match(clause[1:]):
+                w = _TITLE_AT.match(clause[1:]).group(0)  # type: ignore[union-attr]  # 王皇后 -> 皇后
             if w is None and ap:
                 rest = ap.group("name")
                 w = rest if len(rest) == 3 and count(rest) >= 0.66 * count(rest[:2]) else rest[:2]
@@ -167,7 +170,10 @@ def modern_names(text: str, narration: list[tuple[int, int]], count: Callable[[s
             if w is None or w in COMMON_WORDS or w in ADDRESS:
                 continue
             # an apposition (宫女秋月) or a speech tag (小喜子…道：) counts twice: it introduces a speaker
-            opens[w] += 2 if ap or tag_span or _TAGGED.search(clause) else 1
+            strong = bool(ap or tag_span or _TAGGED.search(clause))
+            opens[w] += 2 if strong else 1
+            if ap:
+                introduced.add(w)
             nxt = clause[len(w):len(w) + 2]
             after[w][nxt[:1] if nxt[:1] != "的" else nxt] += 1
     out: dict[str, int] = {}
@@ -179,7 +185,7 @@ def modern_names(text: str, narration: list[tuple[int, int]], count: Callable[[s
         placey = sum(v for x, v in follow.items() if x[:1] in _NOT_AFTER_NAME)
         personal = sum(v for x, v in follow.items() if x[:1] in _PERSON_AFTER or (x[:1] == "的" and x[1:] in
                                                                               "脸眼手身嘴声心笑目神表话头"))
-        if placey * 3 > total or personal == 0:
+        if placey * 3 > total or (personal == 0 and w not in introduced):
             continue
         out[w] = count(w)
     # a two-character form inside a three-character name that always carries the third is a fragment

@@ -77,7 +77,7 @@ def _find_close(text: str, open_ch: str, i: int, end: int) -> int:
 
 def _is_verse(s: str) -> bool:
     parts = [p for p in VERSE_CLAUSE.split(s) if p.strip()]
-    if len(parts) < 2:
+    if len(parts) < 4:  # a couplet of equal halves is as often plain speech (和尚动得，我动不得？)
         return False
     lengths = {len(p.strip()) for p in parts}
     return len(lengths) == 1 and next(iter(lengths)) in (4, 5, 6, 7)
