@@ -103,6 +103,7 @@ _PERSON_AFTER = set("说道问笑叹看望盯瞪瞥点摇站坐走跑推拉拿�
 _TITLE_AT = re.compile(r"(?:[\u4e00-\u9fff](?:贵妃|妃)|皇后|太后|皇帝|太子)(?!们)")
 _APPOSITION = re.compile(r"^(?:[\u4e00-\u9fff]{0,4}的)?(?:" + "|".join(ROLE_NOUNS) + r"|助理|法医|管家|警员)"
                          r"(?P<name>[\u4e00-\u9fff]{2,3})")
+_PRONOUN_SUBJECT = re.compile(r"[。！？；，,]\s*([他她])(?![们的])")
 _TAGGED = re.compile(r"(?:道|说|问|喊|叫|答|说道|问道)$")
 _NOT_THIRD = set("把被说道问也又都就便在是的了着和与对向跟给让却才正已没不一这那")
 _CLAUSE_SPLIT = re.compile(r"[，,。！？!?；;：:、\s“”「」『』‘’（）()…—]+")
@@ -125,6 +126,8 @@ def _name_at(clause: str, count: Callable[[str], int]) -> str | None:
         return clause[:3]  # 小喜子, 小桂子
     if c0 in "老小阿" and c1 in _SURNAMES and (len(clause) == 2 or clause[2] not in "子人家"):
         return clause[:2]
+    if c0 == "阿" and (c1.isascii() and c1.isalpha() or c1 in "贵珍宝福根桂毛牛狗三四五六七"):
+        return clause[:2]  # 阿Q, 阿贵
     t = _TITLE_AT.match(clause)
     if t:
         return t.group(0)  # 贤妃, 皇后, 皇帝: a post that is the person's name in the story
@@ -165,7 +168,8 @@ def modern_names(text: str, narration: list[tuple[int, int]], count: Callable[[s
             if w is None and ap:
                 rest = ap.group("name")
                 w = rest if len(rest) == 3 and count(rest) >= 0.66 * count(rest[:2]) else rest[:2]
-            if ap and w is not None and (w[0] == w[1] or count(w) < 2 or w[0] not in _SURNAMES | set("小老阿")):
+            if ap and w is not None and (w[0] == w[1] or w[0] not in _SURNAMES | set("小老阿")
+                                         or (count(w) < 2 and w[0] not in "小老阿")):
                 w = None  # 船家连连摆手: not a name after the post
             if w is None or w in COMMON_WORDS or w in ADDRESS:
                 continue
@@ -262,10 +266,10 @@ def guess_gender(text: str, names_at: list[tuple[int, str]]) -> dict[str, str]:
         window = window if cut < 0 else window[:cut]
         cut = window.find("“")
         window = window if cut < 0 else window[:cut]
-        if "她" in window:
-            votes[name]["f"] += 1
-        elif "他" in window:
-            votes[name]["m"] += 1
+        # the pronoun that takes over as the subject (顾景深靠在椅背上。他打量着她): not any 她 nearby
+        m = _PRONOUN_SUBJECT.search(window)
+        if m:
+            votes[name]["f" if m.group(1) == "她" else "m"] += 1
     out: dict[str, str] = {}
     for name in {n for _p, n in names_at}:
         v = votes.get(name, Counter())
