@@ -21,7 +21,7 @@ import re
 from collections import Counter
 
 from agents.script.characters import _COMPOUND_SURNAMES, _SURNAMES, NAME_CHAR, Cast, plausible_name
-from agents.script.people import ADDRESS, guess_gender, role_at
+from agents.script.people import ADDRESS, ROLE_NOUNS, guess_gender, role_at
 from agents.script.segment import POST_SPEECH, PRE_SPEECH, Segment
 
 _ADDRESSEE_BEFORE = re.compile(r"(?:对|向|谓|与|和|跟|问|叫|唤|朝|同|给|劝|拜|令|命|教|请|骂|望着|对着|指着|见|替|随|辞|别|告诉|吩咐|分付)$")
@@ -45,6 +45,7 @@ _BARE_POST = re.compile(
 _SURNAME_CLASS = "(?:" + "|".join(_COMPOUND_SURNAMES) + "|[" + "".join(sorted(_SURNAMES)) + "])"
 _VOCATIVE = re.compile(r"^\s*(?P<v>[\u4e00-\u9fffA-Za-z]{1,5}?)(?:啊|呀|哪|呢)?[，,！!。…]")
 _VOICE = re.compile(r"(?P<n>[\u4e00-\u9fffA-Za-z]{1,6})的(?:[^，。！？“”]{0,6})?声音")
+_POST_BEFORE_NAME = re.compile(r"(?:[\u4e00-\u9fff]{0,4}的)?(?:" + "|".join(ROLE_NOUNS) + r"|助理|法医|管家|警员|财务总监)")
 _HE_SHE = re.compile(r"^(?:[他她])")
 # how sure each rule is (the hybrid mode sends lines below a threshold to an LLM)
 CONFIDENCE = {"pre": 0.95, "post": 0.95, "tag": 0.9, "short": 0.9, "crowd": 0.85, "noun": 0.8, "role": 0.85,
@@ -62,9 +63,10 @@ def _clause_start_names(cast: Cast, s: str) -> list[tuple[int, str]]:
         if clause and not re.fullmatch(r"[，,。！？；;：:\s]+", clause):
             stripped = _LEADERS.sub("", clause)
             offset = len(clause) - len(stripped)
-            for a, _b, name in cast.find(stripped[:6]):
-                if a == 0:
-                    out.append((pos + offset, name))
+            post = _POST_BEFORE_NAME.match(stripped)  # 宫女秋月, 助理小周, 身边的宫女秋月: the name after the post
+            for a, _b, name in cast.find(stripped[:12] if post else stripped[:6]):
+                if a == 0 or (post is not None and a == post.end()):
+                    out.append((pos + offset + a, name))
                     break
         pos += len(clause)
     return out
@@ -202,7 +204,7 @@ class Attributor:
                            and compact.startswith(n)), None)
             name = longer or name
             looks_named = self.cast.canonical(name) is not None or (name[0] in _SURNAMES and len(name) <= 3)
-            if name not in ADDRESS and looks_named:
+            if name not in ADDRESS and looks_named and not re.search(r"有人|[外里中内]", name):
                 return self.cast.canonical(name) or name, "tag"
         if _CROWD.search(tag):
             return CROWD, "crowd"
@@ -296,7 +298,7 @@ class Attributor:
             for seg in segs:
                 self.narration(seg, text)
             body = "".join(text[s.start:s.end] for s in segs)
-            who, _how = self._beat(body, None, last=False)
+            who, _how = self._beat(body, None, last=True)
             self.actor = who if who and _how != "pronoun" else None
             return
         decided: list[tuple[Segment, str, str]] = []
@@ -310,7 +312,8 @@ class Attributor:
             addressee = self._addressee(text[seg.start:seg.end])
             prev = decided[-1] if decided else None
             who: str | None
-            if prev is not None and before.strip() and prev[0].post.strip() and \
+            tagged = PRE_SPEECH.search(before) is not None or before.rstrip().endswith(("：", ":"))
+            if prev is not None and before.strip() and not tagged and prev[0].post.strip() and \
                     prev[0].post.strip().startswith(before.strip()[:6]) and prev[2] != "para":
                 who, how = prev[1], "para"  # “……”老周叹了口气，“……”: the tag between serves both halves
             else:

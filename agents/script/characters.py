@@ -447,7 +447,12 @@ def discover_cast(
     names_now = [p.name for p in people if not p.generic]
     owner = {p.name: p for p in people}
     taken = {a for p in people for a in [p.name, *p.aliases]}
-    for links in (nickname_links(names_now), title_links(text, names_now)):
+    surnamed: dict[str, str] = {}  # 王皇后, 柳贤妃: a surname before a person known by a post
+    for name in names_now:
+        if 2 <= len(name) <= 3 and name[0] not in _SURNAMES and name.endswith(("妃", "后", "帝", "嫔")):
+            for m in re.finditer(r"([" + "".join(sorted(_SURNAMES)) + r"])" + re.escape(name), text):
+                surnamed.setdefault(m.group(0), name)
+    for links in (nickname_links(names_now), title_links(text, names_now), surnamed):
         for form, name in links.items():
             if form not in taken and form in text and owner.get(name) is not None and form not in GENERIC_NOT_NAMES:
                 owner[name].aliases.append(form)

@@ -201,6 +201,9 @@ def pack_episode(an: Analysis, stager: Stager, number: int, scene_ids: list[int]
     if last_units:
         spoken = [i for i, u in enumerate(last_units) if u.kind != "narration"]
         back = last_units[max(len(last_units) // 2, spoken[-1] if spoken else 0):]
+        fits = [u for u in last_units[len(last_units) // 2:] if u.seconds <= 0.25 * target]
+        # a long speech cannot be forced in: end on a shorter line (the speech is then cut and reported)
+        back = [u for u in back if u.seconds <= 0.25 * target] or fits or back[-1:]
         cliff_unit = max(back, key=lambda u: (u.tension + (0.5 if u.kind != "narration" else 0.0) - (3 if u.poem else 0),
                                               u.start))
     cut = cliff_unit.end if cliff_unit else None
