@@ -24,7 +24,7 @@ _TRANSITION = re.compile(
 _PLACE_SUFFIX = (
     "山|洞|宫|殿|庙|寺|院|府|城|庄|村|镇|楼|阁|亭|河|江|海|关|营|寨|祠|街|店|园|堂|台|岭|林|谷|桥|州|县|郡|"
     "房|屋|厅|室|衙|监|牢|狱|岸|湖|池|庵|观|铺|场|坡|峰|崖|渡|巷|馆|阵|帐|门|国|村|宅|府|轩|斋|房间|办公室|酒店|酒楼|"
-    "茶馆|医院|学校|公司|会所|别墅|大厅|客栈|厢房|书房|卧房|后院|花园"
+    "茶馆|医院|学校|公司|会所|别墅|大厅|客栈|厢房|书房|卧房|后院|花园|镖局|警局|渡口|码头|车站|机场"
 )
 _PLACE_RE = re.compile(
     r"(?:在|到|至|入|进|往|回|出|于|来到|到了|行至|回到|进了|住在|奔|投|上了|下了|离了|过了)(?:那|这|一座|一个|个|了)?"
@@ -33,7 +33,7 @@ _PLACE_RE = re.compile(
 # 有一家不起眼的修表铺 / 林氏集团的会议室里坐满了人: a place the narration sets the scene in
 _PLACE_HERE = re.compile(
     r"(?:有一家|一家|一间|一座|一处)(?:[^，。！？“”]{0,8}?的)?(?P<place>[\u4e00-\u9fff]{1,4}(?:" + _PLACE_SUFFIX + r"))|"
-    r"(?:^|[，。；：\s的])(?P<place2>[\u4e00-\u9fff]{1,4}(?:" + _PLACE_SUFFIX + r"))(?:里|中|内)"
+    r"(?:^|[，。；：\s的])(?P<place2>[\u4e00-\u9fff]{1,4}(?:" + _PLACE_SUFFIX + r"))(?:里|中|内|外|门口|门前)"
 )
 _PLACE_TAIL = re.compile(r"(?:" + _PLACE_SUFFIX + r")$")
 _INT_SUFFIX = ("宫", "殿", "院", "府", "祠", "店", "堂", "房", "屋", "厅", "室", "衙", "监", "牢", "狱", "庵", "观", "铺",
@@ -127,7 +127,7 @@ def _locate(text: str, sc: SceneDraft) -> None:
             while place and place[0] in _BAD_PLACE_START:
                 place = place[1:]
             if len(place) < 2 or place in _NOT_PLACES or not re.search(_PLACE_TAIL, place) \
-                    or any(c in place for c in "了着过") or (len(place) == 2 and place[1] in "观门台场"):
+                    or any(c in place for c in "了着过来去打说看走跑") or (len(place) == 2 and place[1] in "观门台场"):
                 continue
             counts[place] += 1
             first.setdefault(place, seg.start + m.end(group) - len(place))
