@@ -146,8 +146,8 @@ def score(lt: LabelledText, series: Series, cut: list[dict[str, object]] | None 
     """Score a screenplay of ``lt.text``; ``cut`` is the engine's report of quoted lines cut for length."""
     sc = Score()
     said: dict[int, str] = {}
-    for c in cut or []:
-        said[int(str(c["end"]))] = str(c["speaker"])
+    for entry in cut or []:
+        said[int(str(entry["end"]))] = str(entry["speaker"])
         sc.cut += 1
     for ep in series.episodes:
         for shot in ep.shots():

@@ -298,8 +298,8 @@ class Attributor:
             for seg in segs:
                 self.narration(seg, text)
             body = "".join(text[s.start:s.end] for s in segs)
-            who, _how = self._beat(body, None, last=True)
-            self.actor = who if who and _how != "pronoun" else None
+            actor, rule = self._beat(body, None, last=True)
+            self.actor = actor if actor and rule != "pronoun" else None
             return
         decided: list[tuple[Segment, str, str]] = []
         pending: list[Segment] = []
