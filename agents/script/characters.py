@@ -334,19 +334,25 @@ def discover_cast(
     modern: set[str] = set()
     if narration is not None:
         for w, c in modern_names(text, narration, stats.count, min_count=max(2, min_count - 1)).items():
-            if w not in ADDRESS and (w not in _STOP or w in ("皇帝", "皇后", "太后", "太子")) and w[-1] not in _BAD_LAST:
+            if w not in ADDRESS and (w not in _STOP or w in ("皇帝", "皇后", "太后", "太子")) and w[-1] not in _BAD_LAST \
+                    and w[-1] not in _TROOP_LAST and (w[0] not in _BAD_FIRST or w[0] in "老小阿"):
                 cands[w] = c
                 origin[w] = "modern"
             modern.add(w)
     for w in [w for w in cands if w in ADDRESS]:
         cands.pop(w)  # forms of address and self-reference are never characters
     # drop fragments (孙悟 inside 孙悟空)
-    names = sorted(cands, key=lambda w: (-len(w), w))
-    for w in list(cands):
-        for longer in names:
-            if len(longer) > len(w) and w in longer and cands.get(longer, 0) >= 0.8 * cands[w]:
-                cands.pop(w, None)
-                break
+    # (longest first, so a fragment's fragment is judged against what is still standing; the
+    # substrings of each standing name are indexed once instead of testing every pair)
+    inside: dict[str, list[str]] = defaultdict(list)
+    for longer in cands:
+        for i in range(len(longer)):
+            for j in range(i + 1, len(longer) + 1):
+                if j - i < len(longer):
+                    inside[longer[i:j]].append(longer)
+    for w in sorted(cands, key=lambda w: (-len(w), w)):
+        if any(cands.get(longer, 0) >= 0.8 * cands[w] for longer in inside.get(w, ())):
+            cands.pop(w, None)
     # namehood: people are spoken to and about (见X, 对X, 与X), speak (X道) and start clauses;
     # verbs, things and idioms do not. A surname with a title (吴妈, 赵太爷) is a name by its form.
     for w in list(cands):
