@@ -7,7 +7,9 @@ Python API::
     result.output.save("screenplay.json")
 
 Engines: ``offline`` (rules, no model, deterministic), ``openai`` (any OpenAI-compatible
-endpoint from ``[llm]`` config), ``local`` (a transformers folder or a GGUF file).
+endpoint from ``[llm]`` config), ``local`` (a transformers folder or a GGUF file). With
+``ScriptInput(hybrid=True)`` (CLI ``--hybrid``) an LLM engine writes the offline screenplay and
+asks its model only about the speakers the rules are unsure of (:mod:`agents.script.hybrid`).
 """
 
 from __future__ import annotations
