@@ -460,7 +460,8 @@ def discover_cast(
                 surnamed.setdefault(m.group(0), name)
     for links in (nickname_links(names_now), title_links(text, names_now), surnamed):
         for form, name in links.items():
-            if form not in taken and form in text and owner.get(name) is not None and form not in GENERIC_NOT_NAMES:
+            if form not in taken and stats.count(form) > 0 and owner.get(name) is not None \
+                    and form not in GENERIC_NOT_NAMES:
                 owner[name].aliases.append(form)
                 taken.add(form)
     # one-character speech tags resolve to the person whose name ends with that character
