@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from agents.script.reader import literal_text, read_novel
 from core.config import Config
 from core.errors import InputError
 from core.screenplay import Series
+from core.workspace import Workspace
 from tests.support.speaker_server import FakeSpeakerServer
 
 SAMPLE = Path(__file__).resolve().parents[1] / "ui" / "samples" / "sample_novel.txt"
@@ -159,3 +161,18 @@ def test_hybrid_through_the_agent_and_the_llm_engine_hook(tmp_path: Path) -> Non
     assert speaker_records, "no usage records for the speaker calls"
     assert all(r.detail["lines_sent"] < r.detail["lines_total"] == 19 for r in speaker_records)
     assert all("cost_cny" in r.detail for r in speaker_records)
+
+
+def test_the_agent_writes_the_cut_report_into_the_project(tmp_path: Path) -> None:
+    para = "林晚看着老周。“{0}号账本在哪里？”林晚问。“{0}号在灯下。”老周说。\n"
+    novel = tmp_path / "long.txt"
+    novel.write_text("第一章\n" + "".join(para.format(i) for i in range(40)), encoding="utf-8")
+    ws = Workspace(tmp_path / "proj").create()
+    ctx = RunContext(config=Config(), workspace=ws)
+    result = ScriptAgent()(ScriptInput(source=novel, episodes=1, episode_seconds=30), ctx)
+    cuts = ws.root / "script_cuts.json"
+    assert cuts in result.files
+    listed = json.loads(cuts.read_text(encoding="utf-8"))
+    kept = {t for t, _s in _said(result.output)}
+    assert listed and len(listed) + len(kept) == 80
+    assert any("cut" in n for n in ctx.notes)
