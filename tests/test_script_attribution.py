@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agents.base import RunContext
-from agents.script import ScriptAgent, ScriptInput
+from agents.script import ENGINES, ScriptAgent, ScriptInput
 from agents.script.hybrid import refine_speakers
 from agents.script.llm.client import OpenAICompatClient
 from agents.script.llm.engine import LLMEngine
@@ -19,6 +19,7 @@ from core.config import Config
 from core.errors import InputError
 from core.screenplay import Series
 from core.workspace import Workspace
+from tests.support.registries import registered
 from tests.support.speaker_server import FakeSpeakerServer
 
 SAMPLE = Path(__file__).resolve().parents[1] / "ui" / "samples" / "sample_novel.txt"
@@ -152,8 +153,8 @@ def test_hybrid_through_the_agent_and_the_llm_engine_hook(tmp_path: Path) -> Non
         client = OpenAICompatClient(srv.url, "fake-speakers", "", timeout_s=10, max_retries=0)
         prices = {("fake-speakers", "input_token"): Decimal("0.000002"), ("fake-speakers", "output_token"): Decimal("0.000008")}
         engine = LLMEngine(client, hybrid_threshold=0.7, price_lookup=lambda model, unit, day: prices.get((model, unit)))
-        agent = ScriptAgent(engines={"openai": lambda inp, ctx: engine})
-        result = agent(ScriptInput(source=novel, engine="openai", hybrid=True), ctx)
+        with registered(ENGINES, "fake-llm", lambda inp, ctx, agent: engine):
+            result = ScriptAgent()(ScriptInput(source=novel, engine="fake-llm", hybrid=True), ctx)
     series = result.output
     assert series.engine.startswith("hybrid:")
     assert [t for t, _s in _said(series)][:16] == [t for t, _s in SAMPLE_SPEAKERS]
