@@ -21,7 +21,9 @@ import re
 from collections import Counter
 
 from agents.script.characters import _COMPOUND_SURNAMES, _SURNAMES, NAME_CHAR, Cast, plausible_name
-from agents.script.people import ADDRESS, ROLE_NOUNS, guess_gender, role_at
+from agents.script.people import ADDRESS, ROLE_GENDER, ROLE_NOUNS, guess_gender, role_at
+
+ROLE_SET = frozenset(ROLE_NOUNS)
 from agents.script.segment import POST_SPEECH, PRE_SPEECH, Segment
 
 _ADDRESSEE_BEFORE = re.compile(r"(?:对|向|谓|与|和|跟|问|叫|唤|朝|同|给|劝|拜|令|命|教|请|骂|望着|对着|指着|见|替|随|辞|别|告诉|吩咐|分付)$")
@@ -47,9 +49,12 @@ _VOCATIVE = re.compile(r"^\s*(?P<v>[\u4e00-\u9fffA-Za-z]{1,5}?)(?:啊|呀|哪|�
 _VOICE = re.compile(r"(?P<n>[\u4e00-\u9fffA-Za-z]{1,6})的(?:[^，。！？“”]{0,6})?声音")
 _POST_BEFORE_NAME = re.compile(r"(?:[\u4e00-\u9fff]{0,4}的)?(?:" + "|".join(ROLE_NOUNS) + r"|助理|法医|管家|警员|财务总监)")
 _HE_SHE = re.compile(r"^(?:[他她])")
+_PRONOUN_VOICE = re.compile(r"([他她])的(?:[^，。！？“”他她]{0,6})?声音")
+# a speaker who names themself (我叫唐婉, 我是沈薇。): a role noun used until then was this person
+_SELF_INTRO = re.compile(r"(?:^|[，,。！？!?…\s])(?:我叫|我是|我就是|本宫是|在下|我名叫)(?P<rest>[\u4e00-\u9fff]{2,4})")
 # how sure each rule is (the hybrid mode sends lines below a threshold to an LLM)
 CONFIDENCE = {"pre": 0.95, "post": 0.95, "tag": 0.9, "short": 0.9, "crowd": 0.85, "noun": 0.8, "role": 0.85,
-              "beat": 0.85, "para": 0.85, "pronoun": 0.7, "vocative": 0.65, "actor": 0.55, "alternation": 0.6, "last": 0.35,
+              "beat": 0.85, "para": 0.85, "intro": 0.9, "pronoun": 0.7, "vocative": 0.65, "actor": 0.55, "alternation": 0.6, "last": 0.35,
               "none": 0.1}
 CROWD = "众人"
 UNKNOWN = "路人"
@@ -98,6 +103,9 @@ class Attributor:
         self.cast = cast
         self.text = text
         self.last_subject: str | None = None
+        self.subject_para = -1
+        self.cur_para = -1  # the paragraph being attributed
+        self.last_addressee: str | None = None  # who the last line spoke to by name
         self.speakers: list[str] = []  # recent distinct speakers, newest last
         self.prev_speech_para = -10
         self.narration_since_speech = 0
@@ -110,6 +118,10 @@ class Attributor:
         mentions = [(m.start(), cast.alias_to_name[m.group(0)]) for m in cast.pattern.finditer(text)] \
             if cast.pattern is not None and text else []
         self.gender = guess_gender(text, mentions) if mentions else {}
+        self.leads = [p.name for p in cast.people if p.role == "lead" and not p.generic]
+        self.actor_others: list[str] = []  # the other people who open clauses in that paragraph
+        self.chapter_segs: list[Segment] = []  # speeches decided in this chapter (a self-introduction renames)
+        self.renamed: dict[str, str] = {}  # role noun -> the name its speaker gave, for this chapter
 
     def _reset_chapter(self, chapter: int) -> None:
         self.chapter = chapter
@@ -118,6 +130,9 @@ class Attributor:
         self.prev_speech_para = -10
         self.narration_since_speech = 0
         self.salience = {}
+        self.chapter_segs = []
+        self.renamed = {}
+        self.last_addressee = None
 
     def _mention(self, para: int, subjects: list[str], others: list[str]) -> None:
         if para != self.para:
@@ -149,6 +164,7 @@ class Attributor:
         found = self.cast.find(body)
         if starts:
             self.last_subject = starts[-1][1]
+            self.subject_para = seg.para
         elif found:
             self.last_subject = self.last_subject or found[-1][2]
         subject_names = [n for _p, n in starts]
@@ -166,11 +182,21 @@ class Attributor:
         gender = "f" if "她" in m.group(0) else ("m" if "他" in m.group(0) else None)
         who = None
         subj = self.last_subject
+        here = self.subject_para == self.cur_para  # named as a subject in this very paragraph
         if subj and subj != addressee and (gender is None or self.gender.get(subj, gender) == gender) \
-                and self.narration_since_speech >= 40:
+                and (self.narration_since_speech >= 40 or here):
             who = subj  # 他 is first of all the last subject of the narration
+        if who is None and gender and self.narration_since_speech < 40:
+            # in an exchange between a man and a woman, 他/她 picks the one of that gender
+            talk = [s for s in self.speakers[-2:] if s != addressee and self.gender.get(s) == gender]
+            if len(talk) == 1 and len(self.speakers) >= 2:
+                return talk[0]
         who = who or self._salient(exclude=(addressee,), gender=gender)
-        if who and self.speakers and who == self.speakers[-1] and self.narration_since_speech < 40:
+        if who is None:
+            # 他 before anyone is named in the chapter: the book's lead of that gender
+            who = next((n for n in self.leads if n != addressee and (gender is None or self.gender.get(n, gender) == gender)),
+                       None)
+        if who and self.speakers and who == self.speakers[-1] and self.narration_since_speech < 40 and not here:
             other = next((s for s in reversed(self.speakers[:-1]) if s != who and s != addressee
                           and (gender is None or self.gender.get(s, gender) == gender)), None)
             if other:
@@ -194,6 +220,11 @@ class Attributor:
                     found = fm.group(1)
             if found:
                 return self.cast.canonical(found) or found, "short"
+        voice = _PRONOUN_VOICE.search(tag)
+        if voice:  # 身后传来他的声音：“……”
+            who = self._pronoun(voice.group(1), addressee)
+            if who:
+                return who, "pronoun"
         role = self._role(tag)
         if role:
             return role, "role"
@@ -244,6 +275,9 @@ class Attributor:
         first = _LEADERS.sub("", narration.lstrip())
         clauses = [c for c in re.split(r"[，,。！？；：:]", narration) if c.strip()]
         role = self._role(clauses[-1] if last and clauses else narration)
+        if role is None and last:
+            # 少女转过头来，一双眼睛又黑又亮。“……”: the nearest clause a role noun opens
+            role = next((r for r in (self._role(c) for c in reversed(clauses[:-1])) if r), None)
         if role and role != addressee:
             return role, "role"
         head = first if not last else (_LEADERS.sub("", clauses[-1].lstrip()) if clauses else "")
@@ -265,6 +299,11 @@ class Attributor:
 
     def _partner(self, addressee: str | None, close: bool) -> tuple[str, str]:
         """Who speaks an untagged line: the other of the two people talking, never the one addressed."""
+        actor = self.actor
+        if actor and actor != addressee and actor not in self.speakers[-2:]:
+            return actor, "actor"  # 助理小周敲门进来。/“顾总，……”: who just came on acts and speaks
+        if close and self.last_addressee and self.last_addressee not in (addressee, self.speakers[-1:][0] if self.speakers else None):
+            return self.last_addressee, "alternation"  # “林才人，……？” / “略懂一二。”: the one spoken to answers
         if close and len(self.speakers) >= 2:
             who = self.speakers[-2]
             if who == addressee:
@@ -272,9 +311,8 @@ class Attributor:
             if who != addressee:
                 return who, "alternation"
         last = self.speakers[-1] if self.speakers else None
-        actor = self.actor
-        if actor and actor != addressee and (not close or actor not in self.speakers[-2:]):
-            return actor, "actor"  # 助理小周敲门进来。/“顾总，……”: who just came on acts and speaks
+        if actor and actor != addressee and not close:
+            return actor, "actor"
         if addressee not in (None, "?"):
             if last and last != addressee and close:
                 return last, "vocative"
@@ -292,6 +330,7 @@ class Attributor:
 
     # -- a paragraph ------------------------------------------------------------------------------
     def paragraph(self, segs: list[Segment], text: str) -> None:
+        self.cur_para = segs[0].para
         if segs[0].chapter != self.chapter:
             self._reset_chapter(segs[0].chapter)
         if all(s.kind != "speech" for s in segs):
@@ -300,14 +339,17 @@ class Attributor:
             body = "".join(text[s.start:s.end] for s in segs)
             actor, rule = self._beat(body, None, last=True)
             self.actor = actor if actor and rule != "pronoun" else None
+            self.actor_others = list(dict.fromkeys(n for _p, n in _clause_start_names(self.cast, body) if n != self.actor))
             return
         decided: list[tuple[Segment, str, str]] = []
         pending: list[Segment] = []
         before = ""  # narration of this paragraph since the last quote
+        narration = ""  # all of this paragraph's narration
         for seg in segs:
             if seg.kind != "speech":
                 self.narration(seg, text)
                 before += text[seg.start:seg.end]
+                narration += text[seg.start:seg.end] + "。"
                 continue
             addressee = self._addressee(text[seg.start:seg.end])
             prev = decided[-1] if decided else None
@@ -332,16 +374,33 @@ class Attributor:
         elif pending:
             for seg in pending:
                 who, how = self._partner(self._addressee(text[seg.start:seg.end]), close)
+                who = self.renamed.get(who, who)
+                if how == "actor":
+                    for other in self.actor_others:  # 苏念推开门。顾景深站在窗前。“……”: 苏念 is the one he talks to
+                        self._join(other)
                 decided.append((seg, who, how))
                 self._spoke(who)
+        decided = self._introductions([(seg, self.renamed.get(who, who), how) for seg, who, how in decided], text)
+        # people acting in the paragraph who do not speak in it are in the exchange: the next untagged
+        # line may be theirs (萧寒放下酒碗。那汉子……：“看什么看？” / “看你的手。”)
+        said = {who for _s, who, _h in decided}
+        for _p, name in _clause_start_names(self.cast, narration):
+            if name not in said:
+                self._join(name)
         for seg, who, how in sorted(decided, key=lambda d: d[0].start):
             seg.speaker, seg.how, seg.confidence = who, how, CONFIDENCE.get(how, 0.5)
             self.stats[how] += 1
+            self.chapter_segs.append(seg)
+            if who in ROLE_GENDER:
+                self.gender.setdefault(who, ROLE_GENDER[who])
             if how not in ("alternation", "vocative", "last", "none", "actor"):
                 self._spoke(who)
         if decided:
             self.prev_speech_para = segs[0].para
             self.narration_since_speech = 0
+            last_seg, last_who, _h = max(decided, key=lambda d: d[0].start)
+            to = self._addressee(text[last_seg.start:last_seg.end])
+            self.last_addressee = to if to not in (None, "?", last_who) else None
         self.actor = None
 
     def _evidence(self, seg: Segment, before: str, addressee: str | None) -> tuple[str | None, str]:
@@ -364,6 +423,41 @@ class Attributor:
             if who:
                 return who, how
         return None, ""
+
+    def _introductions(self, decided: list[tuple[Segment, str, str]], text: str) -> list[tuple[Segment, str, str]]:
+        """A speaker who names themself (``“我叫唐婉……”``): the line is theirs, and the role noun
+        the chapter called them by until then (少女, 一个穿红裙子的女人) becomes that name."""
+        for seg, who, how in list(decided):
+            m = _SELF_INTRO.search(text[seg.start:seg.end])
+            found = self.cast.find(m.group("rest")) if m else []
+            if not m or not found or found[0][0] != 0 or m.group("rest")[found[0][1]:found[0][1] + 1] == "的":
+                continue
+            name = found[0][2]
+            if name == who:
+                continue
+            gender = self.gender.get(name)
+            role: str | None = None
+            if who in ROLE_SET and (how in ("role", "noun", "beat") or (gender and ROLE_GENDER.get(who) == gender)):
+                role = who
+            elif gender:
+                roles = {s.speaker for s in self.chapter_segs if s.speaker in ROLE_SET and ROLE_GENDER.get(s.speaker) == gender}
+                role = roles.pop() if len(roles) == 1 else None
+            if role:
+                self.renamed[role] = name
+                for s in self.chapter_segs:
+                    if s.speaker == role:
+                        s.speaker = name
+                self.speakers = [name if x == role else x for x in self.speakers]
+                self.salience[name] = self.salience.get(name, 0.0) + self.salience.pop(role, 0.0)
+            decided = [(s, name if w == who else w, "intro" if s is seg else h) for s, w, h in decided]
+        return decided
+
+    def _join(self, who: str) -> None:
+        """``who`` takes part in the exchange without speaking now: the next turn may be theirs."""
+        if who in self.speakers:
+            self.speakers.remove(who)
+        self.speakers.append(who)
+        self.speakers = self.speakers[-4:]
 
     def _spoke(self, who: str) -> None:
         self.salience[who] = self.salience.get(who, 0.0) + 1.0

@@ -85,7 +85,8 @@ def analyse(novel: NovelText, ctx: RunContext | None = None) -> Analysis:
     if ctx:
         ctx.step(0.3, f"{len(cast.people)} characters")
     how = attribute(segments, text, cast)
-    scenes = split_scenes(text, segments, paragraph_starts)
+    scenes = split_scenes(text, segments, paragraph_starts,
+                          headings={p.chapter: ch.name for ch in book.chapters for p in ch.paragraphs[:1]})
     seg_scene: dict[int, int] = {}
     seg_index = {id(member): i for i, member in enumerate(segments)}
     for k, sc in enumerate(scenes):
