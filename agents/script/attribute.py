@@ -22,9 +22,9 @@ from collections import Counter
 
 from agents.script.characters import _COMPOUND_SURNAMES, _SURNAMES, NAME_CHAR, Cast, plausible_name
 from agents.script.people import ADDRESS, ROLE_GENDER, ROLE_NOUNS, guess_gender, role_at
+from agents.script.segment import POST_SPEECH, PRE_SPEECH, Segment
 
 ROLE_SET = frozenset(ROLE_NOUNS)
-from agents.script.segment import POST_SPEECH, PRE_SPEECH, Segment
 
 _ADDRESSEE_BEFORE = re.compile(r"(?:对|向|谓|与|和|跟|问|叫|唤|朝|同|给|劝|拜|令|命|教|请|骂|望着|对着|指着|见|替|随|辞|别|告诉|吩咐|分付)$")
 _PRONOUN = re.compile(r"(?:^|[，,。；：\s]|[却便又也就只遂乃])(?:他|她|那厮|此人|其人)")
