@@ -105,13 +105,19 @@ def load(path: Path, heldout: bool = False) -> LabelledText:
     return lt
 
 
-def load_all(heldout: bool | None = None) -> list[LabelledText]:
-    """Every labelled text; ``heldout=True`` only the held-out ones, ``False`` only the development ones."""
+SETS = {"dev": ".", "heldout": "heldout", "fresh": "fresh"}
+
+
+def load_all(which: str = "all") -> list[LabelledText]:
+    """The labelled texts of one set: ``dev`` (the rules were developed on it), ``heldout`` (written
+    before the first rules and scored once), ``fresh`` (written after the second round of rules and
+    scored once), or ``all``."""
+    if which != "all" and which not in SETS:
+        raise ValueError(f"unknown set {which!r}: use one of {', '.join([*SETS, 'all'])}")
     out: list[LabelledText] = []
-    if heldout in (None, False):
-        out += [load(p) for p in sorted(HERE.glob("*.ann.txt"))]
-    if heldout in (None, True):
-        out += [load(p, heldout=True) for p in sorted((HERE / "heldout").glob("*.ann.txt"))]
+    for name, folder in SETS.items():
+        if which in ("all", name):
+            out += [load(p, heldout=name != "dev") for p in sorted((HERE / folder).glob("*.ann.txt"))]
     return out
 
 

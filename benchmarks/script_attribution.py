@@ -1,7 +1,7 @@
 """Who says what: speaker accuracy per attribution pattern, cast precision/recall and place recall.
 
-    python -m benchmarks script_attribution [--set dev|heldout|all] [--show-wrong]
-                                            [--modes offline,hybrid,full] [--baseline-ref REF]
+    python -m benchmarks script_attribution [--set dev|heldout|fresh|all] [--show-wrong]
+                                            [--modes offline,hybrid,full] [--baseline-ref REF[,REF]]
 
 Scores the screenplays written from the hand-labelled texts in ``benchmarks/attribution/``
 (see :mod:`benchmarks._attribution_set`). ``offline`` is the rule engine; ``hybrid`` sends the
@@ -122,22 +122,22 @@ def table(rows: list[tuple[str, Score]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--set", choices=("dev", "heldout", "all"), default="dev")
+    ap.add_argument("--set", choices=("dev", "heldout", "fresh", "all"), default="dev")
     ap.add_argument("--modes", default="offline", help="comma list of offline, hybrid, full")
     ap.add_argument("--threshold", type=float, default=0.7, help="hybrid: lines below this confidence go to the LLM")
-    ap.add_argument("--baseline-ref", default=None, help="also score the offline engine of this git commit")
+    ap.add_argument("--baseline-ref", default=None, help="also score the offline engine of these git commits (comma list)")
     ap.add_argument("--show-wrong", action="store_true")
     args = ap.parse_args(argv)
-    texts = load_all({"dev": False, "heldout": True, "all": None}[args.set])
+    texts = load_all(args.set)
     print(f"machine: {machine()}")
     print(f"set: {args.set} ({len(texts)} texts: {', '.join(t.name for t in texts)}; "
           f"{sum(len(t.labels) for t in texts)} labelled lines)")
     rows: list[tuple[str, Score]] = []
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if args.baseline_ref:
-        base = _baseline(args.baseline_ref, texts)
+    for ref in [r.strip() for r in (args.baseline_ref or "").split(",") if r.strip()]:
+        base = _baseline(ref, texts)
         if base is not None:
-            rows.append((f"offline @ {args.baseline_ref} (baseline)", base))
+            rows.append((f"offline @ {ref} (baseline)", base))
     for mode in modes:
         if mode == "offline":
             s, secs = run_offline(texts)

@@ -334,8 +334,8 @@ def discover_cast(
     modern: set[str] = set()
     if narration is not None:
         for w, c in modern_names(text, narration, stats.count, min_count=max(2, min_count - 1)).items():
-            post = w in ("皇帝", "皇后", "太后", "太子")  # a post that is the person's name in a palace story
-            if w not in ADDRESS and (w not in _STOP or post) and (w[-1] not in _BAD_LAST or post) \
+            is_post = w in ("皇帝", "皇后", "太后", "太子")  # a post that is the person's name in a palace story
+            if w not in ADDRESS and (w not in _STOP or is_post) and (w[-1] not in _BAD_LAST or is_post) \
                     and w[-1] not in _TROOP_LAST and (w[0] not in _BAD_FIRST or w[0] in "老小阿"):
                 cands[w] = c
                 origin[w] = "modern"
