@@ -49,6 +49,7 @@ _VOCATIVE = re.compile(r"^\s*(?P<v>[\u4e00-\u9fffA-Za-z]{1,5}?)(?:啊|呀|哪|�
 _VOICE = re.compile(r"(?P<n>[\u4e00-\u9fffA-Za-z]{1,6})的(?:[^，。！？“”]{0,6})?声音")
 _POST_BEFORE_NAME = re.compile(r"(?:[\u4e00-\u9fff]{0,4}的)?(?:" + "|".join(ROLE_NOUNS) + r"|助理|法医|管家|警员|财务总监)")
 _HE_SHE = re.compile(r"^(?:[他她])")
+_EXIT = re.compile(r"(?:走了|走后|离开了|离开后|出去了|退了出去|退下了|转身离开|转身走了|挂了电话)")
 _PRONOUN_VOICE = re.compile(r"([他她])的(?:[^，。！？“”他她]{0,6})?声音")
 # a speaker who names themself (我叫唐婉, 我是沈薇。): a role noun used until then was this person
 _SELF_INTRO = re.compile(r"(?:^|[，,。！？!?…\s])(?:我叫|我是|我就是|本宫是|在下|我名叫)(?P<rest>[\u4e00-\u9fff]{2,4})")
@@ -77,13 +78,14 @@ def _clause_start_names(cast: Cast, s: str) -> list[tuple[int, str]]:
     return out
 
 
-def subject_of(cast: Cast, s: str) -> str | None:
-    """The speaker named in a speech tag: a clause-opening name, else the first non-addressee."""
+def subject_of(cast: Cast, s: str, *, last: bool = False) -> str | None:
+    """The speaker named in a speech tag: a clause-opening name (the last one, nearest the verb,
+    when ``last``: 江屿走后，周桂兰冲女儿挤了挤眼睛：), else the first non-addressee."""
     if not s:
         return None
     starts = _clause_start_names(cast, s)
     if starts:
-        return starts[0][1]
+        return starts[-1 if last else 0][1]
     listed_object = False
     for a, _b, name in cast.find(s):
         before = s[:a]
@@ -104,6 +106,7 @@ class Attributor:
         self.text = text
         self.last_subject: str | None = None
         self.subject_para = -1
+        self.gone: set[str] = set()  # who leaves in the paragraph being attributed
         self.cur_para = -1  # the paragraph being attributed
         self.last_addressee: str | None = None  # who the last line spoke to by name
         self.speakers: list[str] = []  # recent distinct speakers, newest last
@@ -169,6 +172,11 @@ class Attributor:
             self.last_subject = self.last_subject or found[-1][2]
         subject_names = [n for _p, n in starts]
         self._mention(seg.para, subject_names, [n for _a, _b, n in found])
+        # 江屿走后 / 快递员走了: who leaves is out of the exchange
+        gone = [n for _a, b, n in found if _EXIT.match(body, b)]
+        gone += [r for r in ROLE_SET if r in body and r in self.speakers and _EXIT.match(body, body.find(r) + len(r))]
+        self.gone.update(gone)
+        self.speakers = [x for x in self.speakers if x not in gone]
         self.recent = (self.recent + body)[-1500:]
         tag_only = len(body) <= 24 and (PRE_SPEECH.search(body) or POST_SPEECH.match(body))
         if not tag_only:
@@ -204,7 +212,17 @@ class Attributor:
         return who
 
     def _from_tag(self, tag: str, *, is_pre: bool, addressee: str | None = None) -> tuple[str | None, str]:
-        who = subject_of(self.cast, tag)
+        if is_pre:
+            # the sentence that ends in the tag decides: 许知秋起身去开门。一个快递员……说：
+            sentence = re.split(r"[。！？!?]", tag.rstrip())[-1]
+            if sentence.strip() and sentence.strip() != tag.strip():
+                who = subject_of(self.cast, sentence, last=True)
+                if who and who != addressee:
+                    return who, "pre"
+                role = self._role(sentence)
+                if role and role != addressee:
+                    return role, "role"
+        who = subject_of(self.cast, tag, last=is_pre)
         if who and who != addressee:
             return who, "pre" if is_pre else "post"
         compact = re.sub(r"\s+", "", tag)
@@ -267,6 +285,13 @@ class Attributor:
 
     def _beat(self, narration: str, addressee: str | None, *, last: bool) -> tuple[str | None, str]:
         """The person acting in a stretch of narration: its last (before a quote) or first clause's subject."""
+        if last:
+            # the sentence right before the quote first: 许知秋起身去开门。一个快递员……地说：“……”
+            sentences = [x for x in re.split(r"(?<=[。！？!?])", narration) if x.strip()]
+            if len(sentences) > 1:
+                who, how = self._beat(sentences[-1], addressee, last=True)
+                if who and how != "pronoun":
+                    return who, how
         starts = _clause_start_names(self.cast, narration)
         if starts:
             who = starts[-1][1] if last else starts[0][1]
@@ -331,6 +356,7 @@ class Attributor:
     # -- a paragraph ------------------------------------------------------------------------------
     def paragraph(self, segs: list[Segment], text: str) -> None:
         self.cur_para = segs[0].para
+        self.gone = set()
         if segs[0].chapter != self.chapter:
             self._reset_chapter(segs[0].chapter)
         if all(s.kind != "speech" for s in segs):
@@ -385,7 +411,7 @@ class Attributor:
         # line may be theirs (萧寒放下酒碗。那汉子……：“看什么看？” / “看你的手。”)
         said = {who for _s, who, _h in decided}
         for _p, name in _clause_start_names(self.cast, narration):
-            if name not in said:
+            if name not in said and name not in self.gone:
                 self._join(name)
         for seg, who, how in sorted(decided, key=lambda d: d[0].start):
             seg.speaker, seg.how, seg.confidence = who, how, CONFIDENCE.get(how, 0.5)
@@ -400,6 +426,9 @@ class Attributor:
             self.narration_since_speech = 0
             last_seg, last_who, _h = max(decided, key=lambda d: d[0].start)
             to = self._addressee(text[last_seg.start:last_seg.end])
+            if to in (None, "?"):  # 男人朝许知夏点了点头：“……”: the tag names who is spoken to
+                to = next((n for a, _b, n in self.cast.find(last_seg.pre) if _ADDRESSEE_BEFORE.search(last_seg.pre[:a])),
+                          to)
             self.last_addressee = to if to not in (None, "?", last_who) else None
         self.actor = None
 
@@ -462,8 +491,8 @@ class Attributor:
     def _spoke(self, who: str) -> None:
         self.salience[who] = self.salience.get(who, 0.0) + 1.0
         if not self.speakers or self.speakers[-1] != who:
-            self.speakers.append(who)
-            self.speakers = self.speakers[-4:]
+            # newest last, each person once: the one before the last speaker is their partner
+            self.speakers = [x for x in self.speakers if x != who][-3:] + [who]
 
 
 def attribute(segments: list[Segment], text: str, cast: Cast) -> Counter[str]:

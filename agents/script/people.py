@@ -32,7 +32,7 @@ ADDRESS = frozenset((
 
 # People the story does not name: the role is the speaker's name (一个保安 -> 保安).
 ROLE_NOUNS = sorted((
-    "保安", "警察", "警员", "司机", "护士", "医生", "服务员", "店员", "前台", "秘书", "助理", "记者", "路人", "老人",
+    "保安", "警察", "警员", "司机", "护士", "医生", "快递员", "外卖员", "邮递员", "清洁工", "保姆", "门卫", "厨师", "服务员", "店员", "前台", "秘书", "助理", "记者", "路人", "老人",
     "女人", "男人", "孩子", "少年", "少女", "姑娘", "小伙子", "大妈", "大爷", "老太太", "老头", "老者", "老汉",
     "小太监", "太监", "宫女", "侍卫", "嬷嬷", "丫鬟", "小厮", "家丁", "管家", "弟子", "外门弟子", "内门弟子",
     "汉子", "大汉", "船家", "店小二", "小二", "老掌柜", "掌柜", "伙计", "黑衣人", "蒙面人", "刺客", "对手", "侍女", "婢女",
@@ -48,8 +48,8 @@ ROLE_GENDER = {
 }
 _ROLE_RE = re.compile(
     r"^(?:[他她我你]的|一个|一位|一名|一群|几个|那个|这个|那位|这位|那名|这名|为首的|另一个|旁边的|身边的|门口的|年轻的|"
-    r"年老的|有个|有一个|那|这|一)?[\u4e00-\u9fff]{0,6}?(?P<n>" + "|".join(ROLE_NOUNS) + r")"
-)
+    r"年老的|有个|有一个|那|这|一)?(?:[\u4e00-\u9fff]{1,8}?的)?[\u4e00-\u9fff]{0,6}?(?P<n>" + "|".join(ROLE_NOUNS) + r")"
+)  # 一个穿白大褂的年轻男人: what describes the person ends with 的
 
 # Posts that name one person in a story: 淑妃苏婉宁 makes 淑妃 another name of 苏婉宁.
 _UNIQUE_POST = re.compile(
@@ -145,6 +145,9 @@ def _name_at(clause: str, count: Callable[[str], int]) -> str | None:
         three = clause[:3]
         n2, n3 = count(two), count(three)
         if n3 >= 2 and n3 >= 0.66 * n2 and clause[2] not in _NOT_THIRD and clause[2] not in _NOT_AFTER_NAME:
+            return three
+        # siblings share two characters (许知夏, 许知秋): each full name is a good share of 许知
+        if n3 >= 3 and n3 >= 0.25 * n2 and clause[2] not in _NOT_THIRD | _NOT_AFTER_NAME | _PERSON_AFTER:
             return three
     return two
 
