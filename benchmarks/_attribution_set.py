@@ -105,13 +105,14 @@ def load(path: Path, heldout: bool = False) -> LabelledText:
     return lt
 
 
-SETS = {"dev": ".", "heldout": "heldout", "fresh": "fresh"}
+SETS = {"dev": ".", "heldout": "heldout", "fresh": "fresh", "fresh2": "fresh2"}
 
 
 def load_all(which: str = "all") -> list[LabelledText]:
     """The labelled texts of one set: ``dev`` (the rules were developed on it), ``heldout`` (written
-    before the first rules and scored once), ``fresh`` (written after the second round of rules and
-    scored once), or ``all``."""
+    before the first rules and scored once), ``fresh`` (written after the second round of rules,
+    scored once, then used to fix what it showed), ``fresh2`` (written after the third round, scored
+    once), or ``all``."""
     if which != "all" and which not in SETS:
         raise ValueError(f"unknown set {which!r}: use one of {', '.join([*SETS, 'all'])}")
     out: list[LabelledText] = []

@@ -1,6 +1,6 @@
 """Who says what: speaker accuracy per attribution pattern, cast precision/recall and place recall.
 
-    python -m benchmarks script_attribution [--set dev|heldout|fresh|all] [--show-wrong]
+    python -m benchmarks script_attribution [--set dev|heldout|fresh|fresh2|all] [--show-wrong]
                                             [--modes offline,hybrid,full] [--baseline-ref REF[,REF]]
 
 Scores the screenplays written from the hand-labelled texts in ``benchmarks/attribution/``
@@ -122,7 +122,7 @@ def table(rows: list[tuple[str, Score]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--set", choices=("dev", "heldout", "fresh", "all"), default="dev")
+    ap.add_argument("--set", choices=("dev", "heldout", "fresh", "fresh2", "all"), default="dev")
     ap.add_argument("--modes", default="offline", help="comma list of offline, hybrid, full")
     ap.add_argument("--threshold", type=float, default=0.7, help="hybrid: lines below this confidence go to the LLM")
     ap.add_argument("--baseline-ref", default=None, help="also score the offline engine of these git commits (comma list)")
