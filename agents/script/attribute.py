@@ -21,7 +21,7 @@ import re
 from collections import Counter
 
 from agents.script.characters import _COMPOUND_SURNAMES, _SURNAMES, NAME_CHAR, Cast, plausible_name
-from agents.script.people import ADDRESS, ROLE_GENDER, ROLE_NOUNS, guess_gender, role_at
+from agents.script.people import ADDRESS, EMPEROR, ROLE_GENDER, ROLE_NOUNS, guess_gender, role_at
 from agents.script.segment import POST_SPEECH, PRE_SPEECH, Segment
 
 ROLE_SET = frozenset(ROLE_NOUNS)
@@ -313,6 +313,8 @@ class Attributor:
         return None, ""
 
     def _addressee(self, quote: str) -> str | None:
+        if quote.lstrip().startswith(("皇上", "陛下", "万岁")) and EMPEROR in self.cast.alias_to_name:
+            return EMPEROR  # 皇上若想说……: said to the emperor
         m = _VOCATIVE.match(quote)
         if not m:
             return None
@@ -457,11 +459,16 @@ class Attributor:
         """A speaker who names themself (``“我叫唐婉……”``): the line is theirs, and the role noun
         the chapter called them by until then (少女, 一个穿红裙子的女人) becomes that name."""
         for seg, who, how in list(decided):
-            m = _SELF_INTRO.search(text[seg.start:seg.end])
+            quote = text[seg.start:seg.end]
+            m = _SELF_INTRO.search(quote)
             found = self.cast.find(m.group("rest")) if m else []
-            if not m or not found or found[0][0] != 0 or m.group("rest")[found[0][1]:found[0][1] + 1] == "的":
+            if m and found and found[0][0] == 0 and m.group("rest")[found[0][1]:found[0][1] + 1] != "的":
+                name = found[0][2]
+            elif "朕" in quote and EMPEROR in self.cast.alias_to_name and how not in ("pre", "post", "tag", "short"):
+                name = EMPEROR  # only the emperor says 朕
+                self.gender.setdefault(name, "m")
+            else:
                 continue
-            name = found[0][2]
             if name == who:
                 continue
             gender = self.gender.get(name)

@@ -18,7 +18,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from agents.script.people import ADDRESS, modern_names, nickname_links, set_surnames, title_links
+from agents.script.people import (
+    ADDRESS,
+    EMPEROR,
+    modern_names,
+    nickname_links,
+    set_surnames,
+    title_links,
+)
 
 log = logging.getLogger(__name__)
 
@@ -459,6 +466,8 @@ def discover_cast(
         if 2 <= len(name) <= 3 and name[0] not in _SURNAMES and name.endswith(("妃", "后", "帝", "嫔")):
             for m in re.finditer(r"([" + "".join(sorted(_SURNAMES)) + r"])" + re.escape(name), text):
                 surnamed.setdefault(m.group(0), name)
+    if EMPEROR in owner:
+        surnamed["皇上"] = EMPEROR  # what the narration calls the emperor
     for links in (nickname_links(names_now), title_links(text, names_now), surnamed):
         for form, name in links.items():
             if form not in taken and stats.count(form) > 0 and owner.get(name) is not None \

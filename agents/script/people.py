@@ -65,6 +65,8 @@ MODERN_TITLES = sorted((
     "叔", "姨", "哥", "姐", "妈", "婶", "伯", "爷",
 ), key=len, reverse=True)
 
+_LONG_TITLE_AT = re.compile("|".join(t for t in MODERN_TITLES if len(t) >= 2))
+
 # Common words that begin with a surname character and are never names.
 COMMON_WORDS = frozenset((
     "高兴", "马上", "周围", "江湖", "黄色", "金色", "白色", "林子", "常常", "时候", "方向", "明白", "文件", "安静",
@@ -107,6 +109,8 @@ _NOT_AFTER_NAME = set("里中内外边旁顶底部侧氏家府")
 _PERSON_AFTER = set("说道问笑叹看望盯瞪瞥点摇站坐走跑推拉拿把被抬低回转皱愣怔沉咬伸握抱拍扶将正已却也又都才便没不忍"
                     "微轻冷淡心脸眼手身嘴声终立刚这那和与对向跟给让请叫喊答应想知觉听见挥递接放摆取掏打开关冲追赶"
                     "跪磕福行退进出来去从一猛忽突顿还仍")
+EMPEROR = "皇帝"
+_MAID_CHARS = set("翠莺燕春秋香梅兰菊竹桃杏柳红绿碧玉珠宝喜福巧灵秀彩云月雪霜晴芳婉琴棋书画鹊蝶")
 _TITLE_AT = re.compile(r"(?:[\u4e00-\u9fff](?:贵妃|妃)|皇后|太后|皇帝|太子)(?!们)")
 _APPOSITION = re.compile(r"^(?:[\u4e00-\u9fff]{0,4}的)?(?:" + "|".join(ROLE_NOUNS) + r"|助理|法医|管家|警员)"
                          r"(?P<name>[\u4e00-\u9fff]{2,3})")
@@ -129,6 +133,14 @@ def _name_at(clause: str, count: Callable[[str], int]) -> str | None:
     if len(clause) < 2:
         return None
     c0, c1 = clause[0], clause[1]
+    if clause.startswith("皇上"):
+        return EMPEROR  # the emperor, whom the narration calls 皇上
+    if c1 == "儿" and c0 in _MAID_CHARS:
+        return clause[:2]  # 翠儿, 莺儿: a maid's name
+    if c0 in _SURNAMES:
+        t = _LONG_TITLE_AT.match(clause, 1)
+        if t:
+            return clause[:t.end()]  # 李公公, 刘太医, 周师傅: a surname and a title is a name by its form
     if c0 == "小" and len(clause) >= 3 and clause[2] == "子" and c1 not in "孩伙姑":
         return clause[:3]  # 小喜子, 小桂子
     if c0 in "老小阿" and c1 in _SURNAMES and (len(clause) == 2 or clause[2] not in "子人家"):
@@ -186,8 +198,9 @@ def modern_names(text: str, narration: list[tuple[int, int]], count: Callable[[s
             # an apposition (宫女秋月) or a speech tag (小喜子…道：) counts twice: it introduces a speaker
             strong = bool(ap or tag_span or _TAGGED.search(clause))
             opens[w] += 2 if strong else 1
-            if ap:
-                introduced.add(w)
+            if ap or (len(w) >= 3 and w[0] in _SURNAMES and _LONG_TITLE_AT.fullmatch(w, 1)) \
+                    or (len(w) == 2 and w[1] == "儿" and w[0] in _MAID_CHARS):
+                introduced.add(w)  # an apposition or a surname with a title: a person by its form
             nxt = clause[len(w):len(w) + 2]
             after[w][nxt[:1] if nxt[:1] != "的" else nxt] += 1
     out: dict[str, int] = {}
@@ -201,7 +214,7 @@ def modern_names(text: str, narration: list[tuple[int, int]], count: Callable[[s
                                                                               "脸眼手身嘴声心笑目神表话头"))
         if placey * 3 > total or (personal == 0 and w not in introduced):
             continue
-        out[w] = count(w)
+        out[w] = count(w) + (count("皇上") if w == EMPEROR else 0)
     # a two-character form inside a three-character name that always carries the third is a fragment
     for w in [w for w in out if len(w) == 2]:
         longer = [x for x in out if len(x) == 3 and x.startswith(w)]
