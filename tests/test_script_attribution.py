@@ -82,6 +82,35 @@ def test_attribution_patterns(text: str, expected: list[str]) -> None:
     assert [s for _t, s in _speakers(text)] == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    # a role noun that later gives its name: every line of that person in the chapter gets the name
+    ("第一章\n周航坐在车站的长椅上。一个背着画板的姑娘走过来，在他旁边坐下。\n“这里有人吗？”姑娘问。\n"
+     "“没有。”周航往旁边让了让。\n“我叫宋知微，美院的。”她伸出手，“你呢？”\n周航握了握她的手。“我叫周航。”\n"
+     "宋知微笑了。宋知微把画板放在腿上。\n",
+     ["宋知微", "周航", "宋知微", "宋知微", "周航"]),
+    # who leaves is out of the exchange; siblings' full names are kept whole
+    ("第一章\n唐知远和唐知安坐在饭桌前。唐知远放下筷子。唐知安看着他。\n一个送水的大爷敲门进来，"
+     "放下水桶说：“放这儿了啊。”\n“谢谢您。”唐知远说。\n送水的大爷走了。唐知安把碗推到一边。\n“你真要走？”\n"
+     "“嗯。”\n唐知远笑了笑。唐知安叹了口气。\n",
+     ["大爷", "唐知远", "唐知安", "唐知远"]),
+    # 朕: the emperor speaks, and the man he was until then is the emperor
+    ("第一章\n沈如意在御花园里喂鱼。假山后面走出一个穿青衫的男子。\n男子笑着问：“你是哪个宫的？”\n"
+     "沈如意行了个礼：“嫔妾是储秀宫的沈答应。”\n“沈答应。”他点了点头，“朕记住了。”\n沈如意愣住了。"
+     "皇上转身走了。皇上走得很快。沈如意跪了下去。\n",
+     ["皇帝", "沈如意", "皇帝", "皇帝"]),
+])
+def test_self_introduction_exits_and_the_emperor(text: str, expected: list[str]) -> None:
+    assert [s for _t, s in _speakers(text)] == expected
+
+
+def test_places_from_whole_words_and_chapter_headings() -> None:
+    text = ("第一章 风雪客栈\n大雪封山。萧寒推门进去，在角落里坐下。萧寒要了一壶酒。\n“好酒。”萧寒说。\n" * 3 +
+            "第二章\n第二天一早，萧寒牵着马走到渡口，看见江面结了冰。萧寒在渡口站了很久。\n“过不去了。”萧寒说。\n" * 3)
+    an = analyse(literal_text(text))
+    places = [sc.place for sc in an.scenes]
+    assert "风雪客栈" in places and "渡口" in places, places
+
+
 def test_forms_of_address_and_self_reference_never_become_characters() -> None:
     text = ("第一章 请安\n"
             "贤妃柳如烟扶着宫女的手走进殿里，看见沈清辞跪在地上。\n"

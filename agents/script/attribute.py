@@ -469,14 +469,14 @@ class Attributor:
                 self.gender.setdefault(name, "m")
             else:
                 continue
-            if name == who:
-                continue
             gender = self.gender.get(name)
             role: str | None = None
             if who in ROLE_SET and (how in ("role", "noun", "beat") or (gender and ROLE_GENDER.get(who) == gender)):
                 role = who
-            elif gender:
-                roles = {s.speaker for s in self.chapter_segs if s.speaker in ROLE_SET and ROLE_GENDER.get(s.speaker) == gender}
+            elif all(s.speaker != name for s in self.chapter_segs):
+                # someone new to the chapter: the one role noun of their gender (or the one role noun) that spoke
+                roles = {s.speaker for s in self.chapter_segs if s.speaker in ROLE_SET
+                         and (gender is None or ROLE_GENDER.get(s.speaker) == gender)}
                 role = roles.pop() if len(roles) == 1 else None
             if role:
                 self.renamed[role] = name
