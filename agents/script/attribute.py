@@ -174,7 +174,7 @@ class Attributor:
         self._mention(seg.para, subject_names, [n for _a, _b, n in found])
         # 江屿走后 / 快递员走了: who leaves is out of the exchange
         gone = [n for _a, b, n in found if _EXIT.match(body, b)]
-        gone += [r for r in ROLE_SET if r in body and r in self.speakers and _EXIT.match(body, body.find(r) + len(r))]
+        gone += [r for r in self.speakers if r in ROLE_SET and r in body and _EXIT.match(body, body.find(r) + len(r))]
         self.gone.update(gone)
         self.speakers = [x for x in self.speakers if x not in gone]
         self.recent = (self.recent + body)[-1500:]
