@@ -28,7 +28,7 @@ sys.path.insert(0, sys.argv[1])
 from agents.script.reader import read_novel
 from agents.script.text import split_book
 mode, path, episodes = sys.argv[2], sys.argv[3], sys.argv[4]
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 novel = read_novel(path)
 out = {"chars": len(novel.text)}
 if mode == "baseline":
@@ -44,6 +44,7 @@ else:
                lines=sum(len(s.lines) for e in series.episodes for s in e.shots()),
                characters=len(series.characters))
 out["seconds"] = time.perf_counter() - t0
+out["cpu_seconds"] = time.process_time() - c0  # what the run costs whatever else loads the machine
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
 """
@@ -104,7 +105,7 @@ def _run(args: argparse.Namespace, old: str | None) -> int:
         print(f"old engine: {args.baseline_ref} (runs alternate with the current engine)")
     header = (f"{'novel':<10} {'MB':>5} {'chars':>8} {'ch':>4} | {'baseline s':>10} {'MB rss':>7} | "
               f"{'full s':>7} {'MB rss':>7} {'kchar/s':>8} | {'eps':>4} {'shots':>6} {'lines':>6} {'cast':>5}"
-              + (f" | {'old s':>6} {'new/old':>7}" if old else ""))
+              + f" | {'cpu s':>6}" + (f" | {'old s':>6} {'new/old':>7} {'old cpu':>7}" if old else ""))
     print(header)
     print("-" * len(header))
     for path in novels:
@@ -119,11 +120,11 @@ def _run(args: argparse.Namespace, old: str | None) -> int:
         extra = ""
         if olds:
             o = min(olds, key=lambda r: r["seconds"])
-            extra = f" | {o['seconds']:>6.2f} {full['seconds'] / o['seconds']:>7.2f}"
+            extra = f" | {o['seconds']:>6.2f} {full['seconds'] / o['seconds']:>7.2f} {min(r['cpu_seconds'] for r in olds):>7.2f}"
         print(f"{path.stem:<10} {path.stat().st_size / 1e6:>5.2f} {int(full['chars']):>8} {int(full['chapters']):>4} | "
               f"{base['seconds']:>10.2f} {base['peak_rss_mb']:>7.0f} | {full['seconds']:>7.2f} {full['peak_rss_mb']:>7.0f} "
               f"{full['chars'] / full['seconds'] / 1000:>8.0f} | {int(full['episodes']):>4} {int(full['shots']):>6} "
-              f"{int(full['lines']):>6} {int(full['characters']):>5}" + extra)
+              f"{int(full['lines']):>6} {int(full['characters']):>5} | {min(r['cpu_seconds'] for r in fulls):>6.2f}" + extra)
     return 0
 
 
