@@ -13,6 +13,13 @@ speaker, every quote of a paragraph has one speaker unless a tag says otherwise 
 (``“周师傅，……”``) is said TO that person, and an untagged exchange alternates between the two
 people talking. ``Segment.confidence`` says how sure each rule is; the hybrid mode asks an LLM
 about the lines below a threshold.
+
+Who is in the exchange is kept as a short list of speakers, each once, newest last: people who act
+in a paragraph without speaking join it (the next untagged line may be theirs), people who leave
+(``江屿走后``, ``快递员走了``) drop out of it, the one a line or a tag turns to (``“林才人，……”``,
+``朝许知夏点了点头：``) answers next, and someone who just came on (``助理小周敲门进来。``) speaks
+before the alternation resumes. A speaker who names themself (``“我叫唐婉……”``) takes over the role
+noun the chapter called them by (少女, 一个穿红裙子的女人), and only the emperor says 朕.
 """
 
 from __future__ import annotations
