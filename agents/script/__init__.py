@@ -10,6 +10,9 @@ Engines (the registry :data:`ENGINES`; factories in :mod:`agents.script.engines`
 (rules, no model, deterministic), ``openai`` (any OpenAI-compatible endpoint from ``[llm]``
 config), ``local`` (a transformers folder or a GGUF file). A third-party engine registers as the
 entry point ``script-engine.<name>`` in the group ``reelforge.plugins``.
+With ``ScriptInput(hybrid=True)`` (CLI ``--hybrid``) an LLM engine writes the offline
+screenplay and asks its model only about the speakers the rules are unsure of
+(:mod:`agents.script.hybrid`).
 """
 
 from __future__ import annotations

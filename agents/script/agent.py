@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -84,6 +85,12 @@ class ScriptAgent(Agent[ScriptInput, Series]):
         if not result.report.get("recorded"):
             ctx.record(result.usage)
         files = self._write(novel, result.series, ctx)
+        cut = result.report.get("cut_lines") or []
+        if cut and ctx.workspace is not None:
+            # the quoted lines no episode could hold, with why: a creator can ask for more episodes
+            path = ctx.workspace.root / "script_cuts.json"
+            path.write_text(json.dumps(cut, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+            files.append(path)
         ctx.step(1.0, f"{len(result.series.episodes)} episodes / {len(result.series.episodes)} 集")
         log.info("screenplay: %d episodes, %d shots, %d traced lines", len(result.series.episodes),
                  sum(len(e.shots()) for e in result.series.episodes), checked)

@@ -45,6 +45,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--episodes", type=int, default=None, help="集数；不填则改编全书 (episodes; default: the whole novel)")
     p.add_argument("--episode-seconds", type=float, default=90.0, help="每集目标时长（秒）(target seconds per episode)")
     p.add_argument("--title", default=None, help="剧名 (series title)")
+    p.add_argument("--hybrid", action="store_true",
+                   help="混合模式：规则写剧本，只把拿不准的说话人交给模型 (rules write the screenplay; only doubtful "
+                        "speakers go to the LLM engine)")
     p.add_argument("--project", type=Path, default=None,
                    help="项目目录：剧本写入 screenplay.json，用量写入 usage.sqlite (project folder)")
     p.add_argument("--config", type=Path, default=None, help="配置文件 (config TOML)")
@@ -150,6 +153,7 @@ def _write_screenplay(args: argparse.Namespace, cfg: Any, output: Path | None, f
 
     agent = ScriptAgent(language=args.lang, draft_path=draft_path)
     inp = ScriptInput(source=args.source, episodes=args.episodes, episode_seconds=args.episode_seconds,
+                      hybrid=args.hybrid,
                       engine=args.engine, title=args.title)
     if Path(args.source).suffix and Path(args.source).exists():
         inp = replace(inp, source=Path(args.source))

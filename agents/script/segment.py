@@ -52,7 +52,8 @@ class Segment:
     pre: str = ""  # narration of the same sentence before the speech (attribution)
     post: str = ""  # narration right after a quote, up to the sentence end
     speaker: str = ""  # filled by attribution
-    how: str = ""  # how the speaker was found: pre | post | alternation | last | pronoun | noun | none
+    how: str = ""  # how the speaker was found: pre | post | beat | para | alternation | vocative | pronoun | ...
+    confidence: float = 0.0  # how sure that rule is, 0..1
 
 
 def _find_close(text: str, open_ch: str, i: int, end: int) -> int:
@@ -76,7 +77,7 @@ def _find_close(text: str, open_ch: str, i: int, end: int) -> int:
 
 def _is_verse(s: str) -> bool:
     parts = [p for p in VERSE_CLAUSE.split(s) if p.strip()]
-    if len(parts) < 2:
+    if len(parts) < 4:  # a couplet of equal halves is as often plain speech (和尚动得，我动不得？)
         return False
     lengths = {len(p.strip()) for p in parts}
     return len(lengths) == 1 and next(iter(lengths)) in (4, 5, 6, 7)
@@ -155,11 +156,15 @@ def segment_paragraph(text: str, p: Paragraph, para_index: int, prev_tail: str) 
         poem = bool(POEM_CUE.search(pre_sentence)) or (_is_verse(body) and not PRE_SPEECH.search(pre_sentence))
         colon = pre_sentence.rstrip().endswith(("：", ":"))
         punctuated = bool(re.search(r"[，。！？!?,…]", body))
+        # “散会！”: a quote that ends like a sentence is said, however short; 他的“行状” is a term
+        sentence = bool(re.search(r"[。！？!?…～~—][”’」』]*\s*$", body))
+        after_speech = k >= 2 and raw[k - 2][0] == "quote" and bool(segs) and segs[-1].kind == "speech"
         speechy = (
             colon
             or at_start
+            or (sentence and len(body) >= 2)
             or (punctuated and (bool(PRE_SPEECH.search(pre_sentence)) or bool(POST_SPEECH.match(after))
-                                or len(body) >= 6))
+                                or len(body) >= 6 or after_speech))
         )
         if not speechy and not poem:
             # a quoted term inside narration: keep it in the narration

@@ -309,6 +309,7 @@ class LLMEngine(ScriptEngine):
         attempts: int = 3,
         max_characters: int = 20,
         today: Callable[[], date] = date.today,
+        hybrid_threshold: float | None = None,
     ) -> None:
         self.client = client
         self.name = client.engine or "openai"  # type: ignore[misc]
@@ -319,6 +320,7 @@ class LLMEngine(ScriptEngine):
         self.attempts = attempts
         self.max_characters = max_characters
         self.today = today
+        self.hybrid_threshold = hybrid_threshold  # set: only doubtful speakers go to the model (agents.script.hybrid)
         self._lock = threading.Lock()
         self._usage: list[UsageRecord] = []
         self._ctx: RunContext | None = None
@@ -326,11 +328,12 @@ class LLMEngine(ScriptEngine):
         self._owner = threading.get_ident()
 
     # -- usage ------------------------------------------------------------------------------
-    def _record(self, level: str, completion: Completion, attempt: int) -> None:
+    def _record(self, level: str, completion: Completion, attempt: int, extra: dict[str, Any] | None = None) -> None:
         day = self.today()
         records = []
         for unit, tokens in (("input_token", completion.tokens_in), ("output_token", completion.tokens_out)):
             detail: dict[str, Any] = {"level": level, "attempt": attempt, "tokens_estimated": completion.estimated}
+            detail.update(extra or {})
             price = self.price_lookup(completion.model, unit, day) if self.price_lookup else None
             if price is not None:
                 detail["unit_price_cny"] = str(price)
@@ -388,6 +391,10 @@ class LLMEngine(ScriptEngine):
         self._usage = []
         self._pending = []
         self._owner = threading.get_ident()
+        if self.hybrid_threshold is not None:
+            from agents.script.hybrid import generate_hybrid
+
+            return generate_hybrid(self, novel, inp, ctx)
         an = analyse(novel, ctx)
         plan = plan_episodes(an, inp.episodes)
         draft = self._open_draft(novel, inp, plan, an)
