@@ -36,6 +36,8 @@ def opencv_data() -> Path:
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # keep user config and caches out of the tests
     monkeypatch.setenv("REELFORGE_CONFIG", str(tmp_path_factory.getbasetemp() / "no-config.toml"))
+    # tracebacks of failed runs outside a project go to a log folder of the test session
+    monkeypatch.setenv("REELFORGE_LOG_DIR", str(tmp_path_factory.getbasetemp() / "logs"))
     cfg = tmp_path_factory.getbasetemp() / "no-config.toml"
     if not cfg.exists():
         cfg.write_text("", encoding="utf-8")

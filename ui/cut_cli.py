@@ -16,6 +16,7 @@ log = logging.getLogger("reelforge.cut")
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
+    from core.media import strict_media
     from pipelines.detect import get_detector
 
     kwargs: dict[str, Any] = {}
@@ -23,7 +24,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         kwargs["device"] = args.device
         kwargs["fuse"] = not args.network_only
     detector = get_detector(args.detector, **kwargs)
-    result = detector.detect(Path(args.video))
+    with strict_media(args.strict):  # a truncated file: an error, not a warning about missing frames
+        result = detector.detect(Path(args.video))
     if args.json:
         sys.stdout.write(result.to_json() + "\n")
     else:
@@ -96,6 +98,8 @@ def register(subparsers: Any) -> None:
                    help="transnet: the network's boundaries alone (by default the fast detector's hard cuts "
                         "that the network misses are added)")
     p.add_argument("--json", action="store_true", help='print {"fps", "boundaries": [...]} only')
+    p.add_argument("--strict", action="store_true",
+                   help="fail on a truncated input (fewer frames than its container lists) instead of warning")
     p.set_defaults(func=cmd_detect)
 
     p = subparsers.add_parser("rough", help="build (and render) an episode's rough cut from the screenplay")

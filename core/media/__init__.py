@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from core.media.decode import (
     Frame,
+    check_complete,
     decoded_frames,
     frames_to_timecode,
     iter_audio,
     iter_frames,
+    one_report_per_file,
     read_audio,
     resample_audio,
+    strict_media,
 )
 from core.media.edit import (
     EditResult,
@@ -35,7 +38,15 @@ from core.media.edit import (
     video_extradata,
     x264_options,
 )
-from core.media.encode import VIDEO_CODECS, VideoWriter, even_size, samples_for_frames, write_wav
+from core.media.encode import (
+    VIDEO_CODECS,
+    VIDEO_CONTAINERS,
+    VideoWriter,
+    check_video_output,
+    even_size,
+    samples_for_frames,
+    write_wav,
+)
 from core.media.probe import (
     AudioStreamInfo,
     MediaInfo,
@@ -47,7 +58,7 @@ from core.media.probe import (
 from core.media.tensors import frames_to_tensor, iter_batches, iter_tensors, tensor_to_frames
 
 __all__ = [
-    "VIDEO_CODECS", "AudioStreamInfo", "EditResult", "Frame", "MediaInfo", "VideoStreamInfo", "VideoWriter",
+    "VIDEO_CODECS", "VIDEO_CONTAINERS", "AudioStreamInfo", "check_complete", "check_video_output", "strict_media", "one_report_per_file", "EditResult", "Frame", "MediaInfo", "VideoStreamInfo", "VideoWriter",
     "_av", "_copy_compatible", "_copy_segments", "_keyframe_indices", "concat", "decoded_frames", "even_size",
     "frames_to_tensor", "frames_to_timecode", "iter_audio", "iter_batches", "iter_frames", "iter_tensors",
     "open_input", "probe", "read_audio", "resample_audio", "samples_for_frames", "tensor_to_frames", "trim",

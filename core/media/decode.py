@@ -1,10 +1,20 @@
-"""Streaming decode: frames as numpy arrays in presentation order, audio as float32 chunks."""
+"""Streaming decode: frames as numpy arrays in presentation order, audio as float32 chunks.
+
+A file whose index promises more frames than its data holds (a "faststart" MP4 cut short: the
+index comes first and survives, the frames do not) decodes silently short. Every full decode
+compares the frames it got with the container's count and warns (:func:`check_complete` does
+the same up front, from the packets alone, without decoding); inside :func:`strict_media` the
+shortfall is a :class:`CorruptMediaError` instead.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -22,6 +32,82 @@ log = logging.getLogger(__name__)
 # Give up on a stream that yields no picture after this many packets: a damaged file must
 # fail fast instead of spinning through gigabytes of garbage.
 _MAX_BAD_PACKETS = 200
+
+_STRICT: contextvars.ContextVar[bool] = contextvars.ContextVar("reelforge_strict_media", default=False)
+# files already reported short inside a one_report_per_file() block (a set shared with the
+# block's threads: Prefetch runs its producer in the caller's context)
+_REPORTED: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("reelforge_reported_media", default=None)
+_REPORTED_LOCK = threading.Lock()
+
+
+@contextmanager
+def one_report_per_file() -> Iterator[None]:
+    """Inside the block a short file is warned about once (an up-front check, then the decode)."""
+    token = _REPORTED.set(set())
+    try:
+        yield
+    finally:
+        _REPORTED.reset(token)
+
+
+@contextmanager
+def strict_media(on: bool = True) -> Iterator[None]:
+    """Inside the block, a file that decodes to fewer frames than its container lists is an error."""
+    token = _STRICT.set(on)
+    try:
+        yield
+    finally:
+        _STRICT.reset(token)
+
+
+def _short(listed: int, got: int) -> bool:
+    # a complete file decodes every listed frame; edit lists may hide a couple at the start
+    return listed > 0 and got < listed - max(2, listed // 100)
+
+
+def _report_short(path: str | os.PathLike[str], listed: int, got: int, fps: Fraction | None, what: str) -> str:
+    secs = f" ({float(Fraction(got) / fps):.2f} s of {float(Fraction(listed) / fps):.2f} s)" if fps else ""
+    message = (f"{str(path)!r} is truncated or damaged: its container lists {listed} frames, "
+               f"but only {got} {what}{secs}")
+    if _STRICT.get():
+        raise CorruptMediaError(message, hint="get the file again (a complete copy); without --strict the frames "
+                                              "that decode are used and the rest is missing")
+    reported = _REPORTED.get()
+    first = True
+    if reported is not None:
+        key = os.path.abspath(path)
+        with _REPORTED_LOCK:
+            first = key not in reported
+            reported.add(key)
+    if first:
+        log.warning("%s; what is made from it will be short", message)
+    return message
+
+
+def check_complete(path: str | os.PathLike[str]) -> str | None:
+    """Before long work: None when every frame the container lists has its data, else the warning.
+
+    Reads packets only (no decoding). Raises :class:`CorruptMediaError` inside :func:`strict_media`.
+    """
+    av = _av()
+    info = probe(path)
+    if info.video is None:
+        return None
+    with open_input(path) as c:
+        stream = c.streams.video[0]
+        listed = int(stream.frames or 0)
+        if not listed:
+            return None  # the container does not count its frames (MKV, AVI): nothing to compare
+        got = 0
+        try:
+            for packet in c.demux(stream):
+                if packet.size:
+                    got += 1
+        except av.error.FFmpegError:
+            pass  # a damaged tail ends the count
+    if not _short(listed, got):
+        return None
+    return _report_short(path, listed, got, info.video.fps, "have their data")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +216,11 @@ def decoded_frames(path: str | os.PathLike[str], *, threads: int = 0, seek: Frac
         finished = True
         if produced == 0 and require_frames:
             raise CorruptMediaError(f"{str(path)!r}: no decodable video frame (truncated or damaged)")
+        listed = int(stream.frames or 0)
+        if seek is None and _short(listed, produced):
+            rate = stream.average_rate or stream.guessed_rate
+            _report_short(path, listed, produced, Fraction(rate.numerator, rate.denominator) if rate else None,
+                          "decode")
     finally:
         if not finished:
             try:

@@ -14,8 +14,15 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError, MediaError, UnsupportedMediaError
+from core.files import part_path, storage_error, sweep_parts
 from core.media.decode import iter_audio, iter_frames
-from core.media.encode import VideoWriter, _audio_frame, even_size, samples_for_frames
+from core.media.encode import (
+    VideoWriter,
+    _audio_frame,
+    discard_output,
+    even_size,
+    samples_for_frames,
+)
 from core.media.probe import MediaInfo, VideoStreamInfo, _av, open_input, probe
 
 log = logging.getLogger(__name__)
@@ -153,9 +160,13 @@ def _copy_segments(dst: Path, segments: Sequence[tuple[Path, int, int, Path]], v
     first frame) the sound comes from there instead, e.g. a rendered timeline's mixed tracks.
     """
     av = _av()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.stem}.part{dst.suffix}")
-    out = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart+use_metadata_tags"})
+    tmp = part_path(dst)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        sweep_parts(dst)
+        out = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart+use_metadata_tags"})
+    except OSError as e:
+        raise storage_error(e, "write", dst) from e
     try:
         for key, value in metadata.items():
             out.metadata[key] = value
@@ -233,12 +244,14 @@ def _copy_segments(dst: Path, segments: Sequence[tuple[Path, int, int, Path]], v
                 audio_pts = _encode_fifo(out, astream, fifo, min(size, fifo.samples), audio_pts)
             for packet in astream.encode():
                 out.mux(packet)
-    except BaseException:
         out.close()
-        tmp.unlink(missing_ok=True)
+        os.replace(tmp, dst)
+    except OSError as e:
+        discard_output(out, tmp)
+        raise storage_error(e, "write", dst) from e
+    except BaseException:
+        discard_output(out, tmp)
         raise
-    out.close()
-    os.replace(tmp, dst)
     return offset
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.errors import InputError, MediaError
+from core.files import atomic_path, part_path, storage_error, sweep_parts
 from core.media.probe import _av
 
 if TYPE_CHECKING:
@@ -21,6 +22,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VIDEO_CODECS = {"h264": "libx264", "h265": "libx265", "hevc": "libx265"}
+# containers that hold H.264/H.265 video and AAC sound; the muxer's name by suffix
+VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+def check_video_output(path: str | os.PathLike[str]) -> Path:
+    """``path`` if we can write a video there (a known suffix, not a folder), else an InputError saying why.
+
+    Run before long work, so a bad output name fails first, not after all the frames.
+    """
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(("/", os.sep)):
+        raise InputError(f"output {str(p)!r} is a folder", hint=f"give a file name, e.g. {p / 'out.mp4'}")
+    suffix = p.suffix.lower()
+    if suffix in VIDEO_CONTAINERS:
+        return p
+    if not suffix:
+        raise InputError(f"output {str(p)!r} has no suffix, so its format is unknown",
+                         hint=f"add one: {p.name}.mp4 (or .mov, .mkv)")
+    why = {".webm": "WebM holds VP8/VP9/AV1 video, and ReelForge writes H.264/H.265",
+           ".avi": "AVI cannot hold this H.264 + AAC video properly",
+           ".gif": "a GIF is not a video container"}.get(suffix, "it is not a video container ReelForge writes")
+    raise InputError(f"cannot write video to {str(p)!r}: {why}",
+                     hint=f"use {p.with_suffix('.mp4').name} (or .mov, .mkv)")
 
 
 def even_size(width: int, height: int) -> tuple[int, int]:
@@ -39,6 +63,10 @@ class VideoWriter:
     Video frame ``i`` is shown at ``i / fps``; audio sample ``j`` plays at ``j / audio_rate``.
     Push audio with :meth:`write_audio` as you go (memory stays flat); on :meth:`close` the audio
     is padded with silence or cut to the exact video duration so the two end together.
+
+    With ``time_base`` (e.g. the source stream's) frames may carry their own presentation time
+    (``write(image, time=...)``): variable-frame-rate input keeps its timestamps instead of being
+    moved onto the ``1/fps`` grid (a shift of up to a frame, 40 ms at 25 fps).
     """
 
     def __init__(
@@ -59,6 +87,7 @@ class VideoWriter:
         gop: int | None = None,
         extra_options: Mapping[str, str] | None = None,
         keyframes: Collection[int] = (),
+        time_base: Fraction | None = None,
     ) -> None:
         av = _av()
         self.path = Path(path)
@@ -69,13 +98,19 @@ class VideoWriter:
             raise InputError(f"video codec {codec!r} is not supported", hint=f"use one of {sorted(VIDEO_CODECS)}")
         if not 0 <= crf <= 51:
             raise InputError(f"crf must be between 0 and 51, got {crf}")
+        fmt = VIDEO_CONTAINERS[check_video_output(self.path).suffix.lower()]
         self.fps = Fraction(fps) if not isinstance(fps, Fraction) else fps
         self.width, self.height = width, height
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
-        fmt = "mp4" if self.path.suffix.lower() in {".mp4", ".m4v", ".mov"} else None
-        options = {"movflags": "+faststart+use_metadata_tags"} if fmt == "mp4" else {}
-        self._container = av.open(str(self._tmp), mode="w", format=fmt, options=options)
+        # written under a hidden part name, renamed when complete; a killed run's part file is
+        # removed by the next writer of the same output
+        self._tmp = part_path(self.path)
+        options = {"movflags": "+faststart+use_metadata_tags"} if fmt in ("mp4", "mov") else {}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            sweep_parts(self.path)
+            self._container = av.open(str(self._tmp), mode="w", format=fmt, options=options)
+        except OSError as e:
+            raise storage_error(e, "write", self.path) from e
         for key, value in (metadata or {}).items():
             self._container.metadata[key] = value
         vopts = {"crf": str(crf), "preset": preset}
@@ -90,7 +125,10 @@ class VideoWriter:
         # BT.709, limited range, tagged in the stream so players and FFmpeg decode the same colours
         cc = self._video.codec_context
         cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = 1, 1, 1, 1
-        cc.time_base = Fraction(1) / self.fps
+        self.time_base = Fraction(time_base) if time_base else Fraction(1) / self.fps
+        cc.time_base = self.time_base
+        self._last_pts = -1
+        self._end = Fraction(0)  # presentation end of the last frame written, in seconds
         self._video.codec_context.thread_count = threads
         if codec in ("h265", "hevc"):
             self._video.codec_context.codec_tag = "hvc1"  # plays in QuickTime/iOS
@@ -114,8 +152,8 @@ class VideoWriter:
         self._closed = False
 
     # -- video --
-    def write(self, image: np.ndarray) -> None:
-        self.write_frame(self.prepare(image))
+    def write(self, image: np.ndarray, time: Fraction | None = None) -> None:
+        self.write_frame(self.prepare(image), time)
 
     def prepare(self, image: np.ndarray) -> av.VideoFrame:
         """Convert an RGB image to an encoder-ready yuv420p frame once, to write it many times."""
@@ -128,23 +166,31 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         return frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
 
-    def write_yuv420(self, planes: np.ndarray) -> None:
+    def write_yuv420(self, planes: np.ndarray, time: Fraction | None = None) -> None:
         """Write a frame already converted to BT.709 limited-range I420 (``H*3/2 x W`` uint8), e.g. on a GPU."""
         av = _av()
         if planes.shape != (self.height * 3 // 2, self.width):
             raise InputError(f"I420 frame of shape {planes.shape} does not match {self.width}x{self.height}")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(planes), format="yuv420p")
         frame.colorspace, frame.color_range = 1, 1
-        self.write_frame(frame)
+        self.write_frame(frame, time)
 
-    def write_frame(self, frame: av.VideoFrame) -> None:
+    def write_frame(self, frame: av.VideoFrame, time: Fraction | None = None) -> None:
+        """Encode one frame, shown at ``time`` seconds (default: right after the previous frame)."""
         if self._keyframes:  # set or clear each time: callers write one prepared frame many times
             frame.pict_type = _av().video.frame.PictureType.I if self.frames_written in self._keyframes \
                 else _av().video.frame.PictureType.NONE
-        frame.pts = self.frames_written
-        frame.time_base = Fraction(1) / self.fps
-        for packet in self._video.encode(frame):
-            self._container.mux(packet)
+        start = self._end if time is None else Fraction(time)
+        pts = max(self._last_pts + 1, round(start / self.time_base))  # never backwards
+        frame.pts = pts
+        frame.time_base = self.time_base
+        try:
+            for packet in self._video.encode(frame):
+                self._container.mux(packet)
+        except OSError as e:  # a full disk: name the output, not the hidden part file
+            raise storage_error(e, "write", self.path) from e
+        self._last_pts = pts
+        self._end = pts * self.time_base + 1 / self.fps
         self.frames_written += 1
 
     # -- audio --
@@ -179,12 +225,16 @@ class VideoWriter:
             frame.pts = self.samples_written
             frame.time_base = Fraction(1, self.audio_rate or 1)
             self.samples_written += frame.samples
-            for packet in self._audio.encode(frame):
-                self._container.mux(packet)
+            try:
+                for packet in self._audio.encode(frame):
+                    self._container.mux(packet)
+            except OSError as e:
+                raise storage_error(e, "write", self.path) from e
 
     @property
     def duration(self) -> Fraction:
-        return Fraction(self.frames_written) / self.fps
+        """Seconds of video written: ``frames / fps``, or up to the last timed frame's end."""
+        return self._end if self.frames_written else Fraction(0)
 
     def close(self) -> Path:
         if self._closed:
@@ -196,7 +246,7 @@ class VideoWriter:
             for packet in self._video.encode():
                 self._container.mux(packet)
             if self._audio is not None and self._fifo is not None:
-                want = samples_for_frames(self.frames_written, self.fps, self.audio_rate or 0)
+                want = math.floor(self.duration * (self.audio_rate or 0))
                 have = self.samples_written + self._fifo.samples
                 if have < want:
                     self.write_audio(np.zeros((want - have, self.audio_channels), dtype=np.float32))
@@ -210,21 +260,23 @@ class VideoWriter:
                 self._drain_audio(final=True)
                 for packet in self._audio.encode():
                     self._container.mux(packet)
+            self._container.close()  # writes the index (moov): a full disk can fail here too
+            os.replace(self._tmp, self.path)  # never leave a half-written file under the real name
+        except OSError as e:
+            self._discard()
+            raise storage_error(e, "write", self.path) from e
         except BaseException:
-            self._container.close()
-            self._tmp.unlink(missing_ok=True)
+            self._discard()
             raise
-        self._container.close()
-        os.replace(self._tmp, self.path)  # never leave a half-written file under the real name
         return self.path
 
     def abort(self) -> None:
         if not self._closed:
             self._closed = True
-            try:
-                self._container.close()
-            finally:
-                self._tmp.unlink(missing_ok=True)
+            self._discard()
+
+    def _discard(self) -> None:
+        discard_output(self._container, self._tmp)
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -234,6 +286,19 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def discard_output(container: Any, tmp: Path) -> None:
+    """After a failed write: close ``container`` without letting its own error (a full disk again)
+    hide the first one, then remove its part file ``tmp``."""
+    try:
+        container.close()
+    except Exception as e:  # noqa: BLE001 - the error being raised matters more
+        log.debug("closing %s after an error: %s", tmp, e)
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError as e:
+        log.warning("could not remove the part file %s: %s", tmp, e)
 
 
 def _audio_frame(planar: np.ndarray, channels: int, rate: int) -> Any:
@@ -253,10 +318,10 @@ def write_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int) -> P
         data = data[:, None]
     pcm = (np.clip(data, -1.0, 1.0) * 32767.0).round().astype("<i2")
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(p), "wb") as w:
-        w.setnchannels(data.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
+    with atomic_path(p) as tmp:
+        with wave.open(str(tmp), "wb") as w:
+            w.setnchannels(data.shape[1])
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(pcm.tobytes())
     return p
