@@ -138,3 +138,38 @@ def test_unsafe_ids_raise_input_error_with_the_rule() -> None:
 
     with pytest.raises(InputError, match="letters, digits"):
         Series.from_data({"title": "t", "episodes": [{"number": 1, "scenes": [{"id": "s/1"}]}]})
+
+
+# --- 11. English subtitles and speakers -----------------------------------------------------------
+ENGLISH = (
+    "Chapter 1\n\n"
+    "\"I don't think we should go,\" said Mary. \"It's far too dangerous for people like us, and the river is "
+    "rising quickly tonight, so we had better wait here until the morning comes and the water goes down again.\"\n"
+    "John laughed. \"You're always afraid of everything, Mary. Nobody's going to stop us now.\"\n"
+    "\u201cDon\u2019t be a fool,\u201d Mary replied.\n"
+)
+
+
+def test_english_lines_split_between_words_and_keep_apostrophes() -> None:
+    from agents.script.segment import MAX_LATIN_LINE_CHARS, speakable_pieces
+
+    pieces = [ENGLISH[a:b] for a, b in speakable_pieces(ENGLISH, 0, len(ENGLISH))]
+    assert "I don't think we should go" in pieces and "Don\u2019t be a fool" in pieces
+    for a, b in speakable_pieces(ENGLISH, 0, len(ENGLISH)):
+        assert b - a <= MAX_LATIN_LINE_CHARS
+        assert not (ENGLISH[a - 1].isalpha() and ENGLISH[a].isalpha()), ENGLISH[a - 5:b]  # starts on a word
+        assert not (ENGLISH[b - 1].isalpha() and b < len(ENGLISH) and ENGLISH[b].isalpha()), ENGLISH[a:b + 5]
+
+
+def test_english_speakers_are_named(tmp_path: Path) -> None:
+    novel = tmp_path / "en.txt"
+    novel.write_text(ENGLISH, encoding="utf-8")
+    out = tmp_path / "en.json"
+    assert script_main(["script", str(novel), "-o", str(out), "--quiet"]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert {c["name"] for c in data["characters"]} == {"Mary", "John"}
+    said = {(ln["speaker"], ln["text"]) for sc in data["episodes"][0]["scenes"] for s in sc["shots"]
+            for ln in s["lines"] if ln["kind"] != "narration"}
+    assert ("Mary", "I don't think we should go") in said
+    assert any(who == "John" and text.startswith("You're always afraid") for who, text in said)
+    assert all(who in ("Mary", "John") for who, _ in said)  # nobody is 路人
