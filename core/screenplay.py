@@ -100,7 +100,7 @@ class Location(_Model):
 
 class Line(_Model):
     speaker: str = ""  # empty or "旁白" for narration
-    text: str = Field(min_length=1)
+    text: str = Field(min_length=1, max_length=1000)
     kind: LineKind = LineKind.DIALOGUE
     source: SourceSpan | None = None
     emotion: str = ""
@@ -111,7 +111,7 @@ class Shot(_Model):
     size: ShotSize = ShotSize.MEDIUM
     camera: CameraMove = CameraMove.STATIC
     visual_prompt: str = ""
-    seconds: float = Field(default=3.0, gt=0, description="planned length; synthesis sets the final one")
+    seconds: float = Field(default=3.0, gt=0, le=600, description="planned length; synthesis sets the final one")
     lines: list[Line] = Field(default_factory=list)
     sfx: list[str] = Field(default_factory=list)
     characters: list[str] = Field(default_factory=list)
@@ -140,9 +140,9 @@ class Scene(_Model):
 
 
 class Episode(_Model):
-    number: int = Field(ge=1)
+    number: int = Field(ge=1, le=9999)
     title: str = ""
-    target_seconds: float = Field(default=90.0, gt=0)
+    target_seconds: float = Field(default=90.0, gt=0, le=7200)
     hook: str = ""  # opening hook
     cliffhanger: str = ""  # closing cliffhanger
     paywall: bool = False  # 付费卡点: the episode ends on a pay point
