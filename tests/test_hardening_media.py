@@ -233,3 +233,12 @@ def test_disk_full_simulated_in_the_encoder_is_one_line(tmp_path: Path, clip: Pa
                          "disk full", str(out))
     assert len([ln for ln in err.splitlines() if "error" in ln]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_cut_silence_and_render_check_the_output_first(tmp_path: Path, clip: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    _fails_cleanly(capsys, ["-q", "cut", "silence", str(clip), str(tmp_path / "o.webm")], "WebM")
+    _fails_cleanly(capsys, ["-q", "cut", "silence", str(clip), str(clip)], "is the input itself")
+    timeline = tmp_path / "t.json"
+    timeline.write_text("{}", encoding="utf-8")
+    _fails_cleanly(capsys, ["-q", "cut", "render", str(timeline), str(tmp_path / "outdir") + "/"], "is a folder")

@@ -15,6 +15,16 @@ from typing import Any
 log = logging.getLogger("reelforge.cut")
 
 
+def _check_output(output: Path, source: Path) -> None:
+    """Before the work: the output is a video name we write, not the input, in a folder we can write."""
+    from core.files import check_distinct, check_writable
+    from core.media import check_video_output
+
+    check_distinct(source, output)
+    check_video_output(output)
+    check_writable(output.expanduser().absolute().parent, what="output")
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from core.media import strict_media
     from pipelines.detect import get_detector
@@ -67,6 +77,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from core.timeline import Timeline
     from pipelines.render import render_timeline
 
+    _check_output(Path(args.output), Path(args.timeline))
     tl = Timeline.load(Path(args.timeline))
     res = render_timeline(tl, Path(args.output), copy=args.copy, label=not args.no_label)
     log.info("%s: %d frames (%s)", res.path, res.frames, res.mode)
@@ -78,6 +89,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
     from core.config import load_config
     from pipelines.silence import SilenceParams, cut_silence
 
+    _check_output(Path(args.output), Path(args.input))
     cfg = load_config(args.config) if getattr(args, "config", None) else load_config()
     whisper = cfg.models.paths.get("whisper", "")  # a local faster-whisper model folder, if configured
     res = cut_silence(Path(args.input), Path(args.output),
