@@ -15,14 +15,14 @@ from typing import Any
 log = logging.getLogger("reelforge.cut")
 
 
-def _check_output(output: Path, source: Path) -> None:
+def _check_output(output: str, source: str) -> None:
     """Before the work: the output is a video name we write, not the input, in a folder we can write."""
     from core.files import check_distinct, check_writable
     from core.media import check_video_output
 
     check_distinct(source, output)
-    check_video_output(output)
-    check_writable(output.expanduser().absolute().parent, what="output")
+    check_video_output(output)  # the text as typed: a trailing "/" means a folder
+    check_writable(Path(output).expanduser().absolute().parent, what="output")
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -77,7 +77,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from core.timeline import Timeline
     from pipelines.render import render_timeline
 
-    _check_output(Path(args.output), Path(args.timeline))
+    _check_output(args.output, args.timeline)
     tl = Timeline.load(Path(args.timeline))
     res = render_timeline(tl, Path(args.output), copy=args.copy, label=not args.no_label)
     log.info("%s: %d frames (%s)", res.path, res.frames, res.mode)
@@ -89,7 +89,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
     from core.config import load_config
     from pipelines.silence import SilenceParams, cut_silence
 
-    _check_output(Path(args.output), Path(args.input))
+    _check_output(args.output, args.input)
     cfg = load_config(args.config) if getattr(args, "config", None) else load_config()
     whisper = cfg.models.paths.get("whisper", "")  # a local faster-whisper model folder, if configured
     res = cut_silence(Path(args.input), Path(args.output),
