@@ -389,18 +389,28 @@ def rough_cut_project(project: Path, *, episode: int = 1, target_seconds: float 
     return RoughCutOutput(tl_path, video, srt, ass, tl.duration, notes)
 
 
-def export_project(project: Path, fmt: str, *, episode: int = 1, out: Path | None = None) -> tuple[Path, list[str]]:
+def export_project(project: Path, fmt: str, *, episode: int = 1, out: Path | None = None,
+                   target_root: str | None = None, package: str | None = None) -> tuple[Path, list[str]]:
     """``reelforge cut export``: the episode's timeline (the rough cut's, else one built from the
-    synth render) as OTIO, FCPXML, FCP7 XML, EDL or a 剪映 draft folder."""
-    from pipelines.timeline import EXPORT_FORMATS, SUFFIX, export_timeline
+    synth render) as OTIO, FCPXML, FCP7 XML, EDL or a 剪映 draft folder.
 
-    if fmt not in EXPORT_FORMATS:
-        raise InputError(f"unknown export format {fmt!r}", hint=f"use one of {', '.join(EXPORT_FORMATS)}")
+    ``package`` ("copy" or "link") puts the media into the export (a packaged file format gets its
+    own folder, ``out/ep01_fcpxml/``); ``target_root`` is the folder on the editing machine that
+    will hold it (for 剪映 its drafts folder), and every path is written as it will be there."""
+    from pipelines.timeline import export_timeline, exporter
+
+    exp = exporter(fmt)
     ws, er, title, _ = _workspace_render(project, episode)
     tl_path = ws.out_dir / f"ep{episode:02d}.timeline.json"
     if tl_path.exists():
         tl = Timeline.load(tl_path)
     else:
         tl = build_episode_timeline(er, ws.synth_dir(episode), title=f"{title} 第{episode}集" if title else "")
-    dst = out or (ws.out_dir / (f"ep{episode:02d}_jianying" if fmt == "jianying" else f"ep{episode:02d}{SUFFIX[fmt]}"))
-    return export_timeline(tl, dst, fmt)
+    stem = f"ep{episode:02d}"
+    if out is not None:
+        dst = out
+    elif package and not exp.folder:
+        dst = ws.out_dir / f"{stem}_{fmt}" / exp.default_name(stem)
+    else:
+        dst = ws.out_dir / exp.default_name(stem)
+    return export_timeline(tl, dst, fmt, target_root=target_root, package=package)

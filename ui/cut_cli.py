@@ -66,7 +66,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from agents.cut import export_project
 
     path, notes = export_project(Path(args.project), args.format, episode=args.episode,
-                                 out=Path(args.output) if args.output else None)
+                                 out=Path(args.output) if args.output else None,
+                                 target_root=args.target_root, package=args.package)
     for note in notes:
         log.warning("note: %s", note)
     print(path)
@@ -126,9 +127,17 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("export", help="export the episode timeline for an editor")
     p.add_argument("project")
-    p.add_argument("--format", required=True, choices=["otio", "fcpxml", "fcp7", "edl", "jianying"])
+    p.add_argument("--format", required=True, metavar="FORMAT",
+                   help="otio, fcpxml (Final Cut / Resolve), fcp7 (Premiere / Resolve), edl or jianying (剪映)")
     p.add_argument("--episode", type=int, default=1)
     p.add_argument("--output", default=None, help="file (or draft folder for jianying)")
+    p.add_argument("--target-root", default=None, metavar="PATH",
+                   help="the folder on the editing machine that will hold the export (for jianying: 剪映's drafts "
+                        "folder), e.g. C:/Users/NAME/Videos/drama or /Users/NAME/Movies/drama; every path in the "
+                        "timeline is written as it will be there")
+    p.add_argument("--package", nargs="?", const="copy", default=None, choices=["copy", "link"],
+                   help="copy (default) or hard-link the media into the export (media/ beside the timeline; "
+                        "jianying: inside the draft folder)")
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser("render", help="render a timeline JSON to MP4 (frame-accurate, labelled)")
