@@ -225,8 +225,9 @@ class Studio:
         if foreign:
             raise WorkspaceError(f"stage {stage!r} would replace files that were in the folder before the project: "
                                  f"{', '.join(foreign[:5])}", hint="move them out of the project folder first")
-        self.ws.mark_running(stage, ctx.run_id)
         try:
+            # inside the try: a signal that lands while "running" is being written is still recorded
+            self.ws.mark_running(stage, ctx.run_id)
             out = fn()
         except KeyboardInterrupt as e:
             self.ws.mark_failed(stage, ctx.run_id, "interrupted")

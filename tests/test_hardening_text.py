@@ -173,3 +173,16 @@ def test_english_speakers_are_named(tmp_path: Path) -> None:
     assert ("Mary", "I don't think we should go") in said
     assert any(who == "John" and text.startswith("You're always afraid") for who, text in said)
     assert all(who in ("Mary", "John") for who, _ in said)  # nobody is 路人
+
+
+def test_script_project_refuses_a_non_project_folder_unless_adopted(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "mine"
+    novel = write_novel(folder)  # the novel itself inside the folder does not count
+    (folder / "draft2.txt").write_text("my draft", encoding="utf-8")
+    assert script_main(["script", str(novel), "--project", str(folder), "--quiet"]) == 2
+    assert "--adopt" in capsys.readouterr().err and not (folder / "screenplay.json").exists()
+    assert script_main(["script", str(novel), "--project", str(folder), "--adopt", "--quiet"]) == 0
+    assert (folder / "screenplay.json").exists() and (folder / "draft2.txt").read_text(encoding="utf-8") == "my draft"
+    other = tmp_path / "fresh"
+    assert script_main(["script", str(write_novel(other)), "--project", str(other), "--quiet"]) == 0

@@ -48,6 +48,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--title", default=None, help="剧名 (series title)")
     p.add_argument("--project", type=Path, default=None,
                    help="项目目录：剧本写入 screenplay.json，用量写入 usage.sqlite (project folder)")
+    p.add_argument("--adopt", action="store_true",
+                   help="把已有文件的非项目目录用作项目，原有文件保留 (make a non-empty folder the project; its files are kept)")
     p.add_argument("--config", type=Path, default=None, help="配置文件 (config TOML)")
     p.add_argument("--lang", choices=("zh", "en"), default="zh", help="LLM 提示词语言 (prompt language)")
     p.add_argument("--base-url", default=None, help="OpenAI 兼容接口地址，覆盖配置 (overrides [llm] base_url)")
@@ -162,7 +164,8 @@ def _run(args: argparse.Namespace) -> int:
     fmt = format_for(output, args.format) if output is not None else "json"
     _check_outputs(args, output)
 
-    ws = Workspace(args.project).create() if args.project is not None else None
+    novel_file = [Path(args.source)] if "\n" not in args.source and Path(args.source).is_file() else []
+    ws = Workspace(args.project).create(adopt=args.adopt, ignore=novel_file) if args.project is not None else None
     usage_path = ws.usage_db if ws is not None else args.usage
     store = UsageStore(usage_path) if usage_path is not None else None
     ctx = RunContext(config=cfg, workspace=ws, usage=store, progress=_progress(args.quiet),
