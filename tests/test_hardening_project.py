@@ -320,9 +320,10 @@ def test_os_errors_are_one_line_with_the_log_path(tmp_path: Path, made: Path, ca
     assert log.parent == project / "logs" and "Traceback" in log.read_text(encoding="utf-8")
 
 
-@pytest.mark.xfail(strict=True, reason="needs the synth package (agents/synth being split): shot descriptors and "
-                                       "keyframe records are written with Path.write_text, not core.files."
-                                       "atomic_write_text, so a full disk leaves half a JSON file")
+@pytest.mark.xfail(strict=True, reason="needs a change in the agents/synth package: shot descriptors "
+                                       "(shots.py) and keyframe records (keyframes.py, pictures.py) are written "
+                                       "with Path.write_text, not core.files.atomic_write_text, so a full disk "
+                                       "leaves half a JSON file")
 def test_disk_full_never_leaves_half_a_shot_descriptor(tmp_path: Path, made: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     project = _copy(made, tmp_path / "p")
@@ -342,10 +343,8 @@ def test_disk_full_never_leaves_half_a_shot_descriptor(tmp_path: Path, made: Pat
         json.loads(meta.read_text(encoding="utf-8"))  # every descriptor on disk is whole
 
 
-@pytest.mark.xfail(strict=True, reason="needs the synth package (agents/synth being split): every path it builds "
-                                       "from screenplay data must go through core.paths.safe_join, so a Series "
-                                       "made in code without validation cannot write outside out_dir either")
 def test_synth_itself_refuses_an_id_leading_out(tmp_path: Path) -> None:
+    """The write side: a Series made in code without validation cannot make synth write outside out_dir."""
     from agents.base import RunContext
     from agents.synth import SynthAgent, SynthInput
     from core.config import Config
@@ -355,9 +354,7 @@ def test_synth_itself_refuses_an_id_leading_out(tmp_path: Path) -> None:
     shot.__dict__["id"] = "../../../../outside/settings"  # bypasses validation, as code building a Series may
     series = Series(title="t", episodes=[Episode(number=1, scenes=[Scene(id="s1", shots=[shot])])])
     out = tmp_path / "p" / "synth" / "ep01"
-    try:
+    with pytest.raises(InputError):
         SynthAgent()(SynthInput(series=series, episode=1, out_dir=out, width=96, height=160, tts="silence"),
                      RunContext(config=Config()))
-    except InputError:
-        pass
     assert not (tmp_path / "outside").exists()  # from out_dir/shots/, four "../" lead to tmp_path
