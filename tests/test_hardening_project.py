@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -320,27 +321,45 @@ def test_os_errors_are_one_line_with_the_log_path(tmp_path: Path, made: Path, ca
     assert log.parent == project / "logs" and "Traceback" in log.read_text(encoding="utf-8")
 
 
-@pytest.mark.xfail(strict=True, reason="needs a change in the agents/synth package: shot descriptors "
-                                       "(shots.py) and keyframe records (keyframes.py, pictures.py) are written "
-                                       "with Path.write_text, not core.files.atomic_write_text, so a full disk "
-                                       "leaves half a JSON file")
 def test_disk_full_never_leaves_half_a_shot_descriptor(tmp_path: Path, made: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk that fills while a shot descriptor is written: one message, and every descriptor
+    on disk is still whole JSON (a half file would be read back as the shot's record)."""
+    import builtins
+    import io
+
     project = _copy(made, tmp_path / "p")
     _edit_screenplay(project, lambda d: d["episodes"][0]["scenes"][0]["shots"][1]["lines"][0].__setitem__(
         "text", "改过的台词，重新合成。"))
-    real = Path.write_text
+    real_open = io.open
+    hit: list[str] = []
 
-    def half_then_full(self: Path, data: str, *a: object, **k: object) -> int:
-        if self.parent.name == "shots" and self.suffix == ".json":
-            real(self, data[: len(data) // 2], *a, **k)  # what a full disk leaves of a plain write
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
-        return real(self, data, *a, **k)  # type: ignore[arg-type]
+    class HalfThenFull(io.FileIO):
+        """What a full disk does to a write: part of the data lands, then ENOSPC."""
 
-    monkeypatch.setattr(Path, "write_text", half_then_full)
+        def write(self, b: Any) -> int:
+            data = bytes(b)
+            super().write(data[: len(data) // 2])
+            hit.append(str(self.name))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.name))
+
+    def full_disk_open(file: Any, mode: str = "r", *a: Any, **k: Any) -> Any:
+        p = Path(os.fsdecode(file)) if isinstance(file, (str, bytes, os.PathLike)) else None
+        if p is not None and p.parent.name == "shots" and ".json" in p.name and ("w" in mode or "x" in mode):
+            raw = HalfThenFull(p, "w")
+            return raw if "b" in mode else io.TextIOWrapper(io.BufferedWriter(raw), encoding=k.get("encoding"),
+                                                            write_through=True)
+        return real_open(file, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", full_disk_open)
+    monkeypatch.setattr(io, "open", full_disk_open)
     assert main(["-q", "synth", str(project)]) == 1
-    for meta in (project / "synth" / "ep01" / "shots").glob("*.json"):
+    monkeypatch.undo()
+    assert hit, "the simulated full disk was never reached: the test would prove nothing"
+    shots = project / "synth" / "ep01" / "shots"
+    for meta in shots.glob("*.json"):
         json.loads(meta.read_text(encoding="utf-8"))  # every descriptor on disk is whole
+    assert not [p.name for p in shots.iterdir() if p.name.endswith(".tmp")]  # no temporary file left
 
 
 def test_synth_itself_refuses_an_id_leading_out(tmp_path: Path) -> None:
