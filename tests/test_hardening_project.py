@@ -210,7 +210,7 @@ def test_disk_full_during_a_stage_is_one_message_and_recoverable(tmp_path: Path,
         "text", "改过的台词，重新合成。"))
     real_open = av.open
 
-    def full_open(file: object, mode: str = "r", *a: object, **k: object) -> object:
+    def full_open(file: Any, mode: Any = "r", *a: Any, **k: Any) -> Any:
         if mode == "w":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(file))
         return real_open(file, mode, *a, **k)
