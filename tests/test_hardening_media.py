@@ -11,6 +11,7 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -223,7 +224,7 @@ def test_disk_full_simulated_in_the_encoder_is_one_line(tmp_path: Path, clip: Pa
         def mux(self, packet: object) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    def full_open(file: object, mode: str = "r", *a: object, **k: object) -> object:
+    def full_open(file: Any, mode: Any = "r", *a: Any, **k: Any) -> Any:
         c = real_open(file, mode, *a, **k)
         return Full(c) if mode == "w" else c
 
