@@ -9,10 +9,10 @@ next stage runs. Any stage can be run alone, or replaced by passing another agen
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,13 @@ from agents.base import Agent, Cancelled, RunContext
 from agents.cut import CutAgent, CutInput, CutOutput, review_gate
 from agents.enhance import EnhanceAgent, EnhanceInput
 from agents.synth import EpisodeRender, SynthAgent, SynthInput
-from core.config import Config, parse_fps
-from core.errors import InputError, ReelForgeError, StageError
+from core.config import Config, check_frame_size, parse_fps
+from core.errors import InputError, ReelForgeError, StageError, WorkspaceError
+from core.files import atomic_write_bytes, check_writable, storage_error
+from core.log import log_traceback, run_log
 from core.screenplay import Series
 from core.usage import UsageStore
-from core.workspace import Workspace, sha256_text
+from core.workspace import Workspace, sha256_file, sha256_text
 from pipelines.cards import LabelStyle
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,7 @@ class StudioSettings:
         return base
 
     def validate(self) -> StudioSettings:
-        if self.width <= 0 or self.height <= 0 or self.width % 2 or self.height % 2:
-            raise InputError(f"size {self.width}x{self.height} must be positive and even", hint="e.g. --size 1080x1920")
+        check_frame_size(self.width, self.height)
         parse_fps(self.fps)
         if self.episodes is not None and self.episodes < 1:
             raise InputError(f"episodes must be at least 1, got {self.episodes}")
@@ -151,15 +152,23 @@ class Studio:
 
     # ------------------------------------------------------------------------------------
     def make(self, novel: str | Path | None, settings: StudioSettings | None = None,
-             *, command: str = "make") -> StudioResult:
-        """Run the whole chain. ``novel`` may be None when the project already has its source."""
+             *, command: str = "make", adopt: bool = False) -> StudioResult:
+        """Run the whole chain. ``novel`` may be None when the project already has its source.
+
+        ``adopt`` lets an existing non-empty folder become the project; the files already in it
+        are kept and never overwritten (a stage that would replace one stops and names it).
+        """
         settings = (settings or self.settings()).validate()
-        self.ws.create({"studio": asdict(settings)})
+        if novel is not None:
+            src = Path(novel)
+            if not src.is_file():
+                raise InputError(f"novel {str(src)!r} does not exist or is not a file")
+        self.ws.create({"studio": asdict(settings)}, adopt=adopt, ignore=[novel] if novel is not None else [])
+        check_writable(self.ws.root, need_bytes=_need_bytes(settings), what="project")
         with self.ws.lock(), UsageStore(self.ws.usage_db) as usage:
             run_id = usage.start_run(command)
-            handler = self._log_to_project(run_id)
             result = StudioResult(project=self.ws.root, run_id=run_id)
-            try:
+            with self._run_log(run_id):
                 source = self._import_source(novel)
                 series = self._stage_script(source, settings, usage, run_id, result)
                 numbers = [e.number for e in series.episodes]
@@ -180,23 +189,27 @@ class Studio:
                 if self.progress:
                     self.progress(1.0, "完成 · done")
                 return result
-            finally:
-                logging.getLogger().removeHandler(handler)
-                handler.close()
 
-    def _log_to_project(self, run_id: str) -> logging.Handler:
-        self.ws.logs_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.ws.logs_dir / f"run-{run_id}.log", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-        handler.setLevel(logging.INFO)
-        logging.getLogger().addHandler(handler)
-        if logging.getLogger().level > logging.INFO:
-            logging.getLogger().setLevel(logging.INFO)
-        return handler
+    @contextmanager
+    def _run_log(self, run_id: str) -> Iterator[Path]:
+        """``logs/run-RUN.log`` holds the run's log, and the full traceback when it fails (the
+        console shows one line; the error carries the log's path as ``log_path``)."""
+        path = self.ws.logs_dir / f"run-{run_id}.log"
+        with run_log(path) as handler:
+            try:
+                yield path
+            except BaseException as e:
+                log_traceback(e, handler, path)
+                raise
 
     def _import_source(self, novel: str | Path | None) -> Path:
+        """Copy the novel into ``source/``; a source this project copied earlier is replaced, nothing else."""
+        recorded = self.ws.source_record()
         existing = sorted(p for p in self.ws.source_dir.glob("*") if p.is_file())
         if novel is None:
+            named = self.ws.source_dir / recorded["name"] if recorded.get("name") else None
+            if named is not None and named.is_file():
+                return named
             if not existing:
                 raise InputError(f"project {str(self.ws.root)!r} has no source novel", hint="pass the novel file")
             return existing[0]
@@ -204,18 +217,35 @@ class Studio:
         if not src.is_file():
             raise InputError(f"novel {str(src)!r} does not exist or is not a file")
         dst = self.ws.source_dir / src.name
-        if src.resolve() != dst.resolve():
-            if dst.exists() and dst.read_bytes() == src.read_bytes():
-                return dst
-            for old in existing:
-                if old != dst:
-                    old.unlink()  # one source per project; the manifest notices the change
-            shutil.copyfile(src, dst)
+        if src.resolve() == dst.resolve():
+            return dst
+        if dst.exists() and dst.read_bytes() == src.read_bytes():
+            self.ws.set_source_record(dst.name, sha256_file(dst))
+            return dst
+        if dst.exists() and not _ours(self.ws, dst, recorded):
+            raise WorkspaceError(f"{self.ws.rel(dst)} is already in the project and differs from {str(src)!r}",
+                                 hint="rename the novel, or move the file out of the project's source folder")
+        for old in existing:
+            if old != dst and _ours(self.ws, old, recorded):
+                old.unlink()  # one source per project; the manifest notices the change
+            elif old != dst:
+                log.warning("source/%s was not copied here by ReelForge: kept", old.name)
+        try:
+            atomic_write_bytes(dst, src.read_bytes())
+        except OSError as e:
+            raise storage_error(e, "read", src) from e
+        self.ws.set_source_record(dst.name, sha256_file(dst))
         return dst
 
-    def _run_stage(self, stage: str, fn: Callable[[], Any], result: StudioResult, ctx: RunContext) -> Any:
-        self.ws.mark_running(stage, ctx.run_id)
+    def _run_stage(self, stage: str, fn: Callable[[], Any], result: StudioResult, ctx: RunContext,
+                   outputs: tuple[Path, ...] = ()) -> Any:
+        foreign = self.ws.foreign(outputs)
+        if foreign:
+            raise WorkspaceError(f"stage {stage!r} would replace files that were in the folder before the project: "
+                                 f"{', '.join(foreign[:5])}", hint="move them out of the project folder first")
         try:
+            # inside the try: a signal that lands while "running" is being written is still recorded
+            self.ws.mark_running(stage, ctx.run_id)
             out = fn()
         except KeyboardInterrupt as e:
             self.ws.mark_failed(stage, ctx.run_id, "interrupted")
@@ -228,6 +258,11 @@ class Studio:
             self.ws.mark_failed(stage, ctx.run_id, str(e))
             result.stages.append(StageReport(stage, "failed", detail=str(e)))
             raise
+        except OSError as e:  # a full disk, a folder made read-only meanwhile: one plain message
+            err = storage_error(e)
+            self.ws.mark_failed(stage, ctx.run_id, err.message)
+            result.stages.append(StageReport(stage, "failed", detail=err.message))
+            raise err from e
         except Exception as e:
             self.ws.mark_failed(stage, ctx.run_id, repr(e))
             raise StageError(stage, repr(e)) from e
@@ -261,7 +296,7 @@ class Studio:
         agent = self._script_agent()
         inp = ScriptInput(source=source, episodes=s.episodes, episode_seconds=s.episode_seconds,
                           engine=s.script_engine, title=s.title)
-        res = self._run_stage("script", lambda: agent(inp, ctx), result, ctx)
+        res = self._run_stage("script", lambda: agent(inp, ctx), result, ctx, (self.ws.screenplay_path,))
         series: Series = res.output
         series.save(self.ws.screenplay_path)
         self._read[str(self.ws.screenplay_path)] = sha256_text(series.to_json())  # what synth will render
@@ -291,7 +326,8 @@ class Studio:
             return EpisodeRender.load(render_path)
         ctx = self._context(usage, run_id, lo, hi, stage)
         agent = self.agents["synth"]
-        res = self._run_stage(stage, lambda: agent(self._synth_input(series, number, s), ctx), result, ctx)
+        res = self._run_stage(stage, lambda: agent(self._synth_input(series, number, s), ctx), result, ctx,
+                              (self.ws.synth_dir(number),))
         self.ws.mark_done(stage, run_id, [self.ws.screenplay_path], params, [render_path],
                           report={"engine": res.engine, "notes": res.notes}, read=self._read)
         result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine, "; ".join(res.notes)))
@@ -314,7 +350,7 @@ class Studio:
         inp = CutInput(render=render, synth_dir=self.ws.synth_dir(number), video_out=video, srt_out=srt,
                        title=series.title, producer=self.config.label.producer,
                        review_required=self.config.review.required)
-        res = self._run_stage(stage, lambda: agent(inp, ctx), result, ctx)
+        res = self._run_stage(stage, lambda: agent(inp, ctx), result, ctx, (video, srt))
         self.ws.mark_done(stage, run_id, [render_path], params, [video, srt], report={"engine": res.engine})
         result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine))
         return res.output  # type: ignore[no-any-return]
@@ -331,7 +367,8 @@ class Studio:
             return dst
         ctx = self._context(usage, run_id, lo, hi, stage)
         agent = self.agents["enhance"]
-        res = self._run_stage(stage, lambda: agent(EnhanceInput(src, dst, scale=s.enhance_scale, device=self.config.device), ctx), result, ctx)
+        res = self._run_stage(stage, lambda: agent(EnhanceInput(src, dst, scale=s.enhance_scale, device=self.config.device),
+                                                   ctx), result, ctx, (dst,))
         self.ws.mark_done(stage, run_id, [src], params, [dst], report={"engine": res.engine})
         result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine))
         return dst
@@ -341,17 +378,39 @@ class Studio:
         s = (settings or self.settings()).validate()
         self.ws.require()
         series = self._load_screenplay()
+        check_writable(self.ws.synth_dir(episode), need_bytes=_need_bytes(replace(s, episodes=1)), what="project")
         with self.ws.lock(), UsageStore(self.ws.usage_db) as usage:
             run_id = usage.start_run(f"synth ep{episode}")
-            return self._stage_synth(series, episode, s, usage, run_id, StudioResult(self.ws.root), 0.0, 1.0)
+            with self._run_log(run_id):
+                return self._stage_synth(series, episode, s, usage, run_id, StudioResult(self.ws.root), 0.0, 1.0)
 
     def cut(self, episode: int) -> CutOutput:
         self.ws.require()
         series = Series.load(self.ws.screenplay_path)
         render = EpisodeRender.load(self.ws.synth_dir(episode) / "render.json")
+        check_writable(self.ws.out_dir, what="project")
         with self.ws.lock(), UsageStore(self.ws.usage_db) as usage:
             run_id = usage.start_run(f"cut ep{episode}")
-            return self._stage_cut(series, render, episode, usage, run_id, StudioResult(self.ws.root), 0.0, 1.0)
+            with self._run_log(run_id):
+                return self._stage_cut(series, render, episode, usage, run_id, StudioResult(self.ws.root), 0.0, 1.0)
+
+
+def _ours(ws: Workspace, path: Path, recorded: dict[str, str]) -> bool:
+    """True when ``path`` is the source this project copied in, unchanged since (projects made before
+    the source was recorded: any file of ``source/`` that was not there before the project)."""
+    if ws.foreign([path]):
+        return False
+    if not recorded:
+        return True
+    return path.name == recorded.get("name") and sha256_file(path) == recorded.get("sha256")
+
+
+def _need_bytes(s: StudioSettings) -> int:
+    """A generous guess of the disk a make needs: shots, their sound, the episode, twice over."""
+    episodes = s.episodes or 1
+    pixels = s.width * s.height
+    per_second = max(200_000, pixels // 4)  # bytes of H.264 + AAC at the project's CRF, with room to spare
+    return int(64 * 2**20 + 2 * episodes * s.episode_seconds * per_second * (s.enhance_scale ** 2))
 
 
 def episode_duration(render: EpisodeRender) -> Fraction:

@@ -145,6 +145,23 @@ class Config:
         return data
 
 
+MIN_FRAME_SIDE = 64  # below this no card, subtitle or label can be laid out
+MAX_FRAME_SIDE = 8192
+
+
+def check_frame_size(width: int, height: int, *, what: str = "size") -> tuple[int, int]:
+    """``(width, height)`` if it is a frame size we can render (even, 64..8192 px a side), else a ConfigError."""
+    if not (isinstance(width, int) and isinstance(height, int)):
+        raise ConfigError(f"{what} {width!r}x{height!r} must be whole numbers of pixels")
+    if width % 2 or height % 2:
+        raise ConfigError(f"{what} {width}x{height} must have even sides (yuv420p video)",
+                          hint=f"e.g. {width + width % 2}x{height + height % 2}")
+    if not (MIN_FRAME_SIDE <= width <= MAX_FRAME_SIDE and MIN_FRAME_SIDE <= height <= MAX_FRAME_SIDE):
+        raise ConfigError(f"{what} {width}x{height} is out of range: each side must be "
+                          f"{MIN_FRAME_SIDE}-{MAX_FRAME_SIDE} pixels", hint="e.g. 1080x1920 (9:16) or 1920x1080")
+    return width, height
+
+
 def parse_fps(text: str | int | Fraction) -> Fraction:
     """``"25"``, ``"30000/1001"``, ``"29.97"`` -> Fraction; refuses zero and negatives."""
     try:
@@ -258,9 +275,23 @@ def load_config(path: str | os.PathLike[str] | None = None,
             if required:
                 raise ConfigError(f"config file {str(file)!r} does not exist", hint="check the path or unset REELFORGE_CONFIG")
             continue
+        if file.is_dir():
+            raise ConfigError(f"config file {str(file)!r} is a folder",
+                              hint="point --config or REELFORGE_CONFIG at the config.toml file inside it")
         try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raw = file.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"config file {str(file)!r} cannot be read: {e.strerror or e}") from e
+        if raw.startswith(b"\xef\xbb\xbf"):  # Notepad's UTF-8 signature; TOML forbids it, we read past it
+            log.warning("config file %s starts with a UTF-8 byte-order mark (BOM): ignored; "
+                        "save it as UTF-8 without BOM", file)
+            raw = raw[3:]
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {str(file)!r} is not UTF-8 text (byte {e.start})",
+                              hint="save it as UTF-8") from e
+        except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {str(file)!r} is not valid TOML: {e}") from e
         _apply(cfg, data, "")
         cfg.sources.append(str(file))
@@ -269,6 +300,5 @@ def load_config(path: str | os.PathLike[str] | None = None,
         _apply(cfg, overrides, "")
         cfg.sources.append("environment")
     parse_fps(cfg.render.fps)  # validate early
-    if cfg.render.width <= 0 or cfg.render.height <= 0:
-        raise ConfigError(f"render size {cfg.render.width}x{cfg.render.height} must be positive")
+    check_frame_size(cfg.render.width, cfg.render.height, what="[render] width x height")
     return cfg

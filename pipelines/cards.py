@@ -68,7 +68,7 @@ class CardSpec:
 @lru_cache(maxsize=32)
 def _font(size: int) -> ImageFont.FreeTypeFont:
     info: FontInfo = find_cjk_font()
-    return ImageFont.truetype(str(info.path), size=size, index=info.index)
+    return ImageFont.truetype(str(info.path), size=max(1, size), index=info.index)
 
 
 def _hue(text: str) -> float:
@@ -101,9 +101,22 @@ def wrap_text(text: str, font: ImageFont.FreeTypeFont, max_width: int, max_lines
         lines.append(current)
     if len(lines) > max_lines:
         lines = lines[: max_lines - 1] + ["".join(lines[max_lines - 1:])]
-        while font.getlength(lines[-1]) > max_width and len(lines[-1]) > 1:
-            lines[-1] = lines[-1][:-2] + "…"
+        lines[-1] = fit_line(lines[-1], font, max_width) or lines[-1][:1]
     return lines
+
+
+def fit_line(text: str, font: ImageFont.FreeTypeFont, max_width: float, ellipsis: str = "…") -> str:
+    """``text``, or its longest head + ``ellipsis`` that fits ``max_width``; "" when not even that fits.
+
+    Each step drops one more character, so it ends for any width (a 2-pixel frame included).
+    """
+    if font.getlength(text) <= max_width:
+        return text
+    for n in range(len(text) - 1, -1, -1):
+        candidate = text[:n] + ellipsis
+        if font.getlength(candidate) <= max_width:
+            return candidate
+    return ""
 
 
 def _outlined(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font: ImageFont.FreeTypeFont,
@@ -204,9 +217,7 @@ def render_overlay(spec: CardSpec) -> np.ndarray:
     unit = min(w, h)
     if spec.show_header and spec.header:
         header_font = _font(max(12, int(unit * 0.035)))
-        header = spec.header
-        while header and header_font.getlength(header) > (x1 - x0):
-            header = header[:-2] + "…"
+        header = fit_line(spec.header, header_font, x1 - x0)
         draw.text((x0, y0), header, font=header_font, fill=(255, 255, 255), stroke_width=max(1, unit // 400),
                   stroke_fill=(0, 0, 0))
     if spec.subtitle:

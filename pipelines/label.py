@@ -90,9 +90,13 @@ def label_video(src: str | Path, dst: str | Path, *, style: LabelStyle | None = 
     """Re-encode ``src`` with the visible mark (throughout, or for the first ``seconds``) and the
     implicit ``AIGC`` tag (``label``, else the one ``src`` carries, else a new one)."""
     from core.aigc import make_label
-    from core.media import probe
+    from core.files import check_distinct, check_writable
+    from core.media import check_video_output, probe
     from pipelines.video import process_video
 
+    check_distinct(src, dst)  # as enhance does: the input is never overwritten in place
+    check_video_output(dst)
+    check_writable(Path(dst).expanduser().absolute().parent, what="output")
     info = probe(src)
     if info.video is None:
         raise UnsupportedMediaError(f"{str(src)!r} has no video stream")

@@ -1,8 +1,13 @@
 """The ``reelforge`` command line.
 
 Logs go to standard error; results (paths, JSON) go to standard output. Exit codes: 0 done,
-1 a ReelForge error (message and fix on stderr), 2 bad usage, 130 stopped by Ctrl-C (the project
-stays resumable: run the same command again).
+1 a ReelForge error (message and fix on stderr), 2 bad usage, 130 stopped by Ctrl-C, 143 stopped
+by SIGTERM (the project stays resumable: run the same command again; its lock is released).
+
+No traceback reaches the console: an operating-system error (a full disk, a read-only folder)
+becomes one line naming the path and the cause, any other unexpected error one line too, and the
+full traceback goes to the run's log (``PROJECT/logs/`` or ``$REELFORGE_LOG_DIR``), whose path is
+printed.
 """
 
 from __future__ import annotations
@@ -10,13 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from core.errors import ReelForgeError
-from core.log import setup_logging
+from core.log import log_traceback, setup_logging, user_log_dir
 
 log = logging.getLogger("reelforge")
 
@@ -35,14 +45,20 @@ def _version() -> str:
 def parse_size(text: str) -> tuple[int, int]:
     if text in ASPECTS:
         return ASPECTS[text]
+    from core.config import check_frame_size
+    from core.errors import ConfigError
+
     w, sep, h = text.lower().partition("x")
     try:
         size = int(w), int(h)
     except ValueError:
         raise argparse.ArgumentTypeError(f"size {text!r} must look like 1080x1920 or an aspect {list(ASPECTS)}") from None
-    if not sep or size[0] <= 0 or size[1] <= 0 or size[0] % 2 or size[1] % 2:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be WIDTHxHEIGHT with positive even numbers")
-    return size
+    if not sep:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be WIDTHxHEIGHT")
+    try:
+        return check_frame_size(*size)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 class Progress:
@@ -100,7 +116,8 @@ def cmd_make(args: argparse.Namespace) -> int:
         settings.episodes = None
     progress = Progress(not args.quiet)
     try:
-        result = Studio(project, config, progress=progress).make(args.novel, settings, command=" ".join(sys.argv[1:]))
+        result = Studio(project, config, progress=progress).make(args.novel, settings, command=" ".join(sys.argv[1:]),
+                                                                 adopt=args.adopt)
     finally:
         progress.close()
     for stage in result.stages:
@@ -215,7 +232,8 @@ def cmd_enhance(args: argparse.Namespace) -> int:
                                           precision=args.precision, tile=args.tile, batch=args.batch,
                                           compile=args.compile, denoise=args.denoise,
                                           denoise_strength=args.denoise_strength, fps=args.fps,
-                                          interpolation=args.interpolation, rife_weights=args.rife_weights), ctx)
+                                          interpolation=args.interpolation, rife_weights=args.rife_weights,
+                                          strict=args.strict), ctx)
     finally:
         progress.close()
     out = res.output
@@ -279,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", default=None, help='frame rate, e.g. 25 (default) or "30000/1001"')
     p.add_argument("--tts", default=None, help="voice engine: auto (default), espeak-ng, espeakng-loader, silence")
     p.add_argument("--enhance", type=float, default=None, metavar="SCALE", help="also upscale the episode (e.g. 2)")
+    p.add_argument("--adopt", action="store_true",
+                   help="make an existing non-empty folder the project (its files are kept, never overwritten)")
     p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None, help=REVIEW_HELP)
     p.set_defaults(func=cmd_make)
 
@@ -338,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="flow: optical flow, no weights; rife: a RIFE network from --rife-weights")
     p.add_argument("--rife-weights", default=None, help="path to RIFE weights (flownet.pkl)")
     p.add_argument("--crf", type=int, default=18)
+    p.add_argument("--strict", action="store_true",
+                   help="fail on a truncated input (fewer frames than its container lists) instead of warning")
     p.set_defaults(func=cmd_enhance)
 
     p = sub.add_parser("ui", help="start the studio in the browser (Gradio, 127.0.0.1)")
@@ -357,15 +379,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a timeout, a service manager): unwinds like Ctrl-C, so locks and manifests are closed."""
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _error_log(args: argparse.Namespace) -> Path:
+    """Where a failure's traceback goes: the project's logs/ when the command has a project, else the user's."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    name = f"error-{stamp}-{os.getpid()}.log"
+    project = getattr(args, "project", None)
+    if project and (Path(project) / "project.json").is_file():
+        return Path(project) / "logs" / name
+    return user_log_dir() / f"{getattr(args, 'command', 'reelforge')}-{name}"
+
+
+def report_failure(e: BaseException, args: argparse.Namespace, prog: str = "reelforge") -> None:
+    """One line (two with the log's path) for an error that is not a ReelForgeError; the traceback to the log."""
+    from core.files import os_error_message
+
+    if isinstance(e, OSError):
+        print(f"{prog}: error: {os_error_message(e)}", file=sys.stderr)
+    else:
+        print(f"{prog}: internal error: {type(e).__name__}: {str(e)[:300]}", file=sys.stderr)
+    path = log_traceback(e, None, _error_log(args))
+    if path is not None:
+        print(f"{prog}: details: {path}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        with _sigterm_unwinds():
+            return func(args)
+    except Terminated:
+        print("reelforge: terminated. The project is kept; run the same command again to resume.", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("reelforge: stopped. The project is kept; run the same command again to resume.", file=sys.stderr)
+        print(f"reelforge: stopped. {_resume_hint(args)}", file=sys.stderr)
         return 130
     except ReelForgeError as e:
         if type(e).__name__ == "Cancelled":
@@ -374,11 +443,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reelforge: error: {e.message}", file=sys.stderr)
         if e.hint:
             print(f"reelforge: fix: {e.hint}", file=sys.stderr)
+        if getattr(e, "log_path", None):
+            print(f"reelforge: details: {e.log_path}", file=sys.stderr)  # type: ignore[attr-defined]
         log.debug("details", exc_info=True)
         return 1
     except argparse.ArgumentTypeError as e:
         print(f"reelforge: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback on the console
+        report_failure(e, args)
+        return 1
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    if getattr(args, "project", None) or getattr(args, "command", "") == "make":
+        return "The project is kept; run the same command again to resume."
+    return "Nothing was written under the output's name."
 
 
 if __name__ == "__main__":  # pragma: no cover

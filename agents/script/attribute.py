@@ -34,7 +34,7 @@ from agents.script.segment import POST_SPEECH, PRE_SPEECH, Segment
 ROLE_SET = frozenset(ROLE_NOUNS)
 
 _ADDRESSEE_BEFORE = re.compile(r"(?:对|向|谓|与|和|跟|问|叫|唤|朝|同|给|劝|拜|令|命|教|请|骂|望着|对着|指着|见|替|随|辞|别|告诉|吩咐|分付)$")
-_PRONOUN = re.compile(r"(?:^|[，,。；：\s]|[却便又也就只遂乃])(?:他|她|那厮|此人|其人)")
+_PRONOUN = re.compile(r"(?:^|[，,。；：\s]|[却便又也就只遂乃])(?:他|她|那厮|此人|其人)|(?<![A-Za-z])(?:[Hh]e|[Ss]he)(?![A-Za-z])")
 _FIRST_PERSON = re.compile(r"自言自语|自语|独自")
 _ROLE_NOUN = re.compile(
     r"(?:那|这|一个|一位|一|有个|有一个|那个|这个|众)(?P<n>[\u4e00-\u9fff]{0,2}?(?:老者|老人|老头子|妇人|女子|汉子|小厮|童子|和尚|道士|小妖|"

@@ -483,6 +483,7 @@ def discover_cast(
         if owners and (len(owners) == 1 or owners[0].mentions >= 2 * owners[1].mentions):
             if ch not in owners[0].aliases and ch != owners[0].name:
                 owners[0].aliases.append(ch)
+    people.extend(_english_people(text, speech_contexts, {a for p in people for a in [p.name, *p.aliases]}))
     people.sort(key=lambda p: (-p.mentions, p.name))
     people = people[:max_people]
     if people:
@@ -496,6 +497,59 @@ def discover_cast(
             if p.generic:
                 p.role = "extra"
     return build_cast(people)
+
+
+# English speech tags name their speaker: "said Mary", "Mary replied", "John laughed."
+_EN_NOT_NAMES = {
+    "He", "She", "They", "I", "We", "You", "It", "The", "A", "An", "But", "And", "Then", "When", "As", "So", "This",
+    "That", "There", "Here", "Now", "Yes", "No", "Oh", "Well", "What", "Why", "How", "Who", "Where", "If", "Still",
+    "Just", "Even", "At", "In", "On", "For", "With", "After", "Before", "Suddenly", "Finally", "Later", "Everyone",
+    "Nobody", "Someone", "Somebody", "Mother", "Father", "Chapter", "Part", "Book", "His", "Her", "Their", "My",
+    "Our", "Your", "One", "Two", "Three",
+}
+
+
+def _english_people(text: str, speech_contexts: list[tuple[str, str]], known: set[str]) -> list[Person]:
+    """People named in English speech tags, with their mentions in the text (whole words only).
+
+    A one-word name that is a word of a longer name found here (``Mary`` of ``Mary Smith``) is its alias.
+    """
+    from agents.script.segment import EN_SPEECH_VERB
+
+    who = r"(?P<n>(?:(?:Mr|Mrs|Ms|Dr|Miss|Sir|Lady|Lord|Aunt|Uncle)\.?\s+)?[A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+){0,2})"
+    before = re.compile(r"(?:^|(?<=[\s,.;:!?\"“”]))" + who + r"\s+(?:\w+ly\s+)?" + EN_SPEECH_VERB + r"\b")
+    after = re.compile(r"\b" + EN_SPEECH_VERB + r"\s+" + who)
+    tags: Counter[str] = Counter()
+    for pre, post in speech_contexts:
+        for rx, sentence in ((before, pre), (before, post), (after, post), (after, pre)):
+            for m in rx.finditer(sentence or ""):
+                name = m.group("n").strip()
+                first = name.split()[0].rstrip(".")
+                if first in _EN_NOT_NAMES or name in _EN_NOT_NAMES:
+                    continue
+                tags[name] += 1
+    if not tags:
+        return []
+    full = [n for n in tags if " " in n]
+    owner: dict[str, str] = {}
+    for n in tags:
+        if " " not in n:
+            holders = [f for f in full if n in f.split()]
+            if len(holders) == 1:
+                owner[n] = holders[0]
+    people: dict[str, Person] = {}
+    for n in sorted(tags, key=lambda x: (-tags[x], x)):
+        head = owner.get(n, n)
+        if head in known or n in known:
+            continue
+        person = people.setdefault(head, Person(name=head))
+        if n != head and n not in person.aliases:
+            person.aliases.append(n)
+    for person in people.values():
+        words = sorted({person.name, *person.aliases}, key=len, reverse=True)
+        rx = re.compile(r"(?<![A-Za-z])(?:" + "|".join(re.escape(w) for w in words) + r")(?![A-Za-z])")
+        person.mentions = max(1, len(rx.findall(text)))
+    return list(people.values())
 
 
 def _mentions(members: list[str], cands: dict[str, int]) -> int:
@@ -520,5 +574,7 @@ def build_cast(people: list[Person]) -> Cast:
             else:
                 short_tags.setdefault(a, p.name)
     keys = sorted(alias_to_name, key=lambda a: (-len(a), a))
-    pattern = re.compile("|".join(re.escape(k) for k in keys)) if keys else None
+    # a Latin name matches whole words only: "Mary" is not in "Maryland"
+    pattern = re.compile("|".join(
+        rf"(?<![A-Za-z]){re.escape(k)}(?![A-Za-z])" if k.isascii() else re.escape(k) for k in keys)) if keys else None
     return Cast(people=people, alias_to_name=alias_to_name, pattern=pattern, short_tags=short_tags)

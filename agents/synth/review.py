@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 
 from agents.synth.schema import RENDER_FILE, EpisodeRender, ReviewStatus
 from core.errors import InputError
+from core.files import atomic_write_text
 
 REVIEW_FILE = "review.json"
 
@@ -116,11 +117,8 @@ def load_review(out_dir: Path) -> dict[str, ReviewEntry]:
 def save_review(out_dir: Path, shots: dict[str, ReviewEntry]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / REVIEW_FILE
-    tmp = out_dir / (REVIEW_FILE + ".tmp")
     data = {"shots": {k: v.to_json() for k, v in shots.items()}}
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def review_shot(out_dir: Path, shot_id: str, action: str, prompt: str | None = None,

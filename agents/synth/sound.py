@@ -24,6 +24,7 @@ import numpy as np
 
 from agents.synth.job import EpisodeJob, ShotPlan, content_hash, speaker_of
 from agents.synth.schema import NARRATOR, TimedLine
+from core.files import atomic_path
 from core.media import resample_audio, samples_for_frames
 from core.screenplay import Scene, Series, Shot
 from core.usage import UsageRecord
@@ -101,8 +102,8 @@ def speak(job: EpisodeJob, engine: VoiceEngine, text: str, spec: VoiceSpec) -> t
     samples = resample_audio(speech.samples, speech.rate, job.rate)
     if float(np.max(np.abs(samples), initial=0)) > 1e-4:
         samples = level_to(samples, job.rate, LINE_LUFS)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, samples.astype(np.float32))
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a half-written .npy would be loaded as the line's voice
+        np.save(f, samples.astype(np.float32))
     return samples.astype(np.float32), False
 
 
