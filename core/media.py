@@ -765,6 +765,8 @@ def _copy_segments(dst: Path, segments: Sequence[tuple[Path, int, int, Path]], v
             astream = out.add_stream("aac", rate=audio_rate)
             astream.codec_context.layout = "mono" if channels == 1 else "stereo"
             astream.codec_context.sample_rate = audio_rate
+            # as VideoWriter: FFmpeg's own AAC default (~69 kb/s mono) overshoots the true peak by 2+ dB
+            astream.codec_context.bit_rate = 128000
             fifo = av.AudioFifo()
         offset = 0  # frames already written
         samples_done = 0
