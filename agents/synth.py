@@ -671,13 +671,9 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
     # ---------------------------------------------------------------------------------------
     # voices and timing
     def _voices(self, series: Series) -> dict[str, VoiceSpec]:
-        voices: dict[str, VoiceSpec] = {"": VoiceSpec(voice="cmn", rate_wpm=160, pitch=45)}  # narrator
-        for ch in series.characters:
-            spec = VoiceSpec(voice=ch.voice, rate_wpm=170, pitch=50) if ch.voice else assign_voice(ch.name)
-            voices[ch.name] = spec
-            for alias in ch.aliases:
-                voices.setdefault(alias, spec)
-        return voices
+        from pipelines.voices import cast_voices
+
+        return cast_voices(series.characters).voices  # the narrator under ""
 
     def _voice_for(self, voices: dict[str, VoiceSpec], speaker: str) -> VoiceSpec:
         if speaker not in voices:
