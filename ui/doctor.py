@@ -67,6 +67,13 @@ def _tts_section() -> list[dict[str, Any]]:
             for name, cls in ENGINES.items()]
 
 
+def _qc_section() -> list[dict[str, Any]]:
+    from pipelines.qc import CHECK_FAMILIES
+
+    return [{"family": st.name, "available": st.available, "checks": st.description, "install": st.install}
+            for st in CHECK_FAMILIES.status()]
+
+
 def _models_section(config: Config) -> dict[str, Any]:
     section: dict[str, Any] = {"cache_dir": str(Path(config.models.cache_dir).expanduser()),
                                "image_model": config.models.image_model or None,
@@ -108,6 +115,7 @@ def doctor_report(config: Config) -> dict[str, Any]:
         "media": _media_section(),
         "fonts": _fonts_section(),
         "tts": _tts_section(),
+        "qc": _qc_section(),
         "models": _models_section(config),
         "llm": {"endpoint": llm.base_url or None, "model": llm.model or None, "key_set": bool(llm.api_key),
                 "local_model": llm.local_model_path or None},
@@ -150,6 +158,9 @@ def format_report(r: dict[str, Any]) -> str:
     else:
         rows.append("  offline voices / 离线语音: NONE — episodes get a silent voice track "
                     "(apt-get install espeak-ng, or pip install espeakng-loader)")
+    missing_qc = [q for q in r.get("qc", []) if not q["available"]]
+    rows.append("  delivery checks / 交付质检: " + ("all available" if not missing_qc else "; ".join(
+        f"{q['family']} missing ({q['install']})" for q in missing_qc)))
     mo = r["models"]
     pk = ", ".join(f"{k}{'' if v else ' (not installed)'}" for k, v in mo["packages"].items())
     rows.append(f"  model packages: {pk}")
