@@ -10,7 +10,7 @@ frequency domain with the filters' exact response (the signal is zero-padded so 
 never wraps around), which matches the time-domain IIR to well under 0.01 LU.
 
 Peaks are *true* peaks (dBTP, BS.1770-4 Annex 2): the signal is oversampled 4x by a polyphase
-FIR so the peaks a decoder or DAC reconstructs between samples count too. A look-ahead limiter
+FIR (128 taps) so the peaks a decoder or DAC reconstructs between samples count too. A look-ahead limiter
 holds them under the ceiling, so dialogue with a high crest factor still reaches the target. The
 default ceiling sits below the platforms' -1 dBTP because a lossy codec (AAC) adds its own
 overshoot; the QC agent measures the encoded file and re-masters when that was not enough.
@@ -138,12 +138,15 @@ def sample_peak_db(samples: np.ndarray) -> float:
 
 
 TRUE_PEAK_OVERSAMPLING = 4
-_TP_TAPS = 12  # per phase: 48 taps in all, the length BS.1770-4 Annex 2 uses
+# taps per phase: 128 in all. BS.1770-4 Annex 2's example filter has 48 (12 per phase); on clipped
+# or square-edged sound that reads up to 0.9 dB under FFmpeg's meter (which the QC trusts), 32 per
+# phase reads within 0.1-0.2 dB of it (measured on square waves and clipped noise)
+_TP_TAPS = 32
 
 
 @lru_cache(maxsize=1)
 def _true_peak_phases() -> np.ndarray:
-    """(4, 12) polyphase interpolator: a Kaiser-windowed sinc cut at the input's Nyquist.
+    """(4, 32) polyphase interpolator: a Kaiser-windowed sinc cut at the input's Nyquist.
 
     Each phase is scaled to unity gain at DC, so a constant reads as itself.
     """
@@ -302,12 +305,18 @@ def normalize_loudness(samples: np.ndarray, rate: int, target_lufs: float = -16.
                               true_peak_db=true_peak_db(data))
     gain = target_lufs - measured
     out, reduction = data, 0.0
-    for _ in range(4):
+    prev: tuple[float, float] | None = None
+    for _ in range(8):
         out, reduction = limit_peaks(data * (10 ** (gain / 20)), rate, ceiling_db)
         got = integrated_loudness(out, rate)
         if abs(got - target_lufs) < 0.05:
             break
-        gain += target_lufs - got
+        # the limiter eats part of each dB added, so step by the measured slope (secant), not 1:1
+        slope = 1.0
+        if prev is not None and abs(gain - prev[0]) > 1e-6:
+            slope = min(1.0, max(0.2, (got - prev[1]) / (gain - prev[0])))
+        prev = (gain, got)
+        gain += max(-12.0, min(12.0, (target_lufs - got) / slope))
     out_lufs = integrated_loudness(out, rate)
     return LoudnessResult(out, measured, gain, out_lufs, sample_peak_db(out), reduction > 0, reduction,
                           true_peak_db(out))
