@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import machine, table
 
@@ -104,8 +105,9 @@ def child(video: Path, srt: Path, spec: dict[str, object], mode: str) -> dict[st
         from pipelines.qc import run_checks
         from pipelines.qc.base import EpisodeFacts, ShotFact
 
-        facts = EpisodeFacts(target_seconds=float(spec["target"]), cue_speakers=list(spec["cue_speakers"]),  # type: ignore[arg-type]
-                             shots=[ShotFact(i, a, b, tuple(sp), moving=mv) for i, a, b, sp, mv in spec["shots"]])  # type: ignore[attr-defined]
+        raw: Any = spec
+        facts = EpisodeFacts(target_seconds=float(raw["target"]), cue_speakers=list(raw["cue_speakers"]),
+                             shots=[ShotFact(i, a, b, tuple(sp), moving=mv) for i, a, b, sp, mv in raw["shots"]])
         run = run_checks(video, srt, facts, "douyin")
         report = QCReport(1, str(video), "douyin", run.checks, run.seconds, "", notes=run.notes)
         # the report is written as `qc` writes it, beside a link to the episode in a temporary folder
