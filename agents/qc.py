@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from agents.base import Agent, AgentResult, RunContext
-from core.errors import InputError
+from core.errors import FieldError, InputError
 from core.usage import UsageRecord, seconds_since
 from core.workspace import Workspace
 from pipelines.qc import (
@@ -57,12 +57,19 @@ class QCInput:
     write: bool = True  # write epNN.qc.json / .qc.html beside the video
     families: tuple[str, ...] | None = None  # only these check families (pipelines.qc.CHECK_FAMILIES)
 
-    def check(self) -> QCInput:
+    def check(self) -> None:
+        """Refuse bad values before any work, naming the field, the value and the fix."""
+        from pipelines.qc import FAMILY_CHECKS
+
         if self.platform.lower() not in PLATFORMS:
-            raise InputError(f"unknown platform {self.platform!r}", hint=f"use one of {', '.join(PLATFORMS)}")
+            raise FieldError("platform", self.platform, "is not a known platform", hint=f"use one of {', '.join(PLATFORMS)}")
         if self.episode < 1:
-            raise InputError(f"episode must be 1 or more, got {self.episode}")
-        return self
+            raise FieldError("episode", self.episode, "must be 1 or more")
+        if not Path(self.project).is_dir():
+            raise FieldError("project", str(self.project), "is not a folder", hint="give the project folder `make` wrote")
+        unknown = sorted(set(self.families or ()) - set(FAMILY_CHECKS))
+        if unknown:
+            raise FieldError("families", unknown, "are not check families", hint=f"use {', '.join(FAMILY_CHECKS)}")
 
 
 @dataclass(slots=True)
@@ -187,7 +194,6 @@ class QCAgent(Agent[QCInput, QCReport]):
                    "black/frozen/flicker, AI label, safe zones, faces, format, length")
 
     def run(self, inp: QCInput, ctx: RunContext) -> AgentResult[QCReport]:
-        inp.check()
         start = time.perf_counter()
         ws = Workspace(inp.project)
         video = inp.video or ws.episode_video(inp.episode)

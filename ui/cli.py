@@ -76,7 +76,14 @@ class Progress:
 def _config(args: argparse.Namespace) -> Any:
     from core.config import load_config
 
-    return load_config(args.config) if getattr(args, "config", None) else load_config()
+    config = load_config(args.config) if getattr(args, "config", None) else load_config()
+    if getattr(args, "review_required", None) is not None:  # --review-required / --no-review-required
+        config.review.required = args.review_required
+    return config
+
+
+REVIEW_HELP = ("refuse to assemble an episode while any shot is unapproved in review, naming them "
+               "(default: [review] required in the config, off)")
 
 
 def cmd_make(args: argparse.Namespace) -> int:
@@ -193,10 +200,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         folder = studio.ws.require().synth_dir(args.episode)
         for shot, values in settings_by_shot.items():
             entry = review_shot(folder, shot, "set", settings=values)
-            log.info("shot %s: settings %s", shot, entry["settings"])
+            log.info("shot %s: settings %s", shot, entry.settings.to_json())
         for action, shot, text in reviews:
             entry = review_shot(folder, shot, action, text)
-            log.info("shot %s: %s -> %s", shot, action, entry["status"])
+            log.info("shot %s: %s -> %s", shot, action, entry.status)
         return 0
     studio.ws.require()
     series = Series.load(studio.ws.screenplay_path)
@@ -225,6 +232,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         log.info("episode %d: %d shots, %d frames, engine %s, %s LUFS, %d notes, %d shots awaiting review",
                  render.episode, len(render.shots), render.total_frames, render.engine, render.loudness_lufs,
                  len(render.notes), len(render.unapproved()))
+        pending = render.unapproved()
+        if config.review.required and pending:
+            log.warning("episode %d: review is required before the cut; awaiting approval: %s", render.episode,
+                        ", ".join(pending))
     return 1 if failed else 0
 
 
@@ -321,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the platform the delivery checks hold each episode to (default douyin)")
     p.add_argument("--no-qc", action="store_true", help="skip the delivery checks and their fixes")
     p.add_argument("--strict", action="store_true", help="exit with code 3 when a delivery check fails")
+    p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None, help=REVIEW_HELP)
     p.set_defaults(func=cmd_make)
 
     _mount_optional(sub, "agents.script.cli")
@@ -329,8 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project")
     p.add_argument("--episode", type=int, default=1)
     p.add_argument("--all-episodes", action="store_true", help="every episode of the screenplay, a status line each")
-    p.add_argument("--engine", choices=("auto", "animatic", "diffusers"), default=None,
-                   help="pictures: animatic (CPU cards) or diffusers (a local image model); auto picks by config")
+    p.add_argument("--engine", default=None,
+                   help="pictures: animatic (CPU cards), diffusers (a local image model) or a plug-in picture "
+                        "engine; auto (default) picks by config")
     p.add_argument("--image-model", default=None, help="a diffusers folder or .safetensors file for keyframes")
     p.add_argument("--video-model", default=None, help="a diffusers image-to-video folder (SVD, CogVideoX-I2V...)")
     p.add_argument("--tts", default=None, help="voice engine: auto, espeak-ng, espeakng-loader, piper, http, silence")
@@ -342,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approve", action="append", default=[], metavar="SHOT", help="review: approve a shot")
     p.add_argument("--regenerate", action="append", default=[], metavar="SHOT", help="review: new seed next run")
     p.add_argument("--edit-prompt", action="append", default=[], metavar="SHOT=PROMPT", help="review: new prompt")
+    p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None,
+                   help="report the shots the cut will wait for (" + REVIEW_HELP + ")")
     p.add_argument("--shot-setting", action="append", default=[], metavar="SHOT:KEY=VALUE",
                    help="one shot's own seed, steps, guidance, scheduler or negative_prompt")
     p.set_defaults(func=cmd_synth)
@@ -352,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = cut_sub.add_parser("assemble", help="join an episode's shots into out/epNN.mp4 + .srt")
     c.add_argument("project")
     c.add_argument("--episode", type=int, default=1)
+    c.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None, help=REVIEW_HELP)
     c.set_defaults(func=cmd_cut_assemble)
     _mount_optional(cut_sub, "ui.cut_cli")
 
@@ -360,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output")
     p.add_argument("--scale", type=float, default=2.0, help="2, 3 or 4 (any factor with --model classic)")
     p.add_argument("--model", "--method", dest="model", default="auto",
-                   help="auto (by content), animevideov3, x4plus, x4plus-anime, rf-x2, rf-x4, classic")
+                   help="auto (by content), animevideov3, x4plus, x4plus-anime, rf-x2, rf-x4, classic, "
+                        "or an installed plug-in model (reelforge doctor lists them)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N, mps")
     p.add_argument("--precision", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp32, bf16, fp16, int8 (CPU, animevideov3)")
     p.add_argument("--tile", type=int, default=0, help="tile side in input pixels for large frames (0: whole)")
@@ -399,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _mount_optional(sub, "ledger.cli")
     _mount_optional(sub, "ui.label_cli")
+    _mount_optional(sub, "ui.models_cli")
     return parser
 
 
