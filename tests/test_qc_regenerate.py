@@ -26,7 +26,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "ui" / "samples" / "sample_novel.
 
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipelines.diffusion import random_sd_pipeline
+    from tests.support.tiny_pipelines import random_sd_pipeline
 
     return random_sd_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd")
 
