@@ -213,6 +213,40 @@ def test_a_subtitle_shifted_by_one_and_a_half_seconds(made: dict[str, Any], tmp_
     assert abs(rows[1]["start_offset"]) < 0.2 and abs(rows[3]["start_offset"]) < 0.2
 
 
+def test_a_silent_line_and_an_unsubtitled_line_fail_speech_coverage(made: dict[str, Any], tmp_path: Path) -> None:
+    from pipelines.qc.base import parse_srt_time
+    from pipelines.subtitles import parse_srt
+
+    srt = made["ws"].episode_srt(1)
+    cues = [(parse_srt_time(a), parse_srt_time(b), text) for a, b, text in parse_srt(srt.read_text(encoding="utf-8"))]
+    assert len(cues) >= 5
+    # the voice of cue 3 goes missing: its subtitle still shows over silence
+    a3, b3, _ = cues[2]
+
+    def mute(y: np.ndarray, rate: int) -> np.ndarray:
+        y[int((a3 - 0.05) * rate):int(b3 * rate)] = 0
+        return y
+
+    muted = qc_media.with_audio(made["ws"].episode_video(1), tmp_path / "muted.mp4", mute)
+    c = qc(made, muted, families=("speech",)).check("speech_coverage")
+    assert c.status == "fail" and c.value == 1 and "cue 3" in c.detail, c.detail
+    assert len(c.where) == 1 and c.where[0] == pytest.approx((a3, b3), abs=0.01)
+    # cue 5 is left out of the subtitles: its speech is there with no cue over it
+    a5, b5, _ = cues[4]
+    kept = [cue for n, cue in enumerate(cues, 1) if n != 5]
+    gone = tmp_path / "gone.srt"
+    gone.write_text("\n".join(f"{n}\n{_ts(a)} --> {_ts(b)}\n{text}\n" for n, (a, b, text) in enumerate(kept, 1)),
+                    encoding="utf-8")
+    c = qc(made, srt=gone, families=("speech",)).check("speech_coverage")
+    assert c.status == "fail" and c.value == 1 and "no subtitle" in c.detail, c.detail
+    assert len(c.where) == 1 and a5 - 0.3 <= c.where[0][0] and c.where[0][1] <= b5 + 0.3
+
+
+def _ts(t: float) -> str:
+    ms = int(round(t * 1000))
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
 def test_hidden_mark_and_text_under_the_buttons(made: dict[str, Any], tmp_path: Path) -> None:
     src = made["ws"].episode_video(1)
     clean = qc(made, families=("frames",))
