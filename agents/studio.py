@@ -20,7 +20,8 @@ from typing import Any
 from agents.base import Agent, Cancelled, RunContext
 from agents.cut import CutAgent, CutInput, CutOutput, review_gate
 from agents.enhance import EnhanceAgent, EnhanceInput
-from agents.synth import EpisodeRender, SynthAgent, SynthInput
+from agents.qc import QCAgent, QCInput, QCReport, identity_failures, remaster_sound, write_report
+from agents.synth import EpisodeRender, SynthAgent, SynthInput, review_shot
 from core.config import Config, check_frame_size, parse_fps
 from core.errors import InputError, ReelForgeError, StageError, WorkspaceError
 from core.files import atomic_write_bytes, check_writable, storage_error
@@ -51,6 +52,9 @@ class StudioSettings:
     audio_rate: int = 48000
     tts: str = "auto"
     enhance_scale: float = 1.0  # 1: no enhance stage
+    qc: bool = True  # measure each episode after the cut (and fix what can be fixed)
+    platform: str = "douyin"  # the platform the QC holds the episode to
+    regenerate: int = 2  # identity fix: new seeds per failing shot, at most this many rounds
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> StudioSettings:
@@ -73,6 +77,12 @@ class StudioSettings:
             raise InputError(f"episode length must be positive, got {self.episode_seconds}")
         if self.enhance_scale < 1:
             raise InputError(f"enhance scale must be >= 1, got {self.enhance_scale}")
+        from pipelines.qc import PLATFORMS
+
+        if self.platform.lower() not in PLATFORMS:
+            raise InputError(f"unknown platform {self.platform!r}", hint=f"use one of {', '.join(PLATFORMS)}")
+        if self.regenerate < 0:
+            raise InputError(f"regenerate must be 0 or more, got {self.regenerate}")
         return self
 
 
@@ -94,6 +104,11 @@ class StudioResult:
     stages: list[StageReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     run_id: str = ""
+    qc: list[QCReport] = field(default_factory=list)  # one delivery report per episode (when QC ran)
+
+    @property
+    def qc_failed(self) -> list[QCReport]:
+        return [r for r in self.qc if not r.passed]
 
     @property
     def finals(self) -> list[Path]:
@@ -108,7 +123,8 @@ class Studio:
         self.config = config
         self.progress = progress
         self.cancel = cancel or threading.Event()
-        self.agents: dict[str, Agent[Any, Any]] = {"synth": SynthAgent(), "cut": CutAgent(), "enhance": EnhanceAgent()}
+        self.agents: dict[str, Agent[Any, Any]] = {"synth": SynthAgent(), "cut": CutAgent(), "enhance": EnhanceAgent(),
+                                                   "qc": QCAgent()}
         self.agents.update(agents or {})
         # sha256 of stage inputs as this run read them (the screenplay): recorded instead of the file's
         # hash at the end of a stage, so an edit made meanwhile is rendered by the next run
@@ -179,8 +195,12 @@ class Studio:
                 span = 0.9 / len(numbers)
                 for i, number in enumerate(numbers):
                     lo = 0.1 + i * span
-                    render = self._stage_synth(series, number, settings, usage, run_id, result, lo, lo + span * 0.75)
-                    cut = self._stage_cut(series, render, number, usage, run_id, result, lo + span * 0.75, lo + span * 0.9)
+                    render = self._stage_synth(series, number, settings, usage, run_id, result, lo, lo + span * 0.7)
+                    cut = self._stage_cut(series, render, number, usage, run_id, result, lo + span * 0.7, lo + span * 0.8)
+                    if settings.qc:
+                        report = self._stage_qc(series, render, number, settings, usage, run_id, result,
+                                                lo + span * 0.8, lo + span * 0.9)
+                        result.qc.append(report)
                     result.episodes.append(cut.video)
                     result.subtitles.append(cut.srt)
                     if settings.enhance_scale > 1:
@@ -333,12 +353,15 @@ class Studio:
         result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine, "; ".join(res.notes)))
         return res.output  # type: ignore[no-any-return]
 
+    def _cut_params(self, series: Series, number: int) -> dict[str, Any]:
+        return {"episode": number, "title": series.title, "producer": self.config.label.producer}
+
     def _stage_cut(self, series: Series, render: EpisodeRender, number: int, usage: UsageStore, run_id: str,
                    result: StudioResult, lo: float, hi: float) -> CutOutput:
         stage = f"cut:ep{number:02d}"
         render_path = self.ws.synth_dir(number) / "render.json"
         video, srt = self.ws.episode_video(number), self.ws.episode_srt(number)
-        params = {"episode": number, "title": series.title, "producer": self.config.label.producer}
+        params = self._cut_params(series, number)
         if self.config.review.required:  # the gate: not even a cut made earlier is handed out
             review_gate(render, True, log.warning)
         state = self.ws.stage_state(stage, [render_path], params)
@@ -354,6 +377,88 @@ class Studio:
         self.ws.mark_done(stage, run_id, [render_path], params, [video, srt], report={"engine": res.engine})
         result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine))
         return res.output  # type: ignore[no-any-return]
+
+    def _measure(self, number: int, s: StudioSettings, usage: UsageStore, run_id: str, result: StudioResult,
+                 lo: float, hi: float) -> QCReport:
+        stage = f"qc:ep{number:02d}"
+        ctx = self._context(usage, run_id, lo, hi, stage)
+        agent = self.agents["qc"]
+        inp = QCInput(self.ws.root, number, s.platform)
+        res = self._run_stage(stage, lambda: agent(inp, ctx), result, ctx)
+        report: QCReport = res.output
+        video = self.ws.episode_video(number)
+        self.ws.mark_done(stage, run_id, [video], {"platform": s.platform},
+                          [p for p in (report.json_path, report.html_path) if p],
+                          report={"passed": report.passed, "failed": report.failed()})
+        result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine,
+                                         "passed" if report.passed else "failed: " + ", ".join(report.failed())))
+        return report
+
+    def _stage_qc(self, series: Series, render: EpisodeRender, number: int, s: StudioSettings, usage: UsageStore,
+                  run_id: str, result: StudioResult, lo: float, hi: float) -> QCReport:
+        """Measure the delivered episode, fix what can be fixed, measure again; the report lists the fixes.
+
+        Sound (loudness, true peak) is re-mastered in place. Faces that do not match their speaker
+        are regenerated with a new seed when the picture engine can do that (diffusers), then the
+        episode is synthesised and cut again (finished shots are reused) and measured again, at
+        most ``s.regenerate`` rounds. Never silent: every fix, and every fix not possible, is in
+        the report and the log.
+        """
+        report = self._measure(number, s, usage, run_id, result, lo, hi)
+        fixes: list[dict[str, Any]] = []
+        fixes += self._fix_sound(series, number, s, report, run_id)
+        if fixes and fixes[-1].get("fixed"):
+            report = self._measure(number, s, usage, run_id, result, lo, hi)
+        rounds = 0
+        while (shots := identity_failures(report)):
+            regen = _SynthRegenerator(self.ws.synth_dir(number), render)
+            if not regen.can_regenerate():
+                fixes.append({"check": "identity", "action": f"not fixed: the {render.engine} engine cannot make a shot "
+                              "again with another seed (diffusers can)", "shots": shots, "fixed": False})
+                break
+            if rounds >= s.regenerate:
+                fixes.append({"check": "identity", "action": f"not fixed after {rounds} round(s) of new seeds",
+                              "shots": shots, "fixed": False})
+                break
+            rounds += 1
+            log.info("qc fix: regenerating %s with new seeds (round %d)", ", ".join(shots), rounds)
+            regen.regenerate(shots)
+            self.ws.invalidate(f"synth:ep{number:02d}")
+            render = self._stage_synth(series, number, s, usage, run_id, result, lo, hi)
+            self._stage_cut(series, render, number, usage, run_id, result, lo, hi)
+            report = self._measure(number, s, usage, run_id, result, lo, hi)
+            sound = self._fix_sound(series, number, s, report, run_id)
+            if sound and sound[-1].get("fixed"):
+                report = self._measure(number, s, usage, run_id, result, lo, hi)
+            still = identity_failures(report)
+            fixes.append({"check": "identity", "action": f"regenerated {len(shots)} shot(s) with a new seed",
+                          "shots": shots, "round": rounds, "fixed": not any(x in still for x in shots)})
+            fixes += sound
+        if fixes:
+            report.fixes = fixes
+            write_report(report, self.ws.episode_video(number))
+            for f in fixes:
+                (log.info if f.get("fixed") else log.warning)("qc fix %s: %s", f["check"], f["action"])
+        if not report.passed:
+            note = f"episode {number}: QC failed on {', '.join(report.failed())} (report: {report.html_path})"
+            if note not in result.notes:
+                result.notes.append(note)
+        return report
+
+    def _fix_sound(self, series: Series, number: int, s: StudioSettings, report: QCReport, run_id: str) -> list[dict[str, Any]]:
+        fix = remaster_sound(self.ws, number, s.platform, report)
+        if fix is None:
+            return []
+        if fix.get("fixed"):
+            # the episode file changed on purpose: record it as the cut stage's output, so the next
+            # run does not take it for a hand edit
+            stage = f"cut:ep{number:02d}"
+            render_path = self.ws.synth_dir(number) / "render.json"
+            prior = self.ws.manifest()["stages"].get(stage, {}).get("report", {})
+            self.ws.mark_done(stage, run_id, [render_path], self._cut_params(series, number),
+                              [self.ws.episode_video(number), self.ws.episode_srt(number)],
+                              report={**prior, "qc_fix": fix["action"]})
+        return [fix]
 
     def _stage_enhance(self, number: int, s: StudioSettings, usage: UsageStore, run_id: str, result: StudioResult,
                        lo: float, hi: float) -> Path:
@@ -411,6 +516,21 @@ def _need_bytes(s: StudioSettings) -> int:
     pixels = s.width * s.height
     per_second = max(200_000, pixels // 4)  # bytes of H.264 + AAC at the project's CRF, with room to spare
     return int(64 * 2**20 + 2 * episodes * s.episode_seconds * per_second * (s.enhance_scale ** 2))
+
+
+class _SynthRegenerator:
+    """The identity fix for the synth agent's own pictures: a new seed through the review gate."""
+
+    def __init__(self, synth_dir: Path, render: EpisodeRender) -> None:
+        self.synth_dir = synth_dir
+        self.render = render
+
+    def can_regenerate(self) -> bool:
+        return self.render.engine == "diffusers"
+
+    def regenerate(self, shots: list[str]) -> None:
+        for shot in shots:
+            review_shot(self.synth_dir, shot, "regenerate")
 
 
 def episode_duration(render: EpisodeRender) -> Fraction:

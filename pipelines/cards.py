@@ -27,14 +27,15 @@ log = logging.getLogger(__name__)
 class SafeArea:
     """Fractions of the frame kept clear of platform UI (status bar, buttons, captions).
 
-    Defaults follow the common vertical-video guidance: top 10 %, bottom 20 %, right 12 %
-    (the like/comment column), left 6 %.
+    Defaults clear the UI regions the QC agent checks (:mod:`pipelines.qc.platforms`): the top
+    bar (10 %), the bottom info band (20 %) and the right column of buttons (15 %, kept 16 % so an
+    outline's last pixels stay out too); the left margin is 8 % so centred text sits near the middle.
     """
 
     top: float = 0.10
     bottom: float = 0.20
-    left: float = 0.06
-    right: float = 0.12
+    left: float = 0.08
+    right: float = 0.16
 
     def box(self, width: int, height: int) -> tuple[int, int, int, int]:
         return (int(width * self.left), int(height * self.top),
@@ -47,6 +48,9 @@ class LabelStyle:
     position: str = "top-right"
     opacity: float = 0.85
     enabled: bool = True
+    # True: the corner of the UI-safe area (below the apps' top bar, above their bottom band, clear
+    # of the right column of buttons); False: the frame's own corner (how marks were placed before)
+    inset: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +160,14 @@ def draw_label(img: Image.Image, style: LabelStyle) -> None:
     margin = max(6, int(min(w, h) * 0.03))
     x = margin if "left" in style.position else w - box_w - margin
     y = margin if "top" in style.position else h - box_h - margin
+    if style.inset:
+        safe = SafeArea()
+        if "top" in style.position:
+            y = int(h * safe.top) + margin
+        else:
+            y = int(h * (1 - safe.bottom)) - box_h - margin
+            if "right" in style.position:  # beside the right column of buttons
+                x = int(w * (1 - safe.right)) - box_w - margin
     overlay = Image.new("RGBA", (box_w, box_h), (0, 0, 0, 0))
     od = ImageDraw.Draw(overlay)
     alpha = int(255 * max(0.0, min(1.0, style.opacity)))

@@ -85,10 +85,16 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
         finally:
             _cancel.pop(name, None)
         finals = result.finals
-        files = [str(p) for p in finals + result.subtitles + [ws.screenplay_path] if Path(p).exists()]
+        reports = [r.html_path for r in result.qc if r.html_path]  # the delivery reports, to download
+        files = [str(p) for p in finals + result.subtitles + [ws.screenplay_path] + reports if Path(p).exists()]
         lines = ["| 阶段 stage | 结果 | 用时 s | 引擎 engine |", "|---|---|---|---|"]
         for st in result.stages:
             lines.append(f"| {st.stage} | {st.status} | {st.seconds:.1f} | {st.engine} |")
+        for r in result.qc:
+            lines.append("")
+            lines.append(f"**交付质检 QC 第{r.episode}集 ({r.platform})**: "
+                         + ("通过 passed" if r.passed else "未通过 failed: " + ", ".join(r.failed()))
+                         + (f" — {r.html_path.name}" if r.html_path else ""))
         if result.notes:
             lines.append("")
             lines.append("**提示 notes**")

@@ -1,8 +1,9 @@
 """The ``reelforge`` command line.
 
 Logs go to standard error; results (paths, JSON) go to standard output. Exit codes: 0 done,
-1 a ReelForge error (message and fix on stderr), 2 bad usage, 130 stopped by Ctrl-C, 143 stopped
-by SIGTERM (the project stays resumable: run the same command again; its lock is released).
+1 a ReelForge error (message and fix on stderr), 2 bad usage, 3 a delivery check failed (only with
+``--strict``, or ``qc --strict``), 130 stopped by Ctrl-C, 143 stopped by SIGTERM (the project stays
+resumable: run the same command again; its lock is released).
 
 No traceback reaches the console: an operating-system error (a full disk, a read-only folder)
 becomes one line naming the path and the cause, any other unexpected error one line too, and the
@@ -107,7 +108,8 @@ def cmd_make(args: argparse.Namespace) -> int:
     config = _config(args)
     overrides: dict[str, Any] = {"episodes": args.episodes, "episode_seconds": args.episode_seconds,
                                  "script_engine": args.engine, "title": args.title, "tts": args.tts,
-                                 "fps": args.fps, "enhance_scale": args.enhance}
+                                 "fps": args.fps, "enhance_scale": args.enhance, "platform": args.platform,
+                                 "qc": False if args.no_qc else None}
     if args.size:
         overrides["width"], overrides["height"] = args.size
     project = Path(args.project) if args.project else Path(config.workspace.root).expanduser() / Path(args.novel).stem
@@ -126,8 +128,52 @@ def cmd_make(args: argparse.Namespace) -> int:
         log.warning("note: %s", note)
     for srt in result.subtitles:
         log.info("subtitles: %s", srt)
+    for report in result.qc:
+        _log_qc(report)
     for path in result.finals:
         print(path)
+    if args.strict and result.qc_failed:
+        print(f"reelforge: delivery checks failed for {len(result.qc_failed)} episode(s) (--strict)", file=sys.stderr)
+        return STRICT_FAILED
+    return 0
+
+
+STRICT_FAILED = 3
+
+
+def _log_qc(report: Any) -> None:
+    marks = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
+    log.info("QC episode %d (%s): %s — %s", report.episode, report.platform, "passed" if report.passed else "FAILED",
+             report.html_path or "")
+    for c in report.checks:
+        (log.warning if c.status == "fail" else log.info)("  %s %-16s %s", marks.get(str(c.status), c.status), c.id, c.detail)
+    for fix in report.fixes:
+        log.info("  fixed: %s: %s", fix.get("check"), fix.get("action"))
+
+
+def cmd_qc(args: argparse.Namespace) -> int:
+    from agents.base import RunContext
+    from agents.qc import QCAgent, QCInput
+    from core.workspace import Workspace
+
+    ws = Workspace(args.project).require()
+    config = _config(args)
+    episodes = [args.episode]
+    if args.all_episodes:
+        episodes = sorted(int(p.stem[2:]) for p in ws.out_dir.glob("ep[0-9][0-9].mp4"))
+    reports = []
+    for n in episodes:
+        ctx = RunContext(config=config, workspace=ws)
+        reports.append(QCAgent()(QCInput(ws.root, n, args.platform, write=not args.no_report), ctx).output)
+    if args.json:
+        out: Any = reports[0].contract() if len(reports) == 1 and not args.all_episodes else [r.contract() for r in reports]
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        for r in reports:
+            _log_qc(r)
+            print(r.html_path or r.file)
+    if args.strict and any(not r.passed for r in reports):
+        return STRICT_FAILED
     return 0
 
 
@@ -274,6 +320,9 @@ def _mount_optional(sub: Any, module: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipelines.qc.platforms import PLATFORMS
+
+    platform_names = tuple(PLATFORMS)
     parser = argparse.ArgumentParser(
         prog="reelforge",
         description="ReelForge 影锻: AI short-drama studio — script, synth, cut, enhance, ledger.",
@@ -299,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enhance", type=float, default=None, metavar="SCALE", help="also upscale the episode (e.g. 2)")
     p.add_argument("--adopt", action="store_true",
                    help="make an existing non-empty folder the project (its files are kept, never overwritten)")
+    p.add_argument("--platform", default=None, choices=platform_names,
+                   help="the platform the delivery checks hold each episode to (default douyin)")
+    p.add_argument("--no-qc", action="store_true", help="skip the delivery checks and their fixes")
+    p.add_argument("--strict", action="store_true", help="exit with code 3 when a delivery check fails")
     p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None, help=REVIEW_HELP)
     p.set_defaults(func=cmd_make)
 
@@ -361,6 +414,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="fail on a truncated input (fewer frames than its container lists) instead of warning")
     p.set_defaults(func=cmd_enhance)
+
+    p = sub.add_parser("qc", help="measure a delivered episode: loudness, speech, picture, label, faces, format")
+    p.add_argument("project")
+    p.add_argument("--episode", type=int, default=1)
+    p.add_argument("--all-episodes", action="store_true", help="every out/epNN.mp4 of the project")
+    p.add_argument("--platform", default="douyin", choices=platform_names)
+    p.add_argument("--json", action="store_true", help="print the report as JSON on standard output")
+    p.add_argument("--strict", action="store_true", help="exit with code 3 when a check fails")
+    p.add_argument("--no-report", action="store_true", help="do not write epNN.qc.json / .qc.html beside the episode")
+    p.set_defaults(func=cmd_qc)
 
     p = sub.add_parser("ui", help="start the studio in the browser (Gradio, 127.0.0.1)")
     p.add_argument("--host", default="127.0.0.1")

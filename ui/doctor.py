@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 # the packages whose __init__ declares (or will declare) a component registry (core.registry);
 # one that is not part of this build is skipped
-REGISTRY_HOMES = ("pipelines", "pipelines.detect", "pipelines.timeline", "pipelines.providers", "agents.script",
-                  "agents.synth", "models")
+REGISTRY_HOMES = ("pipelines", "pipelines.detect", "pipelines.timeline", "pipelines.providers", "pipelines.qc",
+                  "agents.script", "agents.synth", "models")
 
 
 def _cpu_flags() -> set[str]:

@@ -39,6 +39,7 @@ from core.media.edit import (
     x264_options,
 )
 from core.media.encode import (
+    AUDIO_BITRATE,
     VIDEO_CODECS,
     VIDEO_CONTAINERS,
     VideoWriter,
@@ -58,7 +59,7 @@ from core.media.probe import (
 from core.media.tensors import frames_to_tensor, iter_batches, iter_tensors, tensor_to_frames
 
 __all__ = [
-    "VIDEO_CODECS", "VIDEO_CONTAINERS", "AudioStreamInfo", "check_complete", "check_video_output", "strict_media", "one_report_per_file", "EditResult", "Frame", "MediaInfo", "VideoStreamInfo", "VideoWriter",
+    "AUDIO_BITRATE", "VIDEO_CODECS", "VIDEO_CONTAINERS", "AudioStreamInfo", "check_complete", "check_video_output", "strict_media", "one_report_per_file", "EditResult", "Frame", "MediaInfo", "VideoStreamInfo", "VideoWriter",
     "_av", "_copy_compatible", "_copy_segments", "_keyframe_indices", "concat", "decoded_frames", "even_size",
     "frames_to_tensor", "frames_to_timecode", "iter_audio", "iter_batches", "iter_frames", "iter_tensors",
     "open_input", "probe", "read_audio", "resample_audio", "samples_for_frames", "tensor_to_frames", "trim",

@@ -17,6 +17,7 @@ from core.errors import InputError, MediaError, UnsupportedMediaError
 from core.files import part_path, storage_error, sweep_parts
 from core.media.decode import iter_audio, iter_frames
 from core.media.encode import (
+    AUDIO_BITRATE,
     VideoWriter,
     _audio_frame,
     discard_output,
@@ -183,6 +184,7 @@ def _copy_segments(dst: Path, segments: Sequence[tuple[Path, int, int, Path]], v
             astream = out.add_stream("aac", rate=audio_rate)
             astream.codec_context.layout = "mono" if channels == 1 else "stereo"
             astream.codec_context.sample_rate = audio_rate
+            astream.codec_context.bit_rate = AUDIO_BITRATE  # see AUDIO_BITRATE: the codec's true-peak overshoot
             fifo = av.AudioFifo()
         offset = 0  # frames already written
         samples_done = 0
