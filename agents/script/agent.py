@@ -85,7 +85,8 @@ class ScriptAgent(Agent[ScriptInput, Series]):
             cfg.base_url, cfg.model, cfg.api_key, timeout_s=cfg.timeout_s, max_retries=cfg.max_retries,
             concurrency=cfg.concurrency, vendor=vendor_of(cfg.base_url), on_fallback=ctx.warn,
         )
-        return LLMEngine(client, price_lookup=self._prices(ctx), language=self.language, draft_path=self._draft(ctx))
+        return LLMEngine(client, price_lookup=self._prices(ctx), language=self.language, draft_path=self._draft(ctx),
+                         fallback=cfg.fallback)
 
     def _local(self, inp: ScriptInput, ctx: RunContext) -> ScriptEngine:
         from agents.script.llm.engine import LLMEngine
@@ -95,7 +96,8 @@ class ScriptAgent(Agent[ScriptInput, Series]):
         if not path:
             raise ConfigError("engine 'local' needs a model", hint="set [llm] local_model_path to a transformers folder or .gguf file")
         client = open_local_client(path, device=ctx.config.device)
-        return LLMEngine(client, price_lookup=self._prices(ctx), language=self.language, draft_path=self._draft(ctx))
+        return LLMEngine(client, price_lookup=self._prices(ctx), language=self.language, draft_path=self._draft(ctx),
+                         fallback=ctx.config.llm.fallback)
 
     # -- run --------------------------------------------------------------------------------
     def run(self, inp: ScriptInput, ctx: RunContext) -> AgentResult[Series]:
@@ -104,7 +106,12 @@ class ScriptAgent(Agent[ScriptInput, Series]):
         novel = resolve_source(inp.source)
         engine = self._factories[inp.engine](inp, ctx)
         log.info("script engine %s on %s (%d characters)", engine.name, novel.path or "literal text", len(novel.text))
-        result: EngineResult = engine.generate(novel, inp, ctx)
+        try:
+            result: EngineResult = engine.generate(novel, inp, ctx)
+        finally:
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()  # a local model's worker process ends with the run
         checked = verify_spans(result.series, novel.text)
         if not result.report.get("recorded"):
             ctx.record(result.usage)
