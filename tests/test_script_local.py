@@ -81,6 +81,7 @@ def test_garbage_output_is_repaired_then_fails_cleanly(tiny: Path) -> None:
 def test_agent_local_engine_records_usage_and_raises_model_error(tiny: Path, tmp_path: Path) -> None:
     cfg = Config()
     cfg.llm.local_model_path = str(tiny)
+    cfg.llm.fallback = "none"
     cfg.device = "cpu"
     with UsageStore(tmp_path / "u.sqlite") as store:
         ctx = RunContext(config=cfg, usage=store)
@@ -90,8 +91,21 @@ def test_agent_local_engine_records_usage_and_raises_model_error(tiny: Path, tmp
         rows = list(store.events(ctx.run_id))
     units = sorted({r["unit"] for r in rows})
     assert units == ["cpu_second", "input_token", "output_token"]  # paid-for work is on the books despite the failure
-    assert len([r for r in rows if r["unit"] == "input_token"]) == 3  # the first level, asked three times
+    assert len([r for r in rows if r["unit"] == "input_token"]) == 2  # the first level, asked twice (a tiny model's budget)
     assert all(r["vendor"] == "" and r["device"] == "cpu" for r in rows)
+    assert all("cpu_time_s" in r["detail"] for r in rows if r["unit"] == "cpu_second")
+
+
+def test_a_tiny_local_model_falls_back_to_the_offline_engine_by_default(tiny: Path) -> None:
+    from agents.script.llm.engine import LLMEngine
+
+    def local(inp: ScriptInput, ctx: RunContext) -> LLMEngine:  # short replies keep the test fast
+        return LLMEngine(TransformersClient(tiny, device="cpu", max_new_tokens=8))
+
+    ctx = RunContext(config=Config())
+    result = ScriptAgent(engines={"local": local})(ScriptInput(source=NOVEL, engine="local", episodes=1), ctx)
+    assert result.output.engine.endswith("+offline") and result.output.episodes
+    assert any("filled by the offline engine" in n for n in result.notes)
 
 
 def test_context_overflow_and_bad_paths(tmp_path: Path) -> None:

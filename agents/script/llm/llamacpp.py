@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 WORKER = "agents.script.llm.llamacpp_worker"
 MAX_CONTEXT = 8192  # tokens: more costs memory and time and no small model uses it well
 LOAD_TIMEOUT_S = 600.0
-REBUILD = ('CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall --no-cache-dir --no-binary '
+REBUILD = ('CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" pip install --force-reinstall --no-cache-dir --no-binary '
            'llama-cpp-python llama-cpp-python=={version}')
 # publishers of model families whose GGUF files often name none (general.basename -> publisher)
 FAMILIES = {"gemma": "Google", "llama": "Meta", "qwen": "Alibaba Qwen", "smollm": "HuggingFaceTB",
@@ -344,3 +344,21 @@ def runtime_lines(report: dict[str, Any]) -> list[str]:
                     f"{m['architecture']} {m['size'] or m['parameters']}, context {m['context']}, "
                     f"licence {m['licence'] or 'unknown'}, publisher {m['publisher'] or 'unknown'}"))
     return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m agents.script.llm.llamacpp --probe [MODEL.gguf]``: exit 0 when the runtime works here."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m agents.script.llm.llamacpp", description=main.__doc__)
+    ap.add_argument("--probe", action="store_true", help="load and run a model in a child process")
+    ap.add_argument("model", nargs="?", default=None, help="a GGUF file (default: a tiny generated one)")
+    args = ap.parse_args(argv)
+    result = probe_runtime(args.model)
+    print(f"local GGUF runtime: {result.status} — {result.detail}" + (f"\nfix: {result.hint}" if result.hint else ""),
+          file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
