@@ -75,6 +75,15 @@ def _chat(llm: Any, req: dict[str, Any]) -> dict[str, Any]:
             "cpu_s": time.process_time() - c0}
 
 
+def _threads(llm: Any, n: int) -> dict[str, Any]:
+    """Use ``n`` threads from now on (generation and prompt reading)."""
+    import llama_cpp
+
+    llama_cpp.llama_set_n_threads(llm._ctx.ctx, n, n)
+    llm.context_params.n_threads = llm.context_params.n_threads_batch = n
+    return {"ok": True, "op": "threads", "n": n}
+
+
 def main() -> int:
     out = _channel()
     llm: Any = None
@@ -89,6 +98,8 @@ def main() -> int:
                 _send(out, info)
             elif op == "chat" and llm is not None:
                 _send(out, _chat(llm, req))
+            elif op == "threads" and llm is not None:
+                _send(out, _threads(llm, int(req["n"])))
             elif op == "quit":
                 break
             else:

@@ -44,6 +44,15 @@ def llama_supports_gpu_offload() -> bool:
     return False
 
 
+def llama_set_n_threads(ctx: object, n_threads: int, n_threads_batch: int) -> None:
+    return None
+
+
+class _Params:
+    n_threads = 1
+    n_threads_batch = 1
+
+
 class Llama:
     def __init__(self, model_path: str, n_ctx: int = 512, **kwargs: Any) -> None:
         print("llama_model_loader: loaded meta data (fake)", file=sys.stderr)
@@ -52,6 +61,8 @@ class Llama:
         self._n_ctx = n_ctx
         self.chat_format = kwargs.get("chat_format") or "chatml"
         self.calls = 0
+        self._ctx = type("Ctx", (), {"ctx": None})()
+        self.context_params = _Params()
 
     def n_ctx(self) -> int:
         return self._n_ctx
