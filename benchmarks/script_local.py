@@ -134,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         with llama_server(m, ctx_tokens) as url:
             load = time.perf_counter() - t0
-            client = OpenAICompatClient(url, m.stem, timeout_s=600, concurrency=1, context_tokens=ctx_tokens)
-            client.parameters, client.tokens_per_s = params, speed
+            http = OpenAICompatClient(url, m.stem, timeout_s=600, concurrency=1, context_tokens=ctx_tokens)
+            http.parameters, http.tokens_per_s = params, speed
             with tempfile.TemporaryDirectory() as tmp:
-                r = run_engine(client, args.episodes, Path(tmp) / "draft.json")
+                r = run_engine(http, args.episodes, Path(tmp) / "draft.json")
         print(row(m.name, "http", load, speed, r))
     print()
     print("filled: parts of the screenplay the model could not write, filled by the offline engine and marked.")

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -439,8 +440,11 @@ class LLMEngine(ScriptEngine):
                 if self.fallback != "offline":
                     raise
                 levels = self._offline_levels()
-                got = [x for n in batch
-                       if (x := self._fill(draft, fill_key("outline", n), e, lambda n=n, o=levels: o.episode(n)))]
+                got = []
+                for n in batch:
+                    filled = self._fill(draft, fill_key("outline", n), e, partial(levels.episode, n))
+                    if filled is not None:
+                        got.append(filled)
             draft.outline.extend(got)
             draft.outline.sort(key=lambda e: e.number)
             self._save(draft)
