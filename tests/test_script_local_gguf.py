@@ -352,3 +352,19 @@ def test_real_runtime_answers_through_the_worker(probe_gguf: Path) -> None:
         assert 1 <= c.tokens_out <= 8 and c.cpu_seconds is not None and c.finish_reason in ("stop", "length")
     finally:
         client.close()
+
+
+def test_doctor_reports_the_runtime_and_the_configured_model(fake_runtime: pytest.MonkeyPatch,
+                                                              probe_gguf: Path) -> None:
+    from ui.doctor import doctor_report, format_report
+
+    cfg = Config()
+    cfg.llm.local_model_path = str(probe_gguf)
+    fake_runtime.setenv("REELFORGE_FAKE_LLAMA", "segv-load")
+    report = doctor_report(cfg)
+    gg = report["local_llm"]
+    assert gg["status"] == "crashed" and not gg["works"]
+    assert gg["model"]["licence"] == "apache-2.0" and gg["model"]["architecture"] == "llama"
+    text = format_report(report)
+    assert "local GGUF runtime / 本地模型运行时: crashed" in text and "GGML_NATIVE=OFF" in text
+    assert f"local model {probe_gguf}: llama" in text
