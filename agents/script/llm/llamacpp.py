@@ -86,6 +86,8 @@ def crash_error(returncode: int, stderr_tail: str, when: str, model: str) -> Run
     elif name == "SIGILL":
         cause = ("this llama.cpp build uses CPU instructions this machine does not have (it was compiled for "
                  "another CPU, e.g. with GGML_NATIVE on a machine that reports more than it runs)")
+    elif name == "SIGKILL":
+        cause = "the system killed it, most often for lack of memory: use a smaller model or a shorter context"
     elif name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGABRT"):
         cause = ("llama.cpp crashed in native code; the usual cause is a build whose CPU kernels do not match "
                  "this machine (a damaged model file is the other)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from typing import IO, Any
@@ -85,6 +86,7 @@ def _threads(llm: Any, n: int) -> dict[str, Any]:
 
 
 def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this process
     out = _channel()
     llm: Any = None
     for raw in sys.stdin:
