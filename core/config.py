@@ -117,6 +117,13 @@ class LedgerConfig:
 
 
 @dataclass(slots=True)
+class ReviewConfig:
+    # true: cut refuses to assemble an episode while any shot is unapproved in review (and names
+    # them); false (default, so a headless make runs through): it warns and assembles
+    required: bool = False
+
+
+@dataclass(slots=True)
 class Config:
     device: str = "auto"
     workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
@@ -127,6 +134,7 @@ class Config:
     label: LabelConfig = field(default_factory=LabelConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     sources: list[str] = field(default_factory=list)  # where settings came from, for `doctor`
 
     def to_dict(self) -> dict[str, Any]:

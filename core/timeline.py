@@ -6,6 +6,10 @@ tracks of clips, transitions between adjacent clips, captions and markers. Every
 integer frame count on the timeline's rate; a clip's ``source_in`` counts frames of its media at
 the media's own rate, so footage at another rate stays exact.
 
+A video track's clips give picture only; the sound of a timeline is what its audio tracks place
+(a shot's dialogue comes from its WAV on the dialogue track). The renderer mixes only the audio
+tracks and every export writes video clips without their sound, so each sound plays once.
+
 Clips on a track never overlap; a gap is simply a hole between two clips. A transition sits on
 the cut between two clips that touch (or at a track's head/tail for fades from/to black) and
 spans ``before`` frames before the cut and ``after`` frames after it, the way OTIO and the

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything ReelForge needs on a fresh Debian/Ubuntu machine:
-#   - Debian packages (offline Chinese voice, CJK font, ffmpeg, sample videos) when run as root;
+#   - Debian packages (offline Chinese voice, CJK font, ffmpeg, sample videos, xmllint for the FCPXML
+#     check) when run as root;
 #   - a virtual environment in .venv with the exact pins of constraints.txt.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-DEB_PACKAGES="espeak-ng fonts-wqy-microhei ffmpeg opencv-doc libomp5-14 libvulkan1"
+DEB_PACKAGES="espeak-ng fonts-wqy-microhei ffmpeg opencv-doc libomp5-14 libvulkan1 libxml2-utils"
 
 missing=""
 for p in $DEB_PACKAGES; do

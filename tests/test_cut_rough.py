@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -139,3 +141,65 @@ def test_cli_rough_and_export(project: Path) -> None:
     bad = subprocess.run(run + ["export", str(project.parent / "nope"), "--format", "otio"], capture_output=True,
                          text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 1 and "not a ReelForge project" in bad.stderr
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in [k, *_strings(v)]]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    if isinstance(value, str):
+        try:
+            inner = _strings(json.loads(value)) if value.startswith(("{", "[")) else []
+        except ValueError:
+            inner = []
+        return [value, *inner]
+    return []
+
+
+def test_packaged_jianying_export_for_windows_holds_every_media_file(project: Path, tmp_path: Path) -> None:
+    root = "C:/Users/NAME/Videos/drama"
+    folder, _ = export_project(project, "jianying", target_root=root, package="copy",
+                               out=tmp_path / "drafts" / "测试剧第1集")
+    content = json.loads((folder / "draft_content.json").read_text(encoding="utf-8"))
+    meta = json.loads((folder / "draft_meta_info.json").read_text(encoding="utf-8"))
+    render = EpisodeRender.load(Workspace(project).synth_dir(1) / "render.json")
+    referenced = {m["path"] for kind in ("videos", "audios") for m in content["materials"][kind]}
+    assert len(referenced) >= 2 * len(render.shots)  # every shot's video and its voice
+    base = f"{root}/测试剧第1集/"
+    for p in referenced | {v["file_Path"] for v in meta["draft_materials"][0]["value"]}:
+        assert p.startswith(base + "media/") and (folder / p[len(base):]).is_file(), p
+    here = (str(project), str(project.resolve()), str(tmp_path), str(ROOT))
+    for f in (folder / "draft_content.json", folder / "draft_meta_info.json"):
+        for s in _strings(json.loads(f.read_text(encoding="utf-8"))):
+            assert not any(h in s for h in here) and not s.startswith("/"), f"{f.name}: {s!r}"
+    assert meta["draft_fold_path"] == base.rstrip("/") and meta["draft_root_path"] == root.replace("/", "\\")
+    video = next(t for t in content["tracks"] if t["type"] == "video")
+    assert all(s["volume"] == 0.0 for s in video["segments"])  # the dialogue plays once, from the WAVs
+    texts = content["materials"]["texts"]
+    assert texts and all(t["check_flag"] == 15 for t in texts)
+    draft = pytest.importorskip("pyJianYingDraft")
+    script = draft.DraftFolder(str(folder.parent)).load_template(folder.name)
+    assert len(script.get_imported_track(draft.TrackType.video).segments) == len(video["segments"])
+
+
+def test_cli_packaged_export_for_a_mac(project: Path) -> None:
+    run = [sys.executable, "-m", "ui.cli", "-q", "cut", "export", str(project)]
+    r = subprocess.run(run + ["--format", "fcpxml", "--target-root", "/Users/NAME/Movies/drama", "--package", "link"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    path = Path(r.stdout.strip())
+    assert path.parent.name == "ep01_fcpxml" and path.name == "ep01.fcpxml"
+    text = path.read_text(encoding="utf-8")
+    assert 'src="file:///Users/NAME/Movies/drama/ep01_fcpxml/media/' in text and str(project) not in text
+    assert any((path.parent / "media").iterdir())
+    dtd = Path(os.environ.get("REELFORGE_FCPXML_DTD_DIR", "/nonexistent")) / "FCPXMLv1_9.dtd"
+    if dtd.is_file() and shutil.which("xmllint"):  # the real episode against Apple's DTD (see test_timeline_handoff)
+        v = subprocess.run(["xmllint", "--noout", "--dtdvalid", str(dtd), str(path)], capture_output=True, text=True,
+                           timeout=60)
+        assert v.returncode == 0, v.stderr
+    bad = subprocess.run(run + ["--format", "edl", "--target-root", "drama"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert bad.returncode == 1 and "not an absolute path" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run(run + ["--format", "avid"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 1 and "unknown export format 'avid'" in bad.stderr

@@ -97,13 +97,16 @@ def test_agent_local_engine_records_usage_and_raises_model_error(tiny: Path, tmp
 
 
 def test_a_tiny_local_model_falls_back_to_the_offline_engine_by_default(tiny: Path) -> None:
+    from agents.script import ENGINES
     from agents.script.llm.engine import LLMEngine
+    from tests.support.registries import registered
 
-    def local(inp: ScriptInput, ctx: RunContext) -> LLMEngine:  # short replies keep the test fast
+    def local(inp: ScriptInput, ctx: RunContext, agent: ScriptAgent) -> LLMEngine:  # short replies: a fast test
         return LLMEngine(TransformersClient(tiny, device="cpu", max_new_tokens=8))
 
     ctx = RunContext(config=Config())
-    result = ScriptAgent(engines={"local": local})(ScriptInput(source=NOVEL, engine="local", episodes=1), ctx)
+    with registered(ENGINES, "tiny-local", local):
+        result = ScriptAgent()(ScriptInput(source=NOVEL, engine="tiny-local", episodes=1), ctx)
     assert result.output.engine.endswith("+offline") and result.output.episodes
     assert any("filled by the offline engine" in n for n in result.notes)
 

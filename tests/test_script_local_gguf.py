@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agents.base import RunContext
-from agents.script import ScriptAgent, ScriptInput
+from agents.script import ENGINES, ScriptAgent, ScriptInput
 from agents.script.cli import main as script_main
 from agents.script.llm.budget import Budget
 from agents.script.llm.client import ChatClient, Completion, Message
@@ -37,6 +37,7 @@ from agents.script.reader import literal_text
 from core.config import Config
 from core.errors import ModelError
 from core.usage import UsageStore
+from tests.support.registries import registered
 
 FAKE = Path(__file__).parent / "support" / "fake_llama_cpp"
 SAMPLE = Path(__file__).parents[1] / "ui" / "samples" / "sample_novel.txt"
@@ -320,13 +321,13 @@ def test_agent_closes_the_worker_after_a_run(fake_runtime: pytest.MonkeyPatch, p
     cfg.llm.local_model_path = str(probe_gguf)
     engines: list[LLMEngine] = []
 
-    def local(inp: ScriptInput, ctx: RunContext) -> LLMEngine:
+    def local(inp: ScriptInput, ctx: RunContext, agent: ScriptAgent) -> LLMEngine:
         engine = LLMEngine(LlamaCppClient(probe_gguf))
         engines.append(engine)
         return engine
 
-    ScriptAgent(engines={"local": local})(ScriptInput(source=SAMPLE, engine="local", episodes=1),
-                                          RunContext(config=cfg))
+    with registered(ENGINES, "gguf-test", local):
+        ScriptAgent()(ScriptInput(source=SAMPLE, engine="gguf-test", episodes=1), RunContext(config=cfg))
     client = engines[0].client
     assert isinstance(client, LlamaCppClient) and client._worker.proc.poll() is not None
 

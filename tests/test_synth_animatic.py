@@ -17,6 +17,7 @@ from agents.synth import (
     GAP,
     LEAD_IN,
     EpisodeRender,
+    ReviewEntry,
     SynthAgent,
     SynthInput,
     load_review,
@@ -27,6 +28,7 @@ from core.media import iter_frames, probe, read_audio, write_wav
 from core.screenplay import CameraMove, Character, Episode, Line, LineKind, Scene, Series, Shot
 from pipelines.audio import integrated_loudness
 from pipelines.tts import ENGINES, Speech, TTSEngine, TTSError, VoiceSpec
+from tests.support.registries import registered
 
 FPS = 25
 RATE = 48000
@@ -159,9 +161,9 @@ class _Flaky(TTSEngine):
 
 
 def test_a_shot_whose_tts_fails_is_reported_and_the_rest_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(ENGINES, "flaky", _Flaky)
     ctx = _ctx()
-    render = _synth(tmp_path, ctx, tts="flaky")
+    with registered(ENGINES, "flaky", _Flaky):
+        render = _synth(tmp_path, ctx, tts="flaky")
     failed = [ln for s in render.shots for ln in s.lines if ln.engine == "silence"]
     assert [ln.text for ln in failed] == ["你那里配姓赵！"]
     assert any("TTS failed" in n and "e01s01k02" in n for n in render.notes)
@@ -188,7 +190,8 @@ def test_review_gate_approve_edit_and_regenerate(tmp_path: Path) -> None:
     review_shot(out, "e01s01k02", "prompt", "赵太爷怒目而视，祠堂")
     review_shot(out, "e01s01k02", "regenerate")
     state = load_review(out)
-    assert state["e01s01k02"] == {"status": "pending", "prompt": "赵太爷怒目而视，祠堂", "seed_offset": 1}
+    assert state["e01s01k02"] == ReviewEntry(status="pending", prompt="赵太爷怒目而视，祠堂", seed_offset=1)
+    assert state["e01s01k02"].to_json() == {"status": "pending", "prompt": "赵太爷怒目而视，祠堂", "seed_offset": 1}
     again = _synth(tmp_path, ctx, tts="silence")
     assert again.shots[1].review == "approved" and again.shots[2].review == "pending"
     with pytest.raises(Exception, match="not in episode"):

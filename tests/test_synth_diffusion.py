@@ -27,8 +27,8 @@ from pipelines.diffusion import (  # noqa: E402
     KeyframeRequest,
     PipelineOptions,
     fit_to_frame,
-    random_sd_pipeline,
 )
+from tests.support.tiny_pipelines import random_sd_pipeline, random_svd_pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -219,7 +219,7 @@ def test_consistency_scores_with_a_configured_encoder(tmp_path: Path) -> None:
 def test_image_to_video_with_a_tiny_svd(tiny_sd: Path, tmp_path: Path) -> None:
     from fractions import Fraction
 
-    from pipelines.motion import VideoPipeline, random_svd_pipeline, retime
+    from pipelines.motion import VideoPipeline, retime
 
     folder = random_svd_pipeline(tmp_path / "tiny-svd")
     vp = VideoPipeline(folder, device="cpu")
@@ -233,9 +233,7 @@ def test_image_to_video_with_a_tiny_svd(tiny_sd: Path, tmp_path: Path) -> None:
     timeline = retime(frames, Fraction(7), Fraction(25), 20)
     assert timeline[0] is frames[0] and timeline[4] is frames[1] and timeline[19] is frames[2]
     with pytest.raises(Exception, match="does not take an image"):
-        from pipelines.diffusion import random_sd_pipeline as sd
-
-        VideoPipeline(sd(tmp_path / "t2i"), device="cpu").load()
+        VideoPipeline(random_sd_pipeline(tmp_path / "t2i"), device="cpu").load()
 
     # through the agent: one shot, keyframe from the tiny SD, motion from the tiny SVD
     one = series()
@@ -254,6 +252,49 @@ def test_image_to_video_with_a_tiny_svd(tiny_sd: Path, tmp_path: Path) -> None:
     # moves, then holds (the keyframe at 28, where the episode's fade-out begins, re-codes the held
     # picture: a level or so of difference, against ~15 while it moves)
     assert np.abs(clip[0] - clip[8]).mean() > 5 and np.abs(clip[20] - clip[39]).mean() < 3
+
+
+def test_usage_records_name_the_model_cards_licences(tiny_sd: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from models.modelcard import is_placeholder_licence
+    from pipelines.motion import random_svd_pipeline
+
+    image = shutil.copytree(tiny_sd, tmp_path / "carded-sd")
+    (image / "README.md").write_text("---\nlicense: creativeml-openrail-m\nlibrary_name: diffusers\n---\n# tiny\n",
+                                     encoding="utf-8")
+    video = random_svd_pipeline(tmp_path / "svd")
+    (video / "README.md").write_text("---\nlicense: other\nlicense_name: stable-video-diffusion-community\n"
+                                     "license_link: LICENSE.md\n---\n", encoding="utf-8")
+    encoder = tmp_path / "encoder"
+    CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, projection_dim=16, num_hidden_layers=2,
+                                                   num_attention_heads=4, image_size=32, intermediate_size=37,
+                                                   patch_size=8)).save_pretrained(encoder)
+    CLIPImageProcessor(crop_size=32, size=32).save_pretrained(encoder)
+    (encoder / "LICENSE").write_text("MIT License\n\nCopyright (c) 2021 OpenAI\n", encoding="utf-8")
+    one = series()
+    one.episodes[0].scenes[0].shots = one.episodes[0].scenes[0].shots[1:2]  # 阿Q: a sheet and a score too
+    cfg = load_config()
+    cfg.synth.video_frames, cfg.synth.video_fps, cfg.synth.image_encoder = 3, 7, str(encoder)
+    res = SynthAgent()(SynthInput(series=one, episode=1, out_dir=tmp_path / "ep", width=90, height=160, tts="silence",
+                                  image_model=str(image), video_model=str(video), steps=1), RunContext(config=cfg))
+    licences = {(r.engine, r.unit): r.licence for r in res.usage}
+    assert licences[("diffusers", "cpu_second")] == "creativeml-openrail-m"
+    assert licences[("diffusers", "image")] == "creativeml-openrail-m"
+    assert licences[("diffusers-video", "cpu_second")] == "other: stable-video-diffusion-community (LICENSE.md)"
+    assert licences[("consistency", "use")] == "MIT"
+    bad = [(r.engine, r.unit, r.licence) for r in res.usage if is_placeholder_licence(r.licence)]
+    assert not bad, bad
+    # a model folder without a card: recorded as unknown, naming the folder, and reported
+    ctx = RunContext(config=load_config())
+    bare = SynthAgent()(SynthInput(series=one, episode=1, out_dir=tmp_path / "ep2", width=90, height=160,
+                                   tts="silence", image_model=str(tiny_sd), steps=1), ctx)
+    unknown = {r.licence for r in bare.usage if r.engine == "diffusers"}
+    assert len(unknown) == 1 and unknown.pop().startswith(f"unknown: no licence in a model card (README.md front "
+                                                          f"matter) or a LICENSE file in {tiny_sd}")
+    assert any("add its model card" in n for n in ctx.notes)
 
 
 def _tiny_ip_adapter(pipe_dir: Path, out: Path) -> Path:

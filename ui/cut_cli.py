@@ -41,7 +41,8 @@ def cmd_rough(args: argparse.Namespace) -> int:
 
     out = rough_cut_project(Path(args.project), episode=args.episode, target_seconds=args.seconds,
                             footage=[Path(p) for p in args.footage or []], music=Path(args.music) if args.music else None,
-                            render=not args.no_render, burn_subtitles=args.burn_subtitles)
+                            render=not args.no_render, burn_subtitles=args.burn_subtitles,
+                            review_required=args.review_required)
     print(out.timeline)
     if out.video is not None:
         print(out.video)
@@ -54,7 +55,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from agents.cut import export_project
 
     path, notes = export_project(Path(args.project), args.format, episode=args.episode,
-                                 out=Path(args.output) if args.output else None)
+                                 out=Path(args.output) if args.output else None,
+                                 target_root=args.target_root, package=args.package)
     for note in notes:
         log.warning("note: %s", note)
     print(path)
@@ -89,8 +91,9 @@ def cmd_silence(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("detect", help="find shot boundaries (cuts, dissolves, fades) in a video")
     p.add_argument("video")
-    p.add_argument("--detector", choices=["fast", "transnet"], default="fast",
-                   help="fast: our CPU detector (default); transnet: TransNetV2 (GPU when present)")
+    p.add_argument("--detector", default="fast",
+                   help="fast: our CPU detector (default); transnet: TransNetV2 (GPU when present); "
+                        "or an installed plug-in's name (reelforge doctor lists them)")
     p.add_argument("--device", default="auto", help="transnet: auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--network-only", action="store_true",
                    help="transnet: the network's boundaries alone (by default the fast detector's hard cuts "
@@ -101,6 +104,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("rough", help="build (and render) an episode's rough cut from the screenplay")
     p.add_argument("project")
     p.add_argument("--episode", type=int, default=1)
+    p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None,
+                   help="refuse to render while any shot is unapproved in review (default: [review] required)")
     p.add_argument("--seconds", type=float, default=None, help="target length (default: the episode's)")
     p.add_argument("--footage", nargs="*", help="user footage to use instead of generated shots (in shot order)")
     p.add_argument("--music", default=None, help="background music, ducked under dialogue")
@@ -110,9 +115,17 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("export", help="export the episode timeline for an editor")
     p.add_argument("project")
-    p.add_argument("--format", required=True, choices=["otio", "fcpxml", "fcp7", "edl", "jianying"])
+    p.add_argument("--format", required=True, metavar="FORMAT",
+                   help="otio, fcpxml (Final Cut / Resolve), fcp7 (Premiere / Resolve), edl or jianying (剪映)")
     p.add_argument("--episode", type=int, default=1)
     p.add_argument("--output", default=None, help="file (or draft folder for jianying)")
+    p.add_argument("--target-root", default=None, metavar="PATH",
+                   help="the folder on the editing machine that will hold the export (for jianying: 剪映's drafts "
+                        "folder), e.g. C:/Users/NAME/Videos/drama or /Users/NAME/Movies/drama; every path in the "
+                        "timeline is written as it will be there")
+    p.add_argument("--package", nargs="?", const="copy", default=None, choices=["copy", "link"],
+                   help="copy (default) or hard-link the media into the export (media/ beside the timeline; "
+                        "jianying: inside the draft folder)")
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser("render", help="render a timeline JSON to MP4 (frame-accurate, labelled)")

@@ -10,9 +10,16 @@ Times in a draft are integer microseconds. A frame at 23.976 is 41708.33 µs, so
 boundary from the exact rational time (never accumulate), and reading back rounds to the
 nearest frame: the cuts survive to the frame at any rate up to 1000 fps.
 
-Kept: video and audio tracks (clips, source in/out, volume), captions as a text track, the
-canvas size and fps. Not written (reported as notes): dissolves and fades — 剪映 stores them as
-effect resources downloaded from its own store by id, which we do not ship; add 叠化 in 剪映.
+Kept: video and audio tracks (clips, source in/out, volume), captions as a text track (white,
+black outline: ``check_flag`` 15 says the outline is on, as pyJianYingDraft and the app write
+it), the canvas size and fps. Each sound once: video segments are muted (volume 0; unmuting in
+剪映 restores 1.0) because the dialogue comes from the voice track. Not written (reported as
+notes): dissolves and fades — 剪映 stores them as effect resources downloaded from its own store
+by id, which we do not ship; add 叠化 in 剪映.
+
+Portable drafts: the draft folder is the package. With ``--target-root`` (剪映's drafts folder on
+the editing machine) every material path, ``draft_fold_path`` and ``draft_root_path`` is written
+as it will be there; with ``--package`` the media are copied into ``media/`` of the draft.
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ import logging
 import time
 import uuid
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.errors import InputError
 from core.timeline import Caption, Clip, MediaRef, Timeline, Track
+from pipelines.timeline.base import TimelineExporter
+from pipelines.timeline.portable import MediaPlan
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +68,7 @@ def _timerange(start: int, duration: int) -> dict[str, int]:
     return {"duration": duration, "start": start}
 
 
-def _video_material(m: MediaRef, mid: str) -> dict[str, Any]:
+def _video_material(m: MediaRef, mid: str, path: str) -> dict[str, Any]:
     return {
         "aigc_type": "none", "audio_fade": None, "cartoon_path": "", "category_id": "", "category_name": "local",
         "check_flag": 63487,
@@ -69,10 +78,10 @@ def _video_material(m: MediaRef, mid: str) -> dict[str, Any]:
         "extra_type_option": 0, "formula_id": "", "freeze": None, "has_audio": m.has_audio, "height": m.height,
         "id": mid, "intensifies_audio_path": "", "intensifies_path": "", "is_ai_generate_content": True,
         "is_copyright": False, "is_text_edit_overdub": False, "is_unified_beauty_mode": False, "local_id": "",
-        "local_material_id": "", "material_id": mid, "material_name": Path(m.path).name, "material_url": "",
+        "local_material_id": "", "material_id": mid, "material_name": PurePosixPath(path).name, "material_url": "",
         "matting": {"flag": 0, "has_use_quick_brush": False, "has_use_quick_eraser": False, "interactiveTime": [],
                     "path": "", "strokes": []},
-        "media_path": "", "object_locked": None, "origin_material_id": "", "path": str(Path(m.path).resolve()),
+        "media_path": "", "object_locked": None, "origin_material_id": "", "path": path,
         "picture_from": "none", "picture_set_category_id": "", "picture_set_category_name": "", "request_id": "",
         "reverse_intensifies_path": "", "reverse_path": "", "smart_motion": None, "source": 0, "source_platform": 0,
         "stable": {"matrix_path": "", "stable_level": 0, "time_range": {"duration": 0, "start": 0}},
@@ -86,12 +95,12 @@ def _video_material(m: MediaRef, mid: str) -> dict[str, Any]:
     }
 
 
-def _audio_material(m: MediaRef, mid: str) -> dict[str, Any]:
+def _audio_material(m: MediaRef, mid: str, path: str) -> dict[str, Any]:
     return {
         "app_id": 0, "category_id": "", "category_name": "local", "check_flag": 1, "copyright_limit_type": "none",
         "duration": frames_to_us(max(m.frames, 1), m.fps), "effect_id": "", "formula_id": "", "id": mid,
         "intensifies_path": "", "is_ai_clone_tone": False, "is_text_edit_overdub": False, "is_ugc": False,
-        "local_material_id": mid, "music_id": mid, "name": Path(m.path).name, "path": str(Path(m.path).resolve()),
+        "local_material_id": mid, "music_id": mid, "name": PurePosixPath(path).name, "path": path,
         "query": "", "request_id": "", "resource_id": "", "search_id": "", "source_from": "", "source_platform": 0,
         "team_id": "", "text_id": "", "tone_category_id": "", "tone_category_name": "", "tone_effect_id": "",
         "tone_effect_name": "", "tone_platform": "", "tone_second_category_id": "", "tone_second_category_name": "",
@@ -109,7 +118,8 @@ def _text_material(text: str, mid: str) -> dict[str, Any]:
                "text": text}
     return {
         "add_type": 0, "alignment": 1, "background_alpha": 1.0, "background_color": "", "base_content": "",
-        "bold_width": 0.0, "check_flag": 7, "combo_info": {"text_templates": []},
+        # 7 = text, style and layout; +8 = the outline (strokes) is on
+        "bold_width": 0.0, "check_flag": 7 | 8, "combo_info": {"text_templates": []},
         "content": json.dumps(content, ensure_ascii=False), "fixed_height": -1.0, "fixed_width": -1.0,
         "force_apply_line_max_width": False, "group_id": "", "id": mid, "initial_scale": 1.0, "inner_padding": -1.0,
         "is_rich_text": False, "italic_degree": 0, "ktv_color": "", "language": "", "layer_weight": 1,
@@ -149,9 +159,10 @@ def _segment(seg_id: str, material_id: str, target: dict[str, int], source: dict
     return seg
 
 
-def draft_content(tl: Timeline, notes: list[str] | None = None) -> dict[str, Any]:
-    """The ``draft_content.json`` document for ``tl``."""
+def draft_content(tl: Timeline, notes: list[str] | None = None, media: MediaPlan | None = None) -> dict[str, Any]:
+    """The ``draft_content.json`` document for ``tl`` (media named through ``media``)."""
     tl.validate()
+    plan = media or MediaPlan(anchor=Path.cwd())
     fps = tl.fps
     seed = f"{tl.name}|{tl.fps}|{len(tl.tracks)}"
     materials: dict[str, list[Any]] = {k: [] for k in (
@@ -172,14 +183,18 @@ def draft_content(tl: Timeline, notes: list[str] | None = None) -> dict[str, Any
             if key not in media_ids:
                 mid = _id(f"{seed}|m|{track.kind}|{clip.media.path}")
                 media_ids[key] = mid
+                path = plan.path(clip.media.path)
                 materials["videos" if track.kind == "video" else "audios"].append(
-                    _video_material(clip.media, mid) if track.kind == "video" else _audio_material(clip.media, mid))
+                    _video_material(clip.media, mid, path) if track.kind == "video"
+                    else _audio_material(clip.media, mid, path))
             sp = _speed(f"{seed}|s|{ti}|{ci}")
             materials["speeds"].append(sp)
             start_us = frames_to_us(clip.start, fps)
             dur_us = frames_to_us(clip.end, fps) - start_us
             src_start = frames_to_us(clip.source_in, clip.media.fps)
             volume = 10 ** (clip.gain_db / 20) if clip.gain_db else 1.0
+            if track.kind == "video" and clip.media.has_audio:
+                volume = 0.0  # each sound once: the dialogue plays from the voice track
             segs.append(_segment(_id(f"{seed}|seg|{ti}|{ci}"), media_ids[key], _timerange(start_us, dur_us),
                                  _timerange(src_start, dur_us), [sp["id"]], round(volume, 6),
                                  render if track.kind == "video" else 0))
@@ -231,53 +246,75 @@ def draft_content(tl: Timeline, notes: list[str] | None = None) -> dict[str, Any
     }
 
 
-def draft_meta(tl: Timeline, folder: Path, draft_id: str) -> dict[str, Any]:
+def draft_meta(tl: Timeline, folder: Path, draft_id: str, media: MediaPlan | None = None) -> dict[str, Any]:
+    """The ``draft_meta_info.json`` document: the draft's folder, its root and its media list."""
+    plan = media or MediaPlan(anchor=folder.parent)
     now_us = int(time.time() * US)
-    videos = []
+    videos: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for track in tl.tracks:
         for c in track.clips:
-            if c.media.path not in [v["file_Path"] for v in videos]:
-                videos.append({"create_time": now_us // US, "duration": frames_to_us(max(c.media.frames, 1), c.media.fps),
-                               "extra_info": Path(c.media.path).name, "file_Path": str(Path(c.media.path).resolve()),
-                               "height": c.media.height, "id": _id(f"meta|{c.media.path}"),
-                               "import_time": now_us // US, "import_time_ms": now_us, "item_source": 1, "md5": "",
-                               "metetype": "video" if c.media.has_video else "music", "roughcut_time_range":
-                               {"duration": -1, "start": -1}, "sub_time_range": {"duration": -1, "start": -1},
-                               "type": 0, "width": c.media.width})
+            path = plan.path(c.media.path)
+            if not path or path in seen:
+                continue
+            seen.add(path)
+            videos.append({"create_time": now_us // US, "duration": frames_to_us(max(c.media.frames, 1), c.media.fps),
+                           "extra_info": PurePosixPath(path).name, "file_Path": path,
+                           "height": c.media.height, "id": _id(f"meta|{path}"),
+                           "import_time": now_us // US, "import_time_ms": now_us, "item_source": 1, "md5": "",
+                           "metetype": "video" if c.media.has_video else "music", "roughcut_time_range":
+                           {"duration": -1, "start": -1}, "sub_time_range": {"duration": -1, "start": -1},
+                           "type": 0, "width": c.media.width})
     return {
         "cloud_package_completed_time": "", "draft_cloud_capcut_purchase_info": "", "draft_cloud_last_action_download":
         False, "draft_cloud_materials": [], "draft_cloud_purchase_info": "", "draft_cloud_template_id": "",
         "draft_cloud_tutorial_info": "", "draft_cloud_videocut_purchase_info": "", "draft_cover": "",
         "draft_deeplink_url": "", "draft_enterprise_info": {"draft_enterprise_extra": "", "draft_enterprise_id": "",
                                                             "draft_enterprise_name": "", "enterprise_material": []},
-        "draft_fold_path": str(folder.resolve()), "draft_id": draft_id, "draft_is_ai_packaging_used": False,
+        # as 剪映 writes them on Windows: the folder with "/", the root with "\\"
+        "draft_fold_path": plan.folder(folder), "draft_id": draft_id, "draft_is_ai_packaging_used": False,
         "draft_is_ai_shorts": False, "draft_is_ai_translate": False, "draft_is_article_video_draft": False,
         "draft_is_from_deeplink": "false", "draft_is_invisible": False,
         "draft_materials": [{"type": 0, "value": videos}] + [{"type": t, "value": []} for t in (1, 2, 3, 6, 7, 8)],
         "draft_materials_copied_info": [], "draft_name": folder.name, "draft_new_version": "",
-        "draft_removable_storage_device": "", "draft_root_path": str(folder.resolve().parent),
+        "draft_removable_storage_device": "", "draft_root_path": plan.folder(folder.parent, native=True),
         "draft_segment_extra_info": [], "draft_type": "", "tm_draft_cloud_completed": "", "tm_draft_cloud_modified": 0,
         "tm_draft_create": now_us, "tm_draft_modified": now_us, "tm_draft_removed": 0,
         "tm_duration": frames_to_us(tl.duration, tl.fps),
     }
 
 
-def write_draft(tl: Timeline, folder: str | Path) -> tuple[Path, list[str]]:
-    """Write a draft folder; copy it into 剪映's drafts folder (``JianyingPro Drafts``) to open it."""
-    dst = Path(folder)
-    if dst.exists() and not dst.is_dir():
-        raise InputError(f"{str(dst)!r} exists and is not a folder", hint="a 剪映 draft is a folder")
-    dst.mkdir(parents=True, exist_ok=True)
-    notes: list[str] = []
-    content = draft_content(tl, notes)
-    meta = draft_meta(tl, dst, content["id"])
-    for name, data in (("draft_content.json", content), ("draft_meta_info.json", meta)):
-        tmp = dst / f".{name}.tmp"
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(dst / name)
-    for note in notes:
-        log.warning("jianying export: %s", note)
-    return dst, notes
+class JianyingExporter(TimelineExporter):
+    """剪映专业版 5.x draft folder; copy (or export straight) into 剪映's drafts folder to open it."""
+
+    name = "jianying"
+    description = "剪映专业版 5.x draft folder"
+    folder = True
+
+    def write(self, tl: Timeline, dst: Path, media: MediaPlan) -> list[str]:
+        if dst.exists() and not dst.is_dir():
+            raise InputError(f"{str(dst)!r} exists and is not a folder", hint="a 剪映 draft is a folder")
+        dst.mkdir(parents=True, exist_ok=True)
+        notes: list[str] = []
+        content = draft_content(tl, notes, media)
+        if media.root is not None:
+            os_name = "windows" if media.root.windows else "mac"
+            for key in ("platform", "last_modified_platform"):
+                content[key]["os"] = os_name
+        meta = draft_meta(tl, dst, content["id"], media)
+        for name, data in (("draft_content.json", content), ("draft_meta_info.json", meta)):
+            tmp = dst / f".{name}.tmp"
+            tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+            tmp.replace(dst / name)
+        return notes
+
+
+def write_draft(tl: Timeline, folder: str | Path, *, target_root: str | None = None,
+                package: str | None = None) -> tuple[Path, list[str]]:
+    """Write a draft folder (see :func:`pipelines.timeline.export_timeline`)."""
+    from pipelines.timeline import export_timeline
+
+    return export_timeline(tl, folder, "jianying", target_root=target_root, package=package)
 
 
 def read_draft(folder: str | Path) -> Timeline:

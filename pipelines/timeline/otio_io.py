@@ -1,10 +1,16 @@
-"""Timeline <-> OpenTimelineIO, and through OTIO's adapters FCPXML, FCP7 XML and CMX3600 EDL.
+"""Timeline <-> OpenTimelineIO: the ``otio`` export, and reading OTIO, FCP7 XML and EDL files.
 
 OTIO keeps rates as floats; every time we write is an integer frame count at the timeline's
 rate (``float(fps)``) and every time we read back is rounded to the nearest frame, so 23.976 and
 29.97 survive the trip to the frame. Adapters: ``otio_json`` ships with opentimelineio;
-``fcpx_xml``, ``fcp_xml`` and ``cmx_3600`` come from the plug-ins ``otio-fcpx-xml-adapter``,
-``otio-fcp-adapter`` and ``otio-cmx3600-adapter`` (``pip install 'reelforge[edit]'``).
+``fcp_xml`` and ``cmx_3600`` come from the plug-ins ``otio-fcp-adapter`` and
+``otio-cmx3600-adapter`` (``pip install 'reelforge[edit]'``). FCPXML is read by our own reader
+(:mod:`pipelines.timeline.fcpxml`).
+
+Subtitles: OTIO has no subtitle schema yet, so they travel as a video track named "Subtitles"
+whose clips are ``Text`` generators (``GeneratorReference(generator_kind="Text",
+parameters={"text": ...})``), the same shape ``otio-fcp-adapter`` gives the text items of an
+FCP7 XML file; reading turns such a track back into captions.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ import math
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from core.errors import InputError, MissingDependencyError
 from core.timeline import Caption, Clip, Marker, MediaRef, Timeline, Track, Transition, fps_text
+from pipelines.timeline.base import TimelineExporter
+from pipelines.timeline.portable import MediaPlan, path_from_url
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +66,19 @@ def _frames(rt: Any, fps: Fraction) -> int:
     return int(math.floor(rt.value * float(fps) / rt.rate + 0.5))
 
 
-def _path_from_url(url: str) -> str:
-    if url.startswith("file://"):
-        return unquote(urlparse(url).path)
-    return unquote(url)
-
-
-def to_otio(tl: Timeline, *, fades: bool = True, notes: list[str] | None = None) -> Any:
+def to_otio(tl: Timeline, *, fades: bool = True, notes: list[str] | None = None, media: MediaPlan | None = None,
+            subtitles: bool = True) -> Any:
     """Build an ``otio.schema.Timeline``. ``fades=False`` leaves out fades from/to black (EDL/XML
-    adapters cannot place a transition at a track's head or tail); what is left out goes in ``notes``."""
+    adapters cannot place a transition at a track's head or tail); what is left out goes in ``notes``.
+    ``media`` names the files (this machine's paths without it); ``subtitles`` adds the captions
+    as a "Subtitles" track of text generators."""
     otio = _otio()
+    plan = media or MediaPlan(anchor=Path.cwd())
     rate = float(tl.fps)
     out = otio.schema.Timeline(name=tl.name or "ReelForge")
     out.global_start_time = otio.opentime.RationalTime(0, rate)
     out.metadata[_NS] = {
         "fps": fps_text(tl.fps), "width": tl.width, "height": tl.height, "metadata": dict(tl.metadata),
-        "captions": [[c.start, c.end, c.text, c.speaker] for c in tl.captions],
     }
     for track in tl.tracks:
         kind = otio.schema.TrackKind.Video if track.kind == "video" else otio.schema.TrackKind.Audio
@@ -83,10 +87,10 @@ def to_otio(tl: Timeline, *, fades: bool = True, notes: list[str] | None = None)
         by_cut = {tr.at: tr for tr in track.transitions if tr.kind == "dissolve"}
         heads = {tr.at: tr for tr in track.transitions if tr.kind == "fade_in"}
         tails = {tr.at: tr for tr in track.transitions if tr.kind in ("fade_out",)}
-        for tr in track.transitions:
-            if tr.kind == "dip_to_black" or (not fades and tr.kind in ("fade_in", "fade_out")):
+        for left in track.transitions:
+            if left.kind == "dip_to_black" or (not fades and left.kind in ("fade_in", "fade_out")):
                 if notes is not None:
-                    notes.append(f"{tr.kind} at frame {tr.at} on track {track.name!r} is not exported in this format")
+                    notes.append(f"{left.kind} at frame {left.at} on track {track.name!r} is not exported in this format")
         cursor = 0
         prev: Clip | None = None
         for clip in sorted(track.clips, key=lambda c: c.start):
@@ -94,7 +98,7 @@ def to_otio(tl: Timeline, *, fades: bool = True, notes: list[str] | None = None)
                 ot.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(_rt(0, tl.fps),
                                                                                  _rt(clip.start - cursor, tl.fps))))
                 prev = None
-            tr = by_cut.get(clip.start) if prev is not None else None
+            tr: Transition | None = by_cut.get(clip.start) if prev is not None else None
             if tr is None and fades and clip.start in heads:
                 tr = heads[clip.start]
             if tr is not None:
@@ -104,7 +108,7 @@ def to_otio(tl: Timeline, *, fades: bool = True, notes: list[str] | None = None)
                     metadata={_NS: {"kind": tr.kind}}))
             m = clip.media
             ref = otio.schema.ExternalReference(
-                target_url=Path(m.path).resolve().as_uri() if m.path else "",
+                target_url=plan.url(m.path),
                 available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, float(m.fps)),
                                                         otio.opentime.RationalTime(max(m.frames, 1), float(m.fps))))
             ref.name = m.label
@@ -129,6 +133,9 @@ def to_otio(tl: Timeline, *, fades: bool = True, notes: list[str] | None = None)
                     in_offset=_rt(t2.before, tl.fps), out_offset=_rt(t2.after, tl.fps),
                     metadata={_NS: {"kind": t2.kind}}))
         out.tracks.append(ot)
+    if subtitles and tl.captions:
+        for ot in _subtitle_tracks(tl, otio):
+            out.tracks.append(ot)
     if tl.markers:
         target = out.tracks[0] if len(out.tracks) else out.tracks
         for mk in tl.markers:
@@ -137,6 +144,67 @@ def to_otio(tl: Timeline, *, fades: bool = True, notes: list[str] | None = None)
                 marked_range=otio.opentime.TimeRange(_rt(mk.frame, tl.fps), _rt(mk.duration, tl.fps)),
                 metadata={_NS: {"note": mk.note}}))
     return out
+
+
+def _subtitle_tracks(tl: Timeline, otio: Any) -> list[Any]:
+    """The captions as tracks of ``Text`` generator clips (a second track only where captions overlap)."""
+    lanes: list[tuple[int, Any]] = []  # (end frame, track)
+    for cap in sorted(tl.captions, key=lambda c: c.start):
+        lane = next((i for i, (end, _) in enumerate(lanes) if end <= cap.start), None)
+        if lane is None:
+            name = "Subtitles" if not lanes else f"Subtitles {len(lanes) + 1}"
+            track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video)
+            track.metadata[_NS] = {"role": "subtitles"}
+            lanes.append((0, track))
+            lane = len(lanes) - 1
+        end, track = lanes[lane]
+        if cap.start > end:
+            track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(_rt(0, tl.fps), _rt(cap.start - end, tl.fps))))
+        dur = _rt(cap.end - cap.start, tl.fps)
+        ref = otio.schema.GeneratorReference(
+            name="Text", generator_kind="Text", parameters={"text": cap.text, "speaker": cap.speaker},
+            available_range=otio.opentime.TimeRange(_rt(0, tl.fps), dur))
+        track.append(otio.schema.Clip(name=cap.text[:40], media_reference=ref,
+                                      source_range=otio.opentime.TimeRange(_rt(0, tl.fps), dur)))
+        lanes[lane] = (cap.end, track)
+    return [t for _, t in lanes]
+
+
+def _caption_text(item: Any) -> str:
+    """A text generator's words: our ``parameters``, else the FCP7 ``str`` parameter the fcp adapter
+    keeps in its metadata, else the clip's name."""
+    ref = item.media_reference
+    params = dict(getattr(ref, "parameters", {}) or {})
+    if params.get("text"):
+        return str(params["text"])
+    fcp = dict((ref.metadata.get("fcp_xml") or {}) if ref is not None else {})
+    found = _find_param(fcp, "str")
+    return found if found is not None else str(item.name or "")
+
+
+def _find_param(node: Any, pid: str) -> str | None:
+    if isinstance(node, dict):
+        if node.get("parameterid") == pid and "value" in node:
+            return str(node["value"])
+        for v in node.values():
+            got = _find_param(v, pid)
+            if got is not None:
+                return got
+    elif isinstance(node, list):
+        for v in node:
+            got = _find_param(v, pid)
+            if got is not None:
+                return got
+    return None
+
+
+def _is_subtitle_track(track: Any, otio: Any) -> bool:
+    meta = dict(track.metadata.get(_NS, {}) or {})
+    if meta.get("role") == "subtitles":
+        return True
+    clips = [c for c in track if isinstance(c, otio.schema.Clip)]
+    return bool(clips) and all(isinstance(c.media_reference, otio.schema.GeneratorReference)
+                               and c.media_reference.generator_kind == "Text" for c in clips)
 
 
 def from_otio(ot: Any, *, fps: Fraction | None = None, width: int = 0, height: int = 0) -> Timeline:
@@ -152,7 +220,17 @@ def from_otio(ot: Any, *, fps: Fraction | None = None, width: int = 0, height: i
     width = width or int(ours.get("width", 0) or 0) or 1920
     height = height or int(ours.get("height", 0) or 0) or 1080
     tracks: list[Track] = []
+    subtitles: list[Caption] = []
     for n, ot_track in enumerate(ot.tracks):
+        if _is_subtitle_track(ot_track, otio):
+            for i, item in enumerate(ot_track):
+                if isinstance(item, otio.schema.Clip):
+                    rng = ot_track.range_of_child_at_index(i)
+                    start = _frames(rng.start_time, fps)
+                    params = dict(getattr(item.media_reference, "parameters", {}) or {})
+                    subtitles.append(Caption(start, start + _frames(rng.duration, fps), _caption_text(item),
+                                             str(params.get("speaker", "") or "")))
+            continue
         kind = "video" if ot_track.kind == otio.schema.TrackKind.Video else "audio"
         clips: list[Clip] = []
         transitions: list[Transition] = []
@@ -173,7 +251,7 @@ def from_otio(ot: Any, *, fps: Fraction | None = None, width: int = 0, height: i
             meta = dict(item.metadata.get(_NS, {}) or {})
             mm = dict(meta.get("media", {}) or {})
             ref = item.media_reference
-            path = _path_from_url(getattr(ref, "target_url", "") or "") if ref is not None else ""
+            path = path_from_url(getattr(ref, "target_url", "") or "") if ref is not None else ""
             mfps = Fraction(mm["fps"]) if mm.get("fps") else fps
             avail = getattr(ref, "available_range", None) if ref is not None else None
             frames = int(mm.get("frames", 0)) or (_frames(avail.duration, mfps) if avail is not None else 0)
@@ -199,7 +277,9 @@ def from_otio(ot: Any, *, fps: Fraction | None = None, width: int = 0, height: i
             meta = dict(mk.metadata.get(_NS, {}) or {})
             markers.append(Marker(_frames(mk.marked_range.start_time, fps), mk.name,
                                   _frames(mk.marked_range.duration, fps), str(mk.color), meta.get("note", "")))
-    captions = tuple(Caption(int(s), int(e), str(t), str(sp)) for s, e, t, sp in ours.get("captions", []))
+    # older files kept the captions in the timeline's metadata
+    old = tuple(Caption(int(s), int(e), str(t), str(sp)) for s, e, t, sp in ours.get("captions", []))
+    captions = tuple(sorted(subtitles, key=lambda c: c.start)) or old
     return Timeline(name=ot.name or "", fps=fps, width=width, height=height, tracks=tuple(tracks),
                     captions=captions, markers=tuple(markers),
                     metadata={str(k): str(v) for k, v in (ours.get("metadata") or {}).items()})
@@ -232,56 +312,25 @@ def nominal_fps(rate: float) -> Fraction:
     return Fraction(rate).limit_denominator(1001)
 
 
-def write_timeline(tl: Timeline, path: str | Path, fmt: str) -> tuple[Path, list[str]]:
-    """Write ``tl`` as ``fmt`` (otio, fcpxml, fcp7, edl); returns the path and what could not be kept."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    notes: list[str] = []
-    if fmt in ("fcpxml", "fcp7"):
-        from pipelines.timeline.fcp import fcp7_xml, fcpxml
+class OtioExporter(TimelineExporter):
+    name = "otio"
+    description = "OpenTimelineIO JSON"
+    suffix = ".otio"
 
-        text = fcpxml(tl) if fmt == "fcpxml" else fcp7_xml(tl)
-        for tr in (t for track in tl.tracks for t in track.transitions if t.kind == "dip_to_black"):
-            notes.append(f"dip_to_black at frame {tr.at} is not exported to {fmt}")
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(p)
-        return p, notes
-    otio = _otio()
-    adapter = _adapter(fmt)
-    ot = to_otio(tl.validate(), fades=fmt == "otio", notes=notes)
-    if fmt == "edl":
-        ot = _edl_ready(ot, tl, notes)
-    kwargs: dict[str, Any] = {}
-    if fmt == "edl":
-        kwargs["rate"] = float(tl.fps)
-    try:
-        text = otio.adapters.write_to_string(ot, adapter_name=adapter, **kwargs)
-    except TypeError:
-        text = otio.adapters.write_to_string(ot, adapter_name=adapter)
-    tmp = p.with_name(f".{p.name}.tmp")
+    def write(self, tl: Timeline, dst: Path, media: MediaPlan) -> list[str]:
+        otio = _otio()
+        notes: list[str] = []
+        ot = to_otio(tl, fades=True, notes=notes, media=media)
+        write_text(dst, otio.adapters.write_to_string(ot, adapter_name="otio_json"))
+        return notes
+
+
+def write_text(dst: Path, text: str) -> None:
+    """Write ``text`` to ``dst`` through a temporary file, so a failed write leaves the old file."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
-    tmp.replace(p)
-    for note in notes:
-        log.warning("%s export: %s", fmt, note)
-    return p, notes
-
-
-def _edl_ready(ot: Any, tl: Timeline, notes: list[str]) -> Any:
-    """CMX3600 holds one picture track: keep the first video track (audio goes with it as AA)."""
-    otio = _otio()
-    video = [t for t in ot.tracks if t.kind == otio.schema.TrackKind.Video]
-    if len(ot.tracks) > 1:
-        notes.append(f"an EDL holds one picture track: kept {video[0].name!r} of {len(ot.tracks)} tracks"
-                     if video else "an EDL holds one picture track")
-    keep = video[:1]
-    new = otio.schema.Timeline(name=ot.name)
-    new.global_start_time = ot.global_start_time
-    for tr in keep:
-        ot.tracks.remove(tr)
-        new.tracks.append(tr)
-    new.metadata[_NS] = dict(ot.metadata.get(_NS, {}) or {})
-    return new
+    tmp.replace(dst)
 
 
 def read_timeline(path: str | Path, fmt: str | None = None, *, fps: Fraction | None = None) -> Timeline:
@@ -296,7 +345,7 @@ def read_timeline(path: str | Path, fmt: str | None = None, *, fps: Fraction | N
             raise InputError(f"cannot tell the format of {str(p)!r} from its suffix",
                              hint=f"pass one of {sorted(FORMATS)}")
     if fmt == "fcpxml":
-        from pipelines.timeline.fcp import read_fcpxml
+        from pipelines.timeline.fcpxml import read_fcpxml
 
         return read_fcpxml(p)
     adapter = _adapter(fmt)
@@ -327,7 +376,7 @@ def _edl_fix_media(tl: Timeline, text: str) -> Timeline:
                 name = s[len(tag):].strip()
         for tag in ("* FROM CLIP:", "* TO CLIP:"):
             if s.startswith(tag) and name:
-                urls[name] = _path_from_url(s[len(tag):].strip())
+                urls[name] = path_from_url(s[len(tag):].strip())
     from dataclasses import replace
 
     tracks = []

@@ -195,12 +195,12 @@ def publisher_of(info: GGUFInfo) -> str:
 
 
 def licence_of(info: GGUFInfo) -> str:
-    """``general.license`` of the GGUF, else the model card beside it, else where to look."""
-    if info.licence:
-        return info.licence
-    from agents.script.llm.local import model_card_licence
+    """``general.license`` of the GGUF, else the model card or licence file beside it, else ``unknown: ...``."""
+    from models.modelcard import is_placeholder_licence, model_card_licence
 
-    return model_card_licence(info.path.parent)
+    if info.licence and not is_placeholder_licence(info.licence):
+        return info.licence
+    return model_card_licence(info.path)
 
 
 class LlamaCppClient(ChatClient):
