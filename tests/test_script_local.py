@@ -123,10 +123,17 @@ def test_context_overflow_and_bad_paths(tmp_path: Path) -> None:
         open_local_client(tmp_path / "empty")
     with pytest.raises(ConfigError, match="needs a model"):
         ScriptAgent()(ScriptInput(source=NOVEL, engine="local"), RunContext(config=Config()))
+    # a damaged GGUF fails on its header, before any native code (or the runtime check) runs
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
+    with pytest.raises(ModelError, match="too short to be a GGUF model"):
+        open_local_client(gguf)
+    # a valid GGUF with no runtime installed names the extra to install
+    from agents.script.llm.gguf import write_probe_model
+
+    valid = write_probe_model(tmp_path / "probe.gguf")
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
         with pytest.raises(MissingDependencyError, match="llama-cpp-python"):
-            open_local_client(gguf)
+            open_local_client(valid)
