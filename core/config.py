@@ -67,6 +67,7 @@ class LLMConfig:
     max_retries: int = 4
     concurrency: int = 4
     local_model_path: str = ""  # a transformers folder or a GGUF file
+    fallback: str = "auto"  # a level the model cannot write: offline (fill it from the offline engine) | none | auto
 
 
 @dataclass(slots=True)

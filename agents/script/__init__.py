@@ -33,8 +33,8 @@ ENGINES.add("openai", "agents.script.engines:openai",
             probe="agents.script.engines:probe")
 ENGINES.add("local", "agents.script.engines:local",
             description="a local transformers folder or .gguf file ([llm] local_model_path)",
-            install="set [llm] local_model_path; a folder needs pip install 'reelforge[gpu]', "
-                    "a .gguf file pip install llama-cpp-python",
+            install="set [llm] local_model_path; a folder needs pip install 'reelforge[gpu]', a .gguf file "
+                    "CMAKE_ARGS='-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF' pip install 'reelforge[llm-local]'",
             probe="agents.script.engines:probe")
 
 __all__ = [

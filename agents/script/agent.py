@@ -80,7 +80,12 @@ class ScriptAgent(Agent[ScriptInput, Series]):
         novel = resolve_source(inp.source)
         engine = self.engine(inp, ctx)
         log.info("script engine %s on %s (%d characters)", engine.name, novel.path or "literal text", len(novel.text))
-        result: EngineResult = engine.generate(novel, inp, ctx)
+        try:
+            result: EngineResult = engine.generate(novel, inp, ctx)
+        finally:
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()  # a local model's worker process ends with the run
         checked = verify_spans(result.series, novel.text)
         if not result.report.get("recorded"):
             ctx.record(result.usage)

@@ -61,6 +61,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", default=None, help="模型名，覆盖配置 (overrides [llm] model)")
     p.add_argument("--api-key-env", default=None, help="存放 API key 的环境变量名 (environment variable holding the key)")
     p.add_argument("--local-model", default=None, help="本地模型目录或 .gguf 文件 (overrides [llm] local_model_path)")
+    p.add_argument("--fallback", choices=("auto", "offline", "none"), default=None,
+                   help="模型写不出的层由离线引擎补全并标注 (offline)，或报错停止 (none)；auto: 小于 3B 参数的本地模型用 offline "
+                        "(a level the model cannot write: fill it from the offline engine and mark it, or stop; "
+                        "auto = offline for local models under 3B parameters)")
     p.add_argument("--concurrency", type=int, default=None, help="LLM 并发请求数 (concurrent LLM requests)")
     p.add_argument("--draft", type=Path, default=None,
                    help="LLM 分层草稿 JSON，可编辑后重跑 (the editable draft of the LLM levels)")
@@ -163,6 +167,8 @@ def _run(args: argparse.Namespace) -> int:
         cfg.llm.local_model_path = args.local_model
     if args.concurrency is not None:
         cfg.llm.concurrency = args.concurrency
+    if args.fallback is not None:
+        cfg.llm.fallback = args.fallback
     output: Path | None = args.output
     if output is None and args.project is None:
         raise InputError("no output given", hint="add -o OUT.json (or .fountain/.md/.docx/.csv/.xlsx) or --project DIR")
