@@ -128,6 +128,13 @@ class OpenAIProvider(Provider):
             except openai.APIConnectionError:
                 err = ProviderError(self.name, f"cannot reach {self.base_url}", retryable=True,
                                     hint="check the network or [providers.openai] base_url")
+            except openai.BadRequestError as e:
+                body = getattr(e, "body", None)
+                code = (body.get("error", body) if isinstance(body, dict) else {}) or {}
+                if isinstance(code, dict) and code.get("code") in ("moderation_blocked", "content_policy_violation"):
+                    # the server ran the request and refused what it made: a failed task (a new seed may pass)
+                    raise TaskFailed(self.name, f"refused by the safety system: {_message(e)}") from None
+                raise ProviderError(self.name, f"HTTP 400: {_message(e)}", status=400) from None
             except openai.APIStatusError as e:
                 status = e.status_code
                 safe = status == 503 or (not creates and status >= 500)

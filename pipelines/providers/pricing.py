@@ -5,8 +5,8 @@ Prices come from the price book (``core.prices``; its editable defaults are
 A provider that prices by tier (resolution, mode) names its entries ``MODEL@TIER``; the
 lookup tries the tiered name first, then the bare model name.
 
-Money is integer fen (quotes, budgets) or :class:`~decimal.Decimal` yuan (unit prices), never
-float. A budget reserves the quoted cost of a call before the call is sent, so concurrent
+Money is exact :class:`~decimal.Decimal` yuan (a line of speech can cost 0.003 yuan: rounding
+each call to the fen would lose it), shown rounded half-up to the fen, never float. A budget reserves the quoted cost of a call before the call is sent, so concurrent
 workers cannot together overshoot it; the reservation becomes the priced actual usage when the
 task finishes.
 """
@@ -43,8 +43,9 @@ def yuan_to_fen(value: Decimal) -> int:
     return int((value * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def fen_text(fen: int) -> str:
-    return f"{Decimal(fen) / 100:.2f}"
+def yuan_text(value: Decimal) -> str:
+    """Yuan shown to the fen, rounded half-up."""
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
 
 
 def unit_price(prices: PriceLookup | None, units: Units, day: date) -> Decimal | None:
@@ -65,7 +66,7 @@ class QuoteLine:
     unit: str
     quantity: Decimal
     unit_price: Decimal | None = None  # yuan per unit
-    cost_fen: int | None = None
+    cost: Decimal | None = None  # yuan, exact
     cached: bool = False  # already made: costs nothing now
 
 
@@ -78,16 +79,21 @@ class Quote:
 
     @property
     def priced(self) -> bool:
-        return all(ln.cost_fen is not None for ln in self.lines if not ln.cached)
+        return all(ln.cost is not None for ln in self.lines if not ln.cached)
+
+    @property
+    def total(self) -> Decimal:
+        """Yuan, exact (priced lines only)."""
+        return sum((ln.cost or Decimal(0) for ln in self.lines if not ln.cached), Decimal(0))
 
     @property
     def total_fen(self) -> int:
-        return sum(ln.cost_fen or 0 for ln in self.lines if not ln.cached)
+        return yuan_to_fen(self.total)
 
     def add(self, what: str, provider: str, units: Units, prices: PriceLookup | None, day: date,
             cached: bool = False) -> QuoteLine:
         price = unit_price(prices, units, day)
-        cost = None if price is None else yuan_to_fen(price * units.quantity)
+        cost = None if price is None else price * units.quantity
         line = QuoteLine(what, provider, units.price_key, units.unit, units.quantity, price, cost, cached)
         if price is None and not cached:
             note = f"no price for {units.price_key}/{units.unit} in the price book"
@@ -106,67 +112,69 @@ class Quote:
             m = merged.get(key)
             if m is None:
                 merged[key] = QuoteLine(ln.what.split("/")[-1], ln.provider, ln.model, ln.unit, ln.quantity,
-                                        ln.unit_price, ln.cost_fen)
+                                        ln.unit_price, ln.cost)
             else:
                 m.quantity += ln.quantity
-                m.cost_fen = None if m.cost_fen is None or ln.cost_fen is None else m.cost_fen + ln.cost_fen
+                m.cost = None if m.cost is None or ln.cost is None else m.cost + ln.cost
         return list(merged.values())
 
     def table(self, title: str = "报价 Quote") -> str:
         rows = [title, f"{'provider':<12}{'model':<36}{'unit':<14}{'quantity':>12}{'¥/unit':>12}{'¥':>10}"]
         for ln in self.by_model():
             price = "?" if ln.unit_price is None else f"{ln.unit_price:.6f}".rstrip("0").rstrip(".")
-            cost = "?" if ln.cost_fen is None else fen_text(ln.cost_fen)
+            cost = "?" if ln.cost is None else yuan_text(ln.cost)
             rows.append(f"{ln.provider:<12}{ln.model[:35]:<36}{ln.unit:<14}{ln.quantity:>12}{price:>12}{cost:>10}")
         cached = sum(1 for ln in self.lines if ln.cached)
-        total = fen_text(self.total_fen) if self.priced else f"{fen_text(self.total_fen)} + unpriced items"
+        total = yuan_text(self.total) if self.priced else f"{yuan_text(self.total)} + unpriced items"
         rows.append(f"total ¥ {total}" + (f" ({cached} results already made, not charged again)" if cached else ""))
         rows.extend(f"note: {n}" for n in self.notes)
         return "\n".join(rows)
 
 
 class Budget:
-    """A spending cap in fen for one run; thread-safe reservations before each billable call."""
+    """A spending cap in yuan for one run; thread-safe reservations before each billable call."""
 
-    def __init__(self, limit_fen: int | None, spent_fen: int = 0) -> None:
-        self.limit_fen = limit_fen
-        self.spent_fen = spent_fen
-        self.reserved_fen = 0
+    def __init__(self, limit: Decimal | None, spent: Decimal = Decimal(0)) -> None:
+        if isinstance(limit, float) or isinstance(spent, float):
+            raise TypeError("money is Decimal, never float")
+        self.limit = limit
+        self.spent = spent
+        self.reserved = Decimal(0)
         self._lock = threading.Lock()
 
     def check_quote(self, quote: Quote) -> None:
         """Refuse a plan whose quote exceeds the budget (before the first billable call)."""
-        if self.limit_fen is None:
+        if self.limit is None:
             return
         if not quote.priced:
             log.warning("a budget is set but the quote has unpriced items (%s); only priced items count",
                         "; ".join(quote.notes))
-        if self.spent_fen + quote.total_fen > self.limit_fen:
-            raise BudgetExceeded(f"the quote is ¥{fen_text(quote.total_fen)}, over the budget of "
-                                 f"¥{fen_text(self.limit_fen)}" + (f" (¥{fen_text(self.spent_fen)} already spent)"
-                                                                   if self.spent_fen else ""),
+        if self.spent + quote.total > self.limit:
+            spent = f" (¥{yuan_text(self.spent)} already spent)" if self.spent else ""
+            raise BudgetExceeded(f"the quote is ¥{yuan_text(quote.total)}, over the budget of "
+                                 f"¥{yuan_text(self.limit)}{spent}",
                                  hint="raise --budget, use cheaper models, or make fewer shots; nothing was sent")
 
-    def reserve(self, fen: int | None, what: str) -> int:
-        """Hold ``fen`` for the call about to be sent, or raise before it is sent."""
-        if self.limit_fen is None or fen is None:
-            return 0
+    def reserve(self, cost: Decimal | None, what: str) -> Decimal:
+        """Hold ``cost`` for the call about to be sent, or raise before it is sent."""
+        if self.limit is None or cost is None:
+            return Decimal(0)
         with self._lock:
-            if self.spent_fen + self.reserved_fen + fen > self.limit_fen:
-                raise BudgetExceeded(f"{what} would cost ¥{fen_text(fen)}; with ¥{fen_text(self.spent_fen)} spent "
-                                     f"and ¥{fen_text(self.reserved_fen)} in flight that exceeds the budget of "
-                                     f"¥{fen_text(self.limit_fen)}",
+            if self.spent + self.reserved + cost > self.limit:
+                raise BudgetExceeded(f"{what} would cost ¥{yuan_text(cost)}; with ¥{yuan_text(self.spent)} spent "
+                                     f"and ¥{yuan_text(self.reserved)} in flight that exceeds the budget of "
+                                     f"¥{yuan_text(self.limit)}",
                                      hint="raise --budget; finished results are kept and reused")
-            self.reserved_fen += fen
-        return fen
+            self.reserved += cost
+        return cost
 
-    def settle(self, reserved: int, actual_fen: int | None) -> None:
+    def settle(self, reserved: Decimal, actual: Decimal | None) -> None:
         """Replace a reservation by what the call actually cost (the reservation when unpriced)."""
         with self._lock:
-            self.reserved_fen -= reserved
-            self.spent_fen += reserved if actual_fen is None else actual_fen
+            self.reserved -= reserved
+            self.spent += reserved if actual is None else actual
 
-    def release(self, reserved: int) -> None:
+    def release(self, reserved: Decimal) -> None:
         """The call was not billed (refused before running, or failed with no charge)."""
         with self._lock:
-            self.reserved_fen -= reserved
+            self.reserved -= reserved

@@ -61,7 +61,7 @@ from pipelines.providers.errors import (
     TaskFailed,
 )
 from pipelines.providers.journal import Journal
-from pipelines.providers.pricing import Budget, PriceLookup, Quote, unit_price, yuan_to_fen
+from pipelines.providers.pricing import Budget, PriceLookup, Quote, unit_price
 from pipelines.providers.secrets import get_logger, redact
 
 log = get_logger(__name__)
@@ -99,7 +99,7 @@ class JobResult:
     task_id: str = ""
     attempts: int = 0
     seed: int | None = None
-    cost_fen: int | None = None
+    cost: Decimal | None = None  # yuan, exact, priced from the provider's usage report
     seconds: float = 0.0
     error: str = ""
     notes: list[str] = field(default_factory=list)
@@ -116,13 +116,22 @@ def seed_for(base: int | None, name: str, attempt: int) -> int:
 
 
 def store_sink(store: Any, run_id: str) -> UsageSink:
-    """Usage records into a :class:`core.usage.UsageStore`; a record already there is skipped."""
+    """Usage records into the project's ``usage.sqlite`` (the store's file, one connection per
+    worker thread: SQLite connections stay in their thread); a record already there is skipped."""
     import sqlite3
 
+    from core.usage import UsageStore
+
+    path = Path(store.path) if hasattr(store, "path") else Path(store)
+    local = threading.local()
+
     def sink(records: list[UsageRecord]) -> None:
+        conn = getattr(local, "store", None)
+        if conn is None:
+            conn = local.store = UsageStore(path)
         for rec in records:
             try:
-                store.add(run_id, [rec])
+                conn.add(run_id, [rec])
             except sqlite3.IntegrityError:
                 log.info("usage record %s is already stored", rec.event_id)
 
@@ -152,7 +161,7 @@ class TaskRunner:
         self._check_lock = threading.Lock()
         self.submissions = 0  # create calls sent in this run
         self._count_lock = threading.Lock()
-        self._reserved: dict[tuple[str, int], int] = {}  # budget held for calls of this run
+        self._reserved: dict[tuple[str, int], Decimal] = {}  # budget held for calls of this run
         self._requests: dict[tuple[str, int], GenRequest] = {}  # the request each attempt was sent with
 
     def close(self) -> None:
@@ -308,13 +317,13 @@ class TaskRunner:
             try:
                 with self._sems[prov.name]:  # the provider's concurrency: from the create call to the download
                     if task is None:
-                        task = self._submit(prov, job, next_attempt, failures)
                         next_attempt += 1
+                        task = self._submit(prov, job, next_attempt - 1, failures)
                     key = (task.job, task.attempt)
                     self._wait(prov, task)
                     cost = self._record_usage(prov, job, task, started)
                     self._download(prov, task)
-                self.budget.settle(self._reserved.pop(key, 0), cost)
+                self.budget.settle(self._reserved.pop(key, Decimal(0)), cost)
                 task.status = DONE
                 self.journal.save(task)
                 return JobResult(job, "done", [self.journal.file(f) for f in task.files], list(task.hashes),
@@ -323,7 +332,7 @@ class TaskRunner:
             except TaskFailed as e:
                 task = task or getattr(e, "task", None)
                 assert task is not None
-                self.budget.release(self._reserved.pop((task.job, task.attempt), 0))
+                self.budget.release(self._reserved.pop((task.job, task.attempt), Decimal(0)))
                 task.status, task.error = FAILED, e.message
                 self.journal.save(task)
                 failures += 1
@@ -338,7 +347,7 @@ class TaskRunner:
                 raise
             except ResultExpired as e:
                 assert task is not None
-                self.budget.settle(self._reserved.pop((task.job, task.attempt), 0), None)
+                self.budget.settle(self._reserved.pop((task.job, task.attempt), Decimal(0)), None)
                 task.status, task.error = FAILED, e.message
                 self.journal.save(task)
                 return JobResult(job, "failed", task_id=task.task_id, attempts=task.attempt + 1, error=e.message,
@@ -348,7 +357,7 @@ class TaskRunner:
                 if task is not None and task.status == SUBMITTING:
                     task.status = UNKNOWN if e.code == "unknown_state" else FAILED
                     task.error = e.message
-                    reserved = self._reserved.pop((task.job, task.attempt), 0)
+                    reserved = self._reserved.pop((task.job, task.attempt), Decimal(0))
                     # a call that may have been billed keeps its reservation as spent
                     if task.status == UNKNOWN:
                         self.budget.settle(reserved, None)
@@ -367,7 +376,7 @@ class TaskRunner:
         units = prov.estimate(req)
         prices = [unit_price(self.prices, u, date.today()) for u in units]
         cost = None if any(p is None for p in prices) else sum(
-            (yuan_to_fen(p * u.quantity) for p, u in zip(prices, units, strict=True) if p is not None), 0)
+            (p * u.quantity for p, u in zip(prices, units, strict=True) if p is not None), Decimal(0))
         reserved = self.budget.reserve(cost, job.name)
         task = Task(job=job.name, provider=prov.name, model=req.model, kind=req.kind, request_hash=job.request.key(),
                     idempotency_key=uuid.uuid4().hex, attempt=attempt, status=SUBMITTING, submitted_at=time.time(),
@@ -412,30 +421,29 @@ class TaskRunner:
             delay = min(s.poll_max_s, delay * 1.5) * self.rng.uniform(0.8, 1.2)
 
     def _sleep(self, seconds: float) -> None:
-        end = self.clock() + seconds
-        while True:
-            if self.cancel.is_set():
-                raise Stopped("stopped by the user", hint="run the same command again to resume")
-            left = end - self.clock()
-            if left <= 0:
-                return
-            self.sleep(min(left, 0.5))
+        if self.sleep is time.sleep:  # a real wait that a stop request cuts short
+            stopped = self.cancel.wait(seconds)
+        else:  # an injected clock (tests, benchmarks)
+            self.sleep(seconds)
+            stopped = self.cancel.is_set()
+        if stopped:
+            raise Stopped("stopped by the user", hint="run the same command again to resume")
 
-    def _record_usage(self, prov: Provider, job: Job, task: Task, started: float) -> int | None:
+    def _record_usage(self, prov: Provider, job: Job, task: Task, started: float) -> Decimal | None:
         """Usage records from the provider's report, once per task; the priced cost in fen."""
         req = self._requests.pop((task.job, task.attempt), None)
         if req is None:  # a task resumed from the journal: the job's request with the seed it was sent with
             req = dataclasses.replace(job.request, seed=task.report.get("seed", job.request.seed))
         units = prov.usage(task, req)
         day = date.today()
-        total: int | None = 0
+        total: Decimal | None = Decimal(0)
         records = []
         for u in units:
             price = unit_price(self.prices, u, day)
             if price is None or total is None:
                 total = None
             else:
-                total += yuan_to_fen(price * u.quantity)
+                total += price * u.quantity
             ident = f"{prov.name}|{task.task_id or task.idempotency_key}|{job.name}|{task.attempt}|{u.unit}"
             detail: dict[str, Any] = {"job": job.name, "task_id": task.task_id, "provider_model": task.model,
                                       "attempt": task.attempt + 1, "request_hash": task.request_hash,
