@@ -18,7 +18,7 @@ from pipelines.providers.runner import Job, TaskRunner, store_sink
 from tests.support.providers import FAKES, FakeServer
 
 KEY = "test-key-0123456789"
-KLING_SECRET = "kling-secret-key-abcdef"
+KLING_SECRET = "kling-secret-key-abcdef-0123456789ab"
 VOLC_APPID = "1234567890"
 
 ENV = {

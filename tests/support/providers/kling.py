@@ -12,7 +12,7 @@ from tests.support.providers.server import FakeServer, Reply, Request, Route
 class FakeKling(FakeServer):
     name = "kling"
 
-    def __init__(self, *, secret: str = "kling-secret-key-abcdef", **kwargs: object) -> None:
+    def __init__(self, *, secret: str = "kling-secret-key-abcdef-0123456789ab", **kwargs: object) -> None:
         self.secret = secret
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
