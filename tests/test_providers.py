@@ -92,7 +92,7 @@ def request(provider: str, kind: str, frame: Path, seed: int = 7) -> GenRequest:
 
 
 def make(provider: str, fake: FakeServer, clock: Clock, env: dict[str, str] | None = None, **settings: Any) -> Any:
-    s = ProviderSettings(base_url=fake.base_url, poll_first_s=1.0, poll_max_s=8.0, **settings)
+    s = ProviderSettings(**{"base_url": fake.base_url, "poll_first_s": 1.0, "poll_max_s": 8.0, **settings})
     return PROVIDERS.create(provider, s, env=ENV[provider] if env is None else env, sleep=clock.sleep)
 
 
@@ -215,7 +215,7 @@ def test_failed_task_gives_up_after_retries(tmp_path: Path, frame: Path, provide
 def test_slow_tasks_are_polled_with_backoff(tmp_path: Path, frame: Path, provider: str) -> None:
     clock = Clock()
     with fake_for(provider, polls_before_done=6) as fake:
-        prov = make(provider, fake, clock)
+        prov = make(provider, fake, clock, poll_fraction=1.0)
         with runner(tmp_path, provider, prov, clock) as r:
             res = r.run([Job("ep01/s1/v", provider, request(provider, "video", frame))])[0]
         assert res.status == "done", res.error
@@ -286,3 +286,16 @@ def test_quote_prices_each_provider_from_the_price_book(tmp_path: Path, frame: P
     assert lines["doubao-seedream-4-0-250828"].cost == Decimal("0.20")
     assert lines["speech-02-hd"].quantity == Decimal(len("我手执钢鞭将你打！"))
     assert "total" in q.table()
+
+
+def test_polls_wait_at_most_a_fraction_of_the_task_time(tmp_path: Path, frame: Path) -> None:
+    clock = Clock()
+    with fake_for("ark", polls_before_done=40) as fake:
+        prov = make("ark", fake, clock, poll_max_s=30.0)
+        with runner(tmp_path, "ark", prov, clock) as r:
+            assert r.run([Job("v", "ark", request("ark", "video", frame))])[0].status == "done"
+    elapsed = 0.0
+    for wait in clock.sleeps:
+        assert wait <= max(1.0, 0.07 * elapsed) + 1e-9, (wait, elapsed)
+        elapsed += wait
+    assert clock.sleeps[-1] > 2.0  # and it does back off as the task runs long

@@ -336,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _mount_optional(sub, "ledger.cli")
     _mount_optional(sub, "ui.label_cli")
+    _mount_optional(sub, "ui.providers_cli")
     return parser
 
 

@@ -197,11 +197,12 @@ class ProviderSettings:
     max_retries: int = 5
     poll_first_s: float = 2.0
     poll_max_s: float = 30.0
+    poll_fraction: float = 0.07  # a poll waits at most this share of the time the task has run
     task_timeout_s: float = 1800.0
     extra: dict[str, str] = field(default_factory=dict)  # provider-specific (workflow files, cluster...)
 
     KEYS: ClassVar[tuple[str, ...]] = ("base_url", "concurrency", "timeout_s", "max_retries", "poll_first_s",
-                                       "poll_max_s", "task_timeout_s")
+                                       "poll_max_s", "poll_fraction", "task_timeout_s")
 
     @classmethod
     def from_mapping(cls, name: str, data: Mapping[str, str] | None) -> ProviderSettings:
@@ -212,7 +213,7 @@ class ProviderSettings:
                     setattr(s, key, int(value))
                 except ValueError:
                     raise InputError(f"[providers.{name}] {key} must be a whole number, got {value!r}") from None
-            elif key in ("timeout_s", "poll_first_s", "poll_max_s", "task_timeout_s"):
+            elif key in ("timeout_s", "poll_first_s", "poll_max_s", "poll_fraction", "task_timeout_s"):
                 try:
                     setattr(s, key, float(value))
                 except ValueError:

@@ -209,7 +209,7 @@ class ComfyUIProvider(Provider):
         stamps = {m[0]: m[1].get("timestamp") for m in messages
                   if isinstance(m, list) and len(m) == 2 and isinstance(m[1], dict)}
         if status.get("status_str") == "error":
-            err = next((m[1] for m in messages if isinstance(m, list) and m and m[0] == "execution_error"), {})
+            err: dict[str, Any] = next((m[1] for m in messages if isinstance(m, list) and m and m[0] == "execution_error"), {})
             task.status = FAILED
             task.error = f"{err.get('node_type', '')}: {err.get('exception_message', 'execution error')}".strip(": ")
             return

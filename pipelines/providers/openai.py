@@ -203,7 +203,7 @@ class OpenAIProvider(Provider):
         else:
             raise TaskFailed(self.name, "the image answer holds neither b64_json nor url")
         usage = getattr(resp, "usage", None)
-        task.report["usage"] = usage.model_dump() if hasattr(usage, "model_dump") else {}
+        task.report["usage"] = usage.model_dump() if usage is not None and hasattr(usage, "model_dump") else {}
         task.status, task.provider_status = SUCCEEDED, "created"
 
     def _speech(self, req: GenRequest, task: Task) -> None:

@@ -15,7 +15,8 @@ For every job, in this order:
    budget, and each provider's key is checked with a free call;
 3. before each create call: its quoted cost is reserved from the budget, and the intent is
    committed to the journal; the task id is committed the moment it is known, before polling;
-4. polling starts within ``poll_first_s`` (2 s) and backs off (x1.5, jitter) to ``poll_max_s``;
+4. polling starts within ``poll_first_s`` (2 s) and backs off (x1.5, jitter) to ``poll_max_s``,
+   never waiting longer than ``poll_fraction`` (7%) of the time the task has taken so far;
 5. when the provider reports success, its usage report becomes usage records (provider,
    model, units as reported, the unit price used, the task id) and the results are downloaded
    at once (URLs expire: a fresh one is asked for once), content-hashed into the project;
@@ -403,7 +404,8 @@ class TaskRunner:
             raise ProviderError(prov.name, f"{task.job}: the provider returned no task id")
         s = prov.settings
         delay = s.poll_first_s
-        deadline = self.clock() + s.task_timeout_s
+        started = self.clock()
+        deadline = started + s.task_timeout_s
         while True:
             self._sleep(delay)
             before = (task.status, task.provider_status, len(task.outputs))
@@ -418,7 +420,11 @@ class TaskRunner:
                 raise ProviderError(prov.name, f"task {task.task_id} is still {task.provider_status or 'running'} "
                                     f"after {s.task_timeout_s:.0f}s; it stays in the journal and the next run "
                                     "polls it again", hint=f"raise [providers.{prov.name}] task_timeout_s")
-            delay = min(s.poll_max_s, delay * 1.5) * self.rng.uniform(0.8, 1.2)
+            # back off x1.5, but never wait longer than poll_fraction of the time the task has taken so far:
+            # a result is noticed within ~7% of the task's own time, whatever its length
+            elapsed = self.clock() - started
+            cap = min(s.poll_max_s, max(s.poll_first_s, s.poll_fraction * elapsed))
+            delay = min(cap, delay * 1.5 * self.rng.uniform(0.8, 1.2))
 
     def _sleep(self, seconds: float) -> None:
         if self.sleep is time.sleep:  # a real wait that a stop request cuts short

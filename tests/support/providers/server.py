@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 
@@ -109,6 +109,7 @@ class FakeServer:
         self.expired: set[str] = set()
         self.counts: Counter[str] = Counter()
         self.requests: list[Request] = []
+        self.latency_for: Callable[[FakeTask], float] | None = None  # per-task latency (benchmarks)
         self.in_flight: set[str] = set()
         self.max_in_flight = 0
         self._server: ThreadingHTTPServer | None = None
@@ -116,7 +117,7 @@ class FakeServer:
         self._routes = [(m, __import__("re").compile(p), fn) for m, p, fn in self.routes()]
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> FakeServer:
+    def start(self) -> Self:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -158,7 +159,7 @@ class FakeServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -168,7 +169,7 @@ class FakeServer:
     def origin(self) -> str:
         assert self._server is not None, "start the fake first"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def base_url(self) -> str:
@@ -217,7 +218,8 @@ class FakeServer:
         with self.lock:
             t.polls += 1
             self.counts["status"] += 1
-            if t.polls <= self.polls_before_done or time.monotonic() - t.created < self.latency_s:
+            latency = self.latency_for(t) if self.latency_for is not None else self.latency_s
+            if t.polls <= self.polls_before_done or time.monotonic() - t.created < latency:
                 return "pending" if t.polls <= 1 else "running"
             self.in_flight.discard(t.id)
             return "failed" if t.fail else "done"
