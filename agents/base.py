@@ -1,7 +1,9 @@
 """The agent interface: typed input -> typed result + usage records.
 
 An agent is a small class with a ``name``, a ``description`` and one required method,
-``run(inp, ctx)``. Everything an agent needs from the outside world (workspace, config,
+``run(inp, ctx)``. Its input is plain data with a ``check()`` method that refuses bad values
+(naming the field, the value and the fix); calling the agent runs ``inp.check()`` before
+``run``, so every input is checked up front in one place and no work starts on a bad one. Everything an agent needs from the outside world (workspace, config,
 usage store, progress and cancellation) comes in the :class:`RunContext`; everything it
 produces goes out in an :class:`AgentResult`. Fallbacks are never silent: ``ctx.warn``
 logs a WARNING and puts the message in the run's report.
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from core.config import Config
 from core.errors import ReelForgeError
@@ -28,7 +30,17 @@ from core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-I = TypeVar("I")  # noqa: E741 - the conventional name for an input type
+
+class AgentInput(Protocol):
+    """What every agent input provides."""
+
+    def check(self) -> None:
+        """Refuse bad values before any work: raise an :class:`~core.errors.InputError` (a
+        :class:`~core.errors.FieldError` where one field is at fault) naming the field, the value
+        and the fix."""
+
+
+I = TypeVar("I", bound=AgentInput)  # noqa: E741 - the conventional name for an input type
 O = TypeVar("O")  # noqa: E741
 
 ProgressFn = Callable[[float, str], None]
@@ -91,6 +103,11 @@ class Agent(ABC, Generic[I, O]):
         """Do the work; write usage through ``ctx.record`` and return what was made."""
 
     def __call__(self, inp: I, ctx: RunContext) -> AgentResult[O]:
+        """Check the input, then run. This is the way to call an agent."""
+        check = getattr(inp, "check", None)
+        if not callable(check):
+            raise TypeError(f"{type(inp).__name__} has no check(): every input of agent {self.name!r} needs one")
+        check()
         start = time.perf_counter()
         result = self.run(inp, ctx)
         result.seconds = seconds_since(start, time.perf_counter())

@@ -8,12 +8,18 @@ editor (OTIO, FCPXML, FCP7 XML, EDL, 剪映).
 Shot clips were encoded alike by the synth agent, so their video packets are joined by stream
 copy (no quality loss, fast); the sound is rebuilt from each shot's lossless WAV cut to the
 exact samples of its frames, so the episode's duration is the sum of its shots to the frame.
+
+The review gate: with ``[review] required`` on (or ``--review-required``), an episode with any
+shot not approved in review is not assembled; the error names the shots. Off (the default, so a
+headless ``make`` runs through), unapproved shots are assembled with a warning. Every file of the
+render is opened through :func:`core.paths.safe_join`, so a render cannot point outside its folder.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -23,8 +29,9 @@ from typing import Any
 from agents.base import Agent, AgentResult, RunContext
 from agents.synth import EpisodeRender
 from core.aigc import label_metadata, make_label
-from core.errors import InputError
+from core.errors import FieldError, InputError
 from core.media import concat
+from core.paths import safe_join
 from core.timeline import (
     EPISODE_FADE,
     SCENE_DISSOLVE,
@@ -50,6 +57,45 @@ class CutInput:
     srt_out: Path
     title: str = ""
     producer: str = "ReelForge"
+    review_required: bool = False  # [review] required: refuse to assemble while a shot is unapproved
+
+    def check(self) -> None:
+        """Refuse bad values before any work, naming the field, the value and the fix."""
+        if not isinstance(self.render, EpisodeRender):
+            raise FieldError("render", type(self.render).__name__, "is not an episode render",
+                             hint="load it with EpisodeRender.load(PROJECT/synth/epNN/render.json)")
+        if not self.render.shots:
+            raise InputError("the episode render has no shots", hint="run the synth stage first")
+        if not self.synth_dir.is_dir():
+            raise FieldError("synth_dir", str(self.synth_dir), "is not a folder",
+                             hint="the episode's synth folder, e.g. PROJECT/synth/ep01 (run the synth stage first)")
+        if self.video_out.is_dir():
+            raise FieldError("video_out", str(self.video_out), "is a folder", hint="name the episode file, e.g. out/ep01.mp4")
+        if self.srt_out.suffix.lower() != ".srt":
+            raise FieldError("srt_out", str(self.srt_out), "must end in .srt", hint="e.g. out/ep01.srt")
+        if self.srt_out.resolve() == self.video_out.resolve():
+            raise FieldError("srt_out", str(self.srt_out), "is the same file as video_out", hint="e.g. out/ep01.srt")
+
+
+class ReviewPending(InputError):
+    """The review gate is on and shots are not approved yet; nothing was assembled."""
+
+
+def review_gate(render: EpisodeRender, required: bool, warn: Callable[[str], None]) -> None:
+    """Refuse (``required``) or warn about an episode whose shots are not all approved in review."""
+    pending = render.unapproved()
+    if not pending:
+        return
+    shown = ", ".join(pending[:10]) + ("…" if len(pending) > 10 else "")
+    if required:
+        raise ReviewPending(
+            f"episode {render.episode}: {len(pending)} of {len(render.shots)} shot(s) are not approved in review "
+            f"({shown}); the episode was not assembled",
+            hint=f"approve them (reelforge synth PROJECT --episode {render.episode} --approve SHOT, or the studio's "
+                 "review tab), or turn the gate off ([review] required = false, --no-review-required)")
+    if len(pending) < len(render.shots):  # the review gate is in use and not finished
+        warn(f"episode {render.episode}: {len(pending)} shot(s) not approved in review yet "
+             f"({', '.join(pending[:5])}{'…' if len(pending) > 5 else ''}); assembled as they are")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,17 +124,12 @@ class CutAgent(Agent[CutInput, CutOutput]):
     def run(self, inp: CutInput, ctx: RunContext) -> AgentResult[CutOutput]:
         start = time.perf_counter()
         shots = inp.render.shots
-        if not shots:
-            raise InputError("the episode render has no shots", hint="run the synth stage first")
-        clips = [inp.synth_dir / s.clip for s in shots]
-        wavs = [inp.synth_dir / s.audio for s in shots]
+        review_gate(inp.render, inp.review_required, ctx.warn)
+        clips = [safe_join(inp.synth_dir, s.clip) for s in shots]
+        wavs = [safe_join(inp.synth_dir, s.audio) for s in shots]
         for path in clips + wavs:
             if not path.exists():
                 raise InputError(f"shot file {str(path)!r} is missing", hint="re-run the synth stage")
-        pending = inp.render.unapproved()
-        if pending and len(pending) < len(shots):  # the review gate is in use and not finished
-            ctx.warn(f"episode {inp.render.episode}: {len(pending)} shot(s) not approved in review yet "
-                     f"({', '.join(pending[:5])}{'…' if len(pending) > 5 else ''}); assembled as they are")
         ctx.step(0.05, "拼接镜头 · joining shots")
         label = make_label(inp.producer, f"{inp.title}|ep{inp.render.episode}|" + "|".join(s.key for s in shots))
         meta = label_metadata(label)
@@ -218,8 +259,8 @@ def build_episode_timeline(render: EpisodeRender, synth_dir: Path, *, title: str
             voices.append(m if m.has_audio else None)
     else:
         for sh in render.shots:
-            pictures.append(_media_for(synth_dir / sh.clip, fps))
-            voices.append(_media_for(synth_dir / sh.audio, fps))
+            pictures.append(_media_for(safe_join(synth_dir, sh.clip), fps))
+            voices.append(_media_for(safe_join(synth_dir, sh.audio), fps))
     v_clips, a_clips, captions, markers, spans = [], [], [], [], []
     transitions: list[Transition] = []
     kept = [(sh, n, pic, voice) for sh, n, pic, voice in zip(render.shots, lengths, pictures, voices, strict=True)
@@ -353,14 +394,19 @@ def _workspace_render(project: Path, episode: int) -> tuple[Any, EpisodeRender, 
 
 def rough_cut_project(project: Path, *, episode: int = 1, target_seconds: float | None = None,
                       footage: list[Path] | None = None, music: Path | None = None, render: bool = True,
-                      burn_subtitles: bool = False, label_style: Any = None) -> RoughCutOutput:
+                      burn_subtitles: bool = False, label_style: Any = None,
+                      review_required: bool | None = None) -> RoughCutOutput:
     """``reelforge cut rough``: timeline JSON, SRT + ASS, and (unless ``render=False``) the rendered
-    rough cut with the visible mark and the AIGC tag, all under ``out/``."""
+    rough cut with the visible mark and the AIGC tag, all under ``out/``. ``review_required``
+    (None: ``[review] required`` in the config) refuses to render while a shot is unapproved."""
     from core.config import load_config
     from pipelines.render import render_timeline
     from pipelines.subtitles import write_ass
 
     ws, er, title, target = _workspace_render(project, episode)
+    if render:
+        required = load_config().review.required if review_required is None else review_required
+        review_gate(er, required, lambda m: log.warning("rough cut: %s", m))
     seconds = target_seconds if target_seconds is not None else (target or None)
     fps = er.fps_fraction
     notes: list[str] = []

@@ -19,7 +19,7 @@ import numpy as np
 
 from agents.base import Agent, AgentResult, RunContext
 from core.aigc import AIGC_KEY
-from core.errors import InputError, MediaError, ModelError
+from core.errors import FieldError, InputError, MediaError, ModelError
 from core.media import iter_frames, probe
 from core.usage import UsageRecord, seconds_since
 from pipelines.upscale import (
@@ -57,6 +57,30 @@ class EnhanceInput:
     interpolation: str = "flow"  # flow (no weights) | rife (needs rife_weights)
     rife_weights: str | None = None
 
+    def check(self) -> None:
+        """Refuse bad values before any work, naming the field, the value and the fix."""
+        if not self.src.exists():
+            raise InputError(f"input {str(self.src)!r} does not exist", hint="check the path")
+        if self.src.resolve() == self.dst.resolve():
+            raise InputError("output path is the input path", hint="choose another output file; the input is kept")
+        if self.method not in MODEL_NAMES:
+            raise FieldError("model", self.method, "is not a model name", hint=f"use one of {', '.join(MODEL_NAMES)}")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int | float) or not 1 <= self.scale <= 16:
+            raise FieldError("scale", self.scale, "must be a number from 1 to 16", hint="2, 3 or 4 for a neural model")
+        if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
+            raise FieldError("crf", self.crf, "must be a whole number from 0 to 51", hint="18 is visually lossless")
+        for name, value in (("tile", self.tile), ("batch", self.batch)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise FieldError(name, value, "must be a whole number, 0 or more", hint="0 chooses by itself")
+        if self.denoise_strength <= 0:
+            raise FieldError("denoise_strength", self.denoise_strength, "must be more than 0", hint="1.0 is the default")
+        if self.fps and is_image(self.src):
+            raise InputError("--fps applies to videos; an image has no frame rate")
+        if self.interpolation not in ("flow", "rife"):
+            raise FieldError("interpolation", self.interpolation, "must be flow or rife", hint="flow needs no weights")
+        if self.interpolation == "rife" and not self.rife_weights:
+            raise InputError("RIFE interpolation needs its weights file", hint="pass --rife-weights PATH/flownet.pkl")
+
 
 @dataclass(frozen=True, slots=True)
 class EnhanceOutput:
@@ -82,24 +106,12 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
     description = "upscale an image or a video: neural super-resolution by content, or classic resampling"
 
     def run(self, inp: EnhanceInput, ctx: RunContext) -> AgentResult[EnhanceOutput]:
-        if not inp.src.exists():
-            raise InputError(f"input {str(inp.src)!r} does not exist")
-        if inp.src.resolve() == inp.dst.resolve():
-            raise InputError("output path is the input path", hint="choose another output file; the input is kept")
-        if inp.method not in MODEL_NAMES:
-            raise InputError(f"unknown model {inp.method!r}", hint=f"use one of {', '.join(MODEL_NAMES)}")
         image = is_image(inp.src)
-        if image and inp.fps:
-            raise InputError("--fps applies to videos; an image has no frame rate")
         target_fps = None
         if inp.fps:
             from pipelines.interpolate import parse_fps
 
             target_fps = parse_fps(inp.fps)
-        if inp.interpolation not in ("flow", "rife"):
-            raise InputError(f"interpolation must be flow or rife, got {inp.interpolation!r}")
-        if inp.interpolation == "rife" and not inp.rife_weights:
-            raise InputError("RIFE interpolation needs its weights file", hint="pass --rife-weights PATH/flownet.pkl")
         start = time.perf_counter()
         sample = self._sample(inp.src, image)
         content = classify_content(sample)
@@ -140,7 +152,7 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
 
     def _upscaler(self, inp: EnhanceInput, content: str, ctx: RunContext) -> tuple[Any, str, str]:
         if float(inp.scale) == 1.0:
-            return _Identity(), "none", "n/a"
+            return _Identity(), "none", "none: no model at scale 1 (frames are copied)"
         classic = ClassicUpscaler(scale=inp.scale)
         if inp.method == "classic":
             ctx.warn(f"enhance uses the classic method ({classic.name}): resampling and sharpening, no learned detail")
@@ -205,7 +217,7 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
             out = out_rgb
         inp.dst.parent.mkdir(parents=True, exist_ok=True)
         img = Image.fromarray(out, mode)
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, Any] = {}
         if inp.dst.suffix.lower() == ".png":
             png = PngImagePlugin.PngInfo()
             for key in (AIGC_KEY, "XML:com.adobe.xmp"):

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from agents.base import Agent, Cancelled, RunContext
-from agents.cut import CutAgent, CutInput, CutOutput
+from agents.cut import CutAgent, CutInput, CutOutput, review_gate
 from agents.enhance import EnhanceAgent, EnhanceInput
 from agents.synth import EpisodeRender, SynthAgent, SynthInput
 from core.config import Config, parse_fps
 from core.errors import InputError, ReelForgeError, StageError
 from core.screenplay import Series
 from core.usage import UsageStore
-from core.workspace import Workspace
+from core.workspace import Workspace, sha256_text
 from pipelines.cards import LabelStyle
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,9 @@ class Studio:
         self.cancel = cancel or threading.Event()
         self.agents: dict[str, Agent[Any, Any]] = {"synth": SynthAgent(), "cut": CutAgent(), "enhance": EnhanceAgent()}
         self.agents.update(agents or {})
+        # sha256 of stage inputs as this run read them (the screenplay): recorded instead of the file's
+        # hash at the end of a stage, so an edit made meanwhile is rendered by the next run
+        self._read: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------------
     def _script_agent(self) -> Agent[Any, Series]:
@@ -125,6 +128,21 @@ class Studio:
 
         return RunContext(config=self.config, workspace=self.ws, run_id=run_id, usage=usage, progress=scaled,
                           cancel=self.cancel)
+
+    def _load_screenplay(self) -> Series:
+        """The screenplay as it is now, read once; the hash of those bytes is what synth records."""
+        path = self.ws.screenplay_path
+        try:
+            data, digest = self.ws.read_input(path)
+        except FileNotFoundError as e:
+            raise InputError(f"screenplay {str(path)!r} does not exist", hint="run `reelforge script` first") from e
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"screenplay {str(path)!r} is not UTF-8 text") from e
+        series = Series.from_json(text, origin=str(path))
+        self._read[str(path)] = digest
+        return series
 
     def settings(self) -> StudioSettings:
         stored = self.ws.settings().get("studio", {})
@@ -236,7 +254,7 @@ class Studio:
         state = self.ws.stage_state("script", [source], params)
         if state.fresh:
             self._reuse("script", result, state.edited_outputs)
-            return Series.load(self.ws.screenplay_path)
+            return self._load_screenplay()
         from agents.script import ScriptInput
 
         ctx = self._context(usage, run_id, 0.0, 0.1, "script")
@@ -246,6 +264,7 @@ class Studio:
         res = self._run_stage("script", lambda: agent(inp, ctx), result, ctx)
         series: Series = res.output
         series.save(self.ws.screenplay_path)
+        self._read[str(self.ws.screenplay_path)] = sha256_text(series.to_json())  # what synth will render
         self.ws.mark_done("script", run_id, [source], params, [self.ws.screenplay_path],
                           report={"engine": res.engine, "seconds": str(res.seconds)})
         result.stages.append(StageReport("script", "done", float(res.seconds), res.engine))
@@ -266,7 +285,7 @@ class Studio:
                   "rate": s.audio_rate, "tts": s.tts, "label": asdict(self.config.label),
                   "synth": asdict(self.config.synth), "models": asdict(self.config.models),
                   "voices": asdict(self.config.tts)}
-        state = self.ws.stage_state(stage, [self.ws.screenplay_path], params)
+        state = self.ws.stage_state(stage, [self.ws.screenplay_path], params, read=self._read)
         if state.fresh:
             self._reuse(stage, result, state.edited_outputs)
             return EpisodeRender.load(render_path)
@@ -274,7 +293,7 @@ class Studio:
         agent = self.agents["synth"]
         res = self._run_stage(stage, lambda: agent(self._synth_input(series, number, s), ctx), result, ctx)
         self.ws.mark_done(stage, run_id, [self.ws.screenplay_path], params, [render_path],
-                          report={"engine": res.engine, "notes": res.notes})
+                          report={"engine": res.engine, "notes": res.notes}, read=self._read)
         result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine, "; ".join(res.notes)))
         return res.output  # type: ignore[no-any-return]
 
@@ -284,6 +303,8 @@ class Studio:
         render_path = self.ws.synth_dir(number) / "render.json"
         video, srt = self.ws.episode_video(number), self.ws.episode_srt(number)
         params = {"episode": number, "title": series.title, "producer": self.config.label.producer}
+        if self.config.review.required:  # the gate: not even a cut made earlier is handed out
+            review_gate(render, True, log.warning)
         state = self.ws.stage_state(stage, [render_path], params)
         if state.fresh:
             self._reuse(stage, result, state.edited_outputs)
@@ -291,7 +312,8 @@ class Studio:
         ctx = self._context(usage, run_id, lo, hi, stage)
         agent = self.agents["cut"]
         inp = CutInput(render=render, synth_dir=self.ws.synth_dir(number), video_out=video, srt_out=srt,
-                       title=series.title, producer=self.config.label.producer)
+                       title=series.title, producer=self.config.label.producer,
+                       review_required=self.config.review.required)
         res = self._run_stage(stage, lambda: agent(inp, ctx), result, ctx)
         self.ws.mark_done(stage, run_id, [render_path], params, [video, srt], report={"engine": res.engine})
         result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine))
@@ -318,7 +340,7 @@ class Studio:
     def synth(self, episode: int, settings: StudioSettings | None = None) -> EpisodeRender:
         s = (settings or self.settings()).validate()
         self.ws.require()
-        series = Series.load(self.ws.screenplay_path)
+        series = self._load_screenplay()
         with self.ws.lock(), UsageStore(self.ws.usage_db) as usage:
             run_id = usage.start_run(f"synth ep{episode}")
             return self._stage_synth(series, episode, s, usage, run_id, StudioResult(self.ws.root), 0.0, 1.0)

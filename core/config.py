@@ -116,6 +116,13 @@ class LedgerConfig:
 
 
 @dataclass(slots=True)
+class ReviewConfig:
+    # true: cut refuses to assemble an episode while any shot is unapproved in review (and names
+    # them); false (default, so a headless make runs through): it warns and assembles
+    required: bool = False
+
+
+@dataclass(slots=True)
 class Config:
     device: str = "auto"
     workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
@@ -126,6 +133,7 @@ class Config:
     label: LabelConfig = field(default_factory=LabelConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
     # [providers.NAME] tables: base_url, concurrency, timeout_s, max_retries, poll_first_s, poll_max_s,
     # task_timeout_s and provider-specific keys (pipelines.providers.base.ProviderSettings); API keys
     # never go here (environment or the 0600 secrets file)

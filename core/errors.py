@@ -36,6 +36,20 @@ class InputError(ReelForgeError):
     """User input (a novel, an argument, a JSON document) is unusable."""
 
 
+class FieldError(InputError):
+    """A value given for a named field is unusable; the message names the field and the value.
+
+    ``FieldError("steps", 0, "must be at least 1", hint="e.g. 30")`` reads
+    ``steps 0: must be at least 1 (e.g. 30)``.
+    """
+
+    def __init__(self, field: str, value: object, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{field} {value!r}: {problem}", hint=hint)
+        self.field = field
+        self.value = value
+        self.problem = problem
+
+
 class TextDecodeError(InputError):
     """A text file is in an encoding we cannot read."""
 

@@ -183,23 +183,37 @@ class Workspace:
         data.setdefault("stages", {})
         return data
 
-    def _hash_inputs(self, inputs: Iterable[str | os.PathLike[str]]) -> dict[str, str]:
+    def _hash_inputs(self, inputs: Iterable[str | os.PathLike[str]],
+                     read: Mapping[str, str] | None = None) -> dict[str, str]:
+        """sha256 of each input; an input in ``read`` (see :meth:`read_input`) keeps the hash of the
+        bytes the stage read, not of the file as it is now."""
+        known = {self.rel(k): v for k, v in (read or {}).items()}
         out: dict[str, str] = {}
         for item in inputs:
             path = Path(item)
+            rel = self.rel(path)
+            if rel in known:
+                out[rel] = known[rel]
+                continue
             if not path.exists():
                 raise WorkspaceError(f"input {str(path)!r} of a stage does not exist")
-            out[self.rel(path)] = sha256_file(path)
+            out[rel] = sha256_file(path)
         return out
 
+    def read_input(self, path: str | os.PathLike[str]) -> tuple[bytes, str]:
+        """The bytes of a stage input and their sha256, read once: a stage records the hash of what it
+        read, so an edit made while it runs is seen by the next run instead of being marked done."""
+        data = Path(path).read_bytes()
+        return data, hashlib.sha256(data).hexdigest()
+
     def stage_state(self, stage: str, inputs: Iterable[str | os.PathLike[str]],
-                    params: Mapping[str, Any]) -> StageState:
+                    params: Mapping[str, Any], read: Mapping[str, str] | None = None) -> StageState:
         rec = self.manifest()["stages"].get(stage)
         if not rec or rec.get("status") != "done":
             return StageState(False, "never finished" if not rec else f"last run {rec.get('status')}")
         if rec.get("params") != params_hash(params):
             return StageState(False, "settings changed")
-        current = self._hash_inputs(inputs)
+        current = self._hash_inputs(inputs, read)
         if rec.get("inputs") != current:
             changed = sorted(k for k in set(current) | set(rec.get("inputs", {}))
                              if current.get(k) != rec.get("inputs", {}).get(k))
@@ -222,14 +236,15 @@ class Workspace:
 
     def mark_done(self, stage: str, run_id: str, inputs: Iterable[str | os.PathLike[str]],
                   params: Mapping[str, Any], outputs: Iterable[str | os.PathLike[str]],
-                  report: Mapping[str, Any] | None = None) -> None:
+                  report: Mapping[str, Any] | None = None, read: Mapping[str, str] | None = None) -> None:
+        """Record a finished stage; ``read`` holds the hashes of inputs as the stage read them."""
         data = self.manifest()
         data["stages"][stage] = {
             "status": "done",
             "run_id": run_id,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "params": params_hash(params),
-            "inputs": self._hash_inputs(inputs),
+            "inputs": self._hash_inputs(inputs, read),
             "outputs": {self.rel(p): sha256_file(p) for p in outputs},
             "report": dict(report or {}),
         }

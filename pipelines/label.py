@@ -119,22 +119,44 @@ def label_video(src: str | Path, dst: str | Path, *, style: LabelStyle | None = 
 # --------------------------------------------------------------------------------------------
 # implicit labels on images and WAV files
 # --------------------------------------------------------------------------------------------
+def png_label_info(label: AIGCLabel, keep: Mapping[str, str] | None = None) -> Any:
+    """PNG text chunks carrying the implicit label: the ``AIGC`` JSON and the TC260 XMP packet.
+
+    ``keep`` holds other text chunks to carry over (an older label in it is replaced). Pass the
+    result as ``Image.save(..., pnginfo=...)``; :func:`write_png_label` does so for a saved file.
+    """
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for k, v in (keep or {}).items():
+        if k not in (AIGC_KEY, "XML:com.adobe.xmp"):
+            info.add_itxt(k, v)
+    info.add_itxt(AIGC_KEY, label.to_json())
+    info.add_itxt("XML:com.adobe.xmp", _xmp(label.to_json()))
+    return info
+
+
 def write_png_label(path: str | Path, label: AIGCLabel) -> Path:
     """Add the AIGC text chunk and TC260 XMP to a PNG (rewrites the file, pixels unchanged)."""
-    from PIL import Image, PngImagePlugin
+    from PIL import Image
 
     p = Path(path)
     with Image.open(p) as img:
         img.load()
-        info = PngImagePlugin.PngInfo()
-        for k, v in (img.text or {}).items() if hasattr(img, "text") else []:
-            if k not in (AIGC_KEY, "XML:com.adobe.xmp"):
-                info.add_itxt(k, v)
-        info.add_itxt(AIGC_KEY, label.to_json())
-        info.add_itxt("XML:com.adobe.xmp", _xmp(label.to_json()))
+        text = dict(getattr(img, "text", None) or {})
         tmp = p.with_name(f".{p.name}.tmp")
-        img.save(tmp, format="PNG", pnginfo=info)
+        img.save(tmp, format="PNG", pnginfo=png_label_info(label, keep=text))
     tmp.replace(p)
+    return p
+
+
+def save_labelled_png(image: Any, path: str | Path, label: AIGCLabel) -> Path:
+    """Save ``image`` (a PIL image or an RGB array) as a PNG that carries the implicit label."""
+    from PIL import Image
+
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    p = Path(path)
+    img.save(p, format="PNG", pnginfo=png_label_info(label))
     return p
 
 

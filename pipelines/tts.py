@@ -256,7 +256,7 @@ class EspeakNGLibrary(TTSEngine):
 
 class SilenceEngine(TTSEngine):
     name = "silence"
-    licence = "n/a"
+    licence = "none: a silent track, no voice model"
     description = "no voice: silent audio as long as the reading time of the text"
 
     @classmethod

@@ -18,7 +18,7 @@ from agents.script import ScriptAgent, ScriptInput
 from agents.script.llm.client import OpenAICompatClient
 from agents.script.llm.engine import Draft, LLMEngine, clear_level
 from agents.script.llm.fake_server import FakeOpenAIServer, Reply, screenwriter, task_of
-from agents.script.pricing import price_lookup_from_ledger, vendor_of
+from agents.script.pricing import vendor_of
 from agents.script.reader import literal_text
 from core.config import Config
 from core.errors import ConfigError, ModelError
@@ -271,13 +271,17 @@ def test_agent_runs_the_openai_engine_from_config(tmp_path: Path) -> None:
         ScriptAgent()(ScriptInput(source=novel_path, engine="openai"), RunContext(config=cfg))
 
 
-def test_price_book_absent_and_vendor(caplog: pytest.LogCaptureFixture) -> None:
-    try:
-        import ledger.pricebook  # noqa: F401
-    except ImportError:
-        with caplog.at_level(logging.INFO, logger="agents.script.pricing"):
-            assert price_lookup_from_ledger() is None
-        assert "without cost" in caplog.text
+def test_price_book_absent_and_vendor(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from core.prices import price_lookup
+
+    broken = tmp_path / "prices.toml"
+    broken.write_text("[[price]]\nmodel = 'm'\n", encoding="utf-8")  # no unit, no price
+    with caplog.at_level(logging.WARNING, logger="core.prices"):
+        assert price_lookup(broken) is None
+        assert price_lookup(tmp_path / "missing.toml") is None
+    assert "without cost" in caplog.text and "missing.toml" in caplog.text
+    shipped = price_lookup("")  # the book shipped with ReelForge: deepseek-chat ¥2 per million input tokens
+    assert shipped is not None and shipped("deepseek-chat", "input_token", date(2026, 1, 5)) == Decimal("0.000002")
     assert vendor_of("https://api.deepseek.com/v1") == "deepseek"
     assert vendor_of("https://dashscope.aliyuncs.com/compatible-mode/v1") == "aliyun"
     assert vendor_of("http://127.0.0.1:8000/v1") == ""

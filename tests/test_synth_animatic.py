@@ -17,6 +17,7 @@ from agents.synth import (
     GAP,
     LEAD_IN,
     EpisodeRender,
+    ReviewEntry,
     SynthAgent,
     SynthInput,
     load_review,
@@ -188,7 +189,8 @@ def test_review_gate_approve_edit_and_regenerate(tmp_path: Path) -> None:
     review_shot(out, "e01s01k02", "prompt", "赵太爷怒目而视，祠堂")
     review_shot(out, "e01s01k02", "regenerate")
     state = load_review(out)
-    assert state["e01s01k02"] == {"status": "pending", "prompt": "赵太爷怒目而视，祠堂", "seed_offset": 1}
+    assert state["e01s01k02"] == ReviewEntry(status="pending", prompt="赵太爷怒目而视，祠堂", seed_offset=1)
+    assert state["e01s01k02"].to_json() == {"status": "pending", "prompt": "赵太爷怒目而视，祠堂", "seed_offset": 1}
     again = _synth(tmp_path, ctx, tts="silence")
     assert again.shots[1].review == "approved" and again.shots[2].review == "pending"
     with pytest.raises(Exception, match="not in episode"):

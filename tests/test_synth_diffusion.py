@@ -256,6 +256,49 @@ def test_image_to_video_with_a_tiny_svd(tiny_sd: Path, tmp_path: Path) -> None:
     assert np.abs(clip[0] - clip[8]).mean() > 5 and np.abs(clip[20] - clip[39]).mean() < 3
 
 
+def test_usage_records_name_the_model_cards_licences(tiny_sd: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from models.modelcard import is_placeholder_licence
+    from pipelines.motion import random_svd_pipeline
+
+    image = shutil.copytree(tiny_sd, tmp_path / "carded-sd")
+    (image / "README.md").write_text("---\nlicense: creativeml-openrail-m\nlibrary_name: diffusers\n---\n# tiny\n",
+                                     encoding="utf-8")
+    video = random_svd_pipeline(tmp_path / "svd")
+    (video / "README.md").write_text("---\nlicense: other\nlicense_name: stable-video-diffusion-community\n"
+                                     "license_link: LICENSE.md\n---\n", encoding="utf-8")
+    encoder = tmp_path / "encoder"
+    CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, projection_dim=16, num_hidden_layers=2,
+                                                   num_attention_heads=4, image_size=32, intermediate_size=37,
+                                                   patch_size=8)).save_pretrained(encoder)
+    CLIPImageProcessor(crop_size=32, size=32).save_pretrained(encoder)
+    (encoder / "LICENSE").write_text("MIT License\n\nCopyright (c) 2021 OpenAI\n", encoding="utf-8")
+    one = series()
+    one.episodes[0].scenes[0].shots = one.episodes[0].scenes[0].shots[1:2]  # 阿Q: a sheet and a score too
+    cfg = load_config()
+    cfg.synth.video_frames, cfg.synth.video_fps, cfg.synth.image_encoder = 3, 7, str(encoder)
+    res = SynthAgent()(SynthInput(series=one, episode=1, out_dir=tmp_path / "ep", width=90, height=160, tts="silence",
+                                  image_model=str(image), video_model=str(video), steps=1), RunContext(config=cfg))
+    licences = {(r.engine, r.unit): r.licence for r in res.usage}
+    assert licences[("diffusers", "cpu_second")] == "creativeml-openrail-m"
+    assert licences[("diffusers", "image")] == "creativeml-openrail-m"
+    assert licences[("diffusers-video", "cpu_second")] == "other: stable-video-diffusion-community (LICENSE.md)"
+    assert licences[("consistency", "use")] == "MIT"
+    bad = [(r.engine, r.unit, r.licence) for r in res.usage if is_placeholder_licence(r.licence)]
+    assert not bad, bad
+    # a model folder without a card: recorded as unknown, naming the folder, and reported
+    ctx = RunContext(config=load_config())
+    bare = SynthAgent()(SynthInput(series=one, episode=1, out_dir=tmp_path / "ep2", width=90, height=160,
+                                   tts="silence", image_model=str(tiny_sd), steps=1), ctx)
+    unknown = {r.licence for r in bare.usage if r.engine == "diffusers"}
+    assert len(unknown) == 1 and unknown.pop().startswith(f"unknown: no licence in a model card (README.md front "
+                                                          f"matter) or a LICENSE file in {tiny_sd}")
+    assert any("add its model card" in n for n in ctx.notes)
+
+
 def _tiny_ip_adapter(pipe_dir: Path, out: Path) -> Path:
     """IP-Adapter weights for the tiny UNet: a CLIP vision encoder, the image projection and the
     to_k_ip/to_v_ip of every cross-attention layer (random, shaped like the real ones)."""

@@ -41,7 +41,8 @@ def cmd_rough(args: argparse.Namespace) -> int:
 
     out = rough_cut_project(Path(args.project), episode=args.episode, target_seconds=args.seconds,
                             footage=[Path(p) for p in args.footage or []], music=Path(args.music) if args.music else None,
-                            render=not args.no_render, burn_subtitles=args.burn_subtitles)
+                            render=not args.no_render, burn_subtitles=args.burn_subtitles,
+                            review_required=args.review_required)
     print(out.timeline)
     if out.video is not None:
         print(out.video)
@@ -102,6 +103,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("rough", help="build (and render) an episode's rough cut from the screenplay")
     p.add_argument("project")
     p.add_argument("--episode", type=int, default=1)
+    p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None,
+                   help="refuse to render while any shot is unapproved in review (default: [review] required)")
     p.add_argument("--seconds", type=float, default=None, help="target length (default: the episode's)")
     p.add_argument("--footage", nargs="*", help="user footage to use instead of generated shots (in shot order)")
     p.add_argument("--music", default=None, help="background music, ducked under dialogue")

@@ -10,8 +10,9 @@ from typing import ClassVar
 
 from agents.base import Agent, AgentResult, RunContext
 from agents.script.base import EngineResult, ScriptEngine, ScriptInput
-from agents.script.pricing import PriceLookup, price_lookup_from_ledger, vendor_of
+from agents.script.pricing import PriceLookup, vendor_of
 from agents.script.reader import NovelText, resolve_source
+from core import prices
 from core.errors import ConfigError, StageError
 from core.screenplay import Series
 
@@ -67,7 +68,7 @@ class ScriptAgent(Agent[ScriptInput, Series]):
     def _prices(self, ctx: RunContext) -> PriceLookup | None:
         if self._price_lookup is not None:
             return self._price_lookup
-        return price_lookup_from_ledger(ctx.config.ledger.price_book)
+        return prices.price_lookup(ctx.config.ledger.price_book)
 
     def _draft(self, ctx: RunContext) -> Path | None:
         if self.draft_path is not None:
@@ -99,7 +100,6 @@ class ScriptAgent(Agent[ScriptInput, Series]):
 
     # -- run --------------------------------------------------------------------------------
     def run(self, inp: ScriptInput, ctx: RunContext) -> AgentResult[Series]:
-        inp.check()
         ctx.step(0.0, "reading the source / 读取原文")
         novel = resolve_source(inp.source)
         engine = self._factories[inp.engine](inp, ctx)

@@ -6,6 +6,7 @@ The lead's ``ui/cli.py`` mounts this with :func:`register` and dispatches to :fu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -120,6 +121,12 @@ def _run(args: argparse.Namespace) -> int:
     fmt = format_for(output, args.format) if output is not None else "json"
 
     ws = Workspace(args.project).create() if args.project is not None else None
+    # one writer per project: a make (or another script run) on it holds the lock; never write beside it
+    with ws.lock() if ws is not None else contextlib.nullcontext():
+        return _write_screenplay(args, cfg, output, fmt, ws)
+
+
+def _write_screenplay(args: argparse.Namespace, cfg: Any, output: Path | None, fmt: str, ws: Workspace | None) -> int:
     usage_path = ws.usage_db if ws is not None else args.usage
     store = UsageStore(usage_path) if usage_path is not None else None
     ctx = RunContext(config=cfg, workspace=ws, usage=store, progress=_progress(args.quiet),

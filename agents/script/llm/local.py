@@ -12,6 +12,7 @@ from typing import Any
 
 from agents.script.llm.client import ChatClient, Completion, Message
 from core.errors import ConfigError, MissingDependencyError, ModelError
+from models.modelcard import model_card_licence
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,6 @@ def open_local_client(path: str | Path, *, device: str = "auto", context_tokens:
         return TransformersClient(p, device=device, context_tokens=context_tokens, max_new_tokens=max_new_tokens)
     raise ConfigError(f"local model {str(p)!r} is neither a folder nor a .gguf file",
                       hint="point [llm] local_model_path at a transformers folder (config.json inside) or a .gguf")
-
-
-def model_card_licence(folder: Path) -> str:
-    """The ``license:`` of a model card (README.md front matter) in ``folder``, or where to look."""
-    card = folder / "README.md"
-    try:
-        head = card.read_text(encoding="utf-8", errors="replace")[:4000]
-    except OSError:
-        return f"unknown: no model card in {folder}"
-    for line in head.splitlines():
-        if line.strip().lower().startswith("license:"):
-            return line.split(":", 1)[1].strip().strip("'\"") or f"see {card}"
-    return f"see {card}"
 
 
 class TransformersClient(ChatClient):
