@@ -91,13 +91,18 @@ def cmd_make(args: argparse.Namespace) -> int:
     config = _config(args)
     overrides: dict[str, Any] = {"episodes": args.episodes, "episode_seconds": args.episode_seconds,
                                  "script_engine": args.engine, "title": args.title, "tts": args.tts,
-                                 "fps": args.fps, "enhance_scale": args.enhance}
+                                 "fps": args.fps, "enhance_scale": args.enhance, "image": args.image,
+                                 "video": args.video, "voice": args.voice, "budget": args.budget}
     if args.size:
         overrides["width"], overrides["height"] = args.size
     project = Path(args.project) if args.project else Path(config.workspace.root).expanduser() / Path(args.novel).stem
     settings = StudioSettings.from_config(config, **overrides)
     if args.all_episodes:
         settings.episodes = None
+    if args.dry_run:
+        for quote in Studio(project, config).quote_make(args.novel, settings):
+            print(quote.table())
+        return 0
     progress = Progress(not args.quiet)
     try:
         result = Studio(project, config, progress=progress).make(args.novel, settings, command=" ".join(sys.argv[1:]))
@@ -116,8 +121,7 @@ def cmd_make(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from agents.studio import Studio
-    from agents.synth import SynthAgent, SynthInput, review_shot
-    from core.config import parse_fps
+    from agents.synth import review_shot
     from core.screenplay import Series
 
     config = _config(args)
@@ -137,6 +141,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
         settings.tts = args.tts
     if args.frame_size:
         settings.width, settings.height = args.frame_size
+    for key in ("image", "video", "voice", "budget"):
+        if getattr(args, key, None) is not None:
+            setattr(settings, key, getattr(args, key))
     reviews = [("approve", s, None) for s in args.approve] + [("regenerate", s, None) for s in args.regenerate]
     for item in args.edit_prompt:
         shot, sep, text = item.partition("=")
@@ -164,9 +171,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     numbers = [e.number for e in series.episodes] if args.all_episodes else [args.episode]
     if args.dry_run:
         for n in numbers:
-            inp = SynthInput(series=series, episode=n, out_dir=studio.ws.synth_dir(n), width=settings.width,
-                             height=settings.height, fps=parse_fps(settings.fps), tts=settings.tts)
-            print(SynthAgent().quote(inp, config).table())
+            print(studio.quote(n, settings).table())
         return 0
     failed = 0
     for n in numbers:
@@ -255,6 +260,22 @@ def _mount_optional(sub: Any, module: str) -> None:
     mod.register(sub)
 
 
+def _provider_flags(p: argparse.ArgumentParser, dry_run: bool = True) -> None:
+    """--image/--video/--voice PROVIDER:MODEL, --budget YUAN (and --dry-run) on make and synth."""
+    p.add_argument("--image", default=None, metavar="PROVIDER:MODEL",
+                   help="keyframes and character sheets from a provider, e.g. ark:doubao-seedream-4-0-250828 "
+                        "(reelforge providers list)")
+    p.add_argument("--video", default=None, metavar="PROVIDER:MODEL",
+                   help="image-to-video of each keyframe, e.g. kling:kling-v2-1")
+    p.add_argument("--voice", default=None, metavar="PROVIDER:MODEL",
+                   help="character voices from a provider, e.g. minimax:speech-02-hd")
+    p.add_argument("--budget", default=None, metavar="YUAN",
+                   help="stop before the call that would take the run over this many yuan")
+    if dry_run:
+        p.add_argument("--dry-run", action="store_true",
+                       help="print the quote per provider and model and stop (nothing billable is sent)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reelforge",
@@ -279,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", default=None, help='frame rate, e.g. 25 (default) or "30000/1001"')
     p.add_argument("--tts", default=None, help="voice engine: auto (default), espeak-ng, espeakng-loader, silence")
     p.add_argument("--enhance", type=float, default=None, metavar="SCALE", help="also upscale the episode (e.g. 2)")
+    _provider_flags(p)
     p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None, help=REVIEW_HELP)
     p.set_defaults(func=cmd_make)
 
@@ -299,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the pipeline's own)")
     p.add_argument("--frame-size", type=parse_size, default=None, help="output frame size (default: the project's)")
     p.add_argument("--dry-run", action="store_true", help="print the quote (GPU seconds, API cost) and stop")
+    _provider_flags(p, dry_run=False)
     p.add_argument("--approve", action="append", default=[], metavar="SHOT", help="review: approve a shot")
     p.add_argument("--regenerate", action="append", default=[], metavar="SHOT", help="review: new seed next run")
     p.add_argument("--edit-prompt", action="append", default=[], metavar="SHOT=PROMPT", help="review: new prompt")

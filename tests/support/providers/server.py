@@ -80,12 +80,61 @@ def tiny_png(seed: str) -> bytes:
     return buf.getvalue()
 
 
+_VIDEO: bytes | None = None
+_VIDEO_LOCK = threading.Lock()
+
+
+def tiny_mp4() -> bytes:
+    """A real 1 s H.264 clip (72x128, 24 fps), made once per process."""
+    global _VIDEO
+    with _VIDEO_LOCK:
+        if _VIDEO is None:
+            import tempfile
+            from fractions import Fraction
+            from pathlib import Path
+
+            import numpy as np
+
+            from core.media import VideoWriter
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "clip.mp4"
+                with VideoWriter(path, 72, 128, Fraction(24), crf=30, preset="ultrafast") as w:
+                    for i in range(24):
+                        frame = np.zeros((128, 72, 3), np.uint8)
+                        frame[:, :, 0] = 40 + 8 * i
+                        frame[i * 4:i * 4 + 16, :, 1] = 220
+                        w.write(frame)
+                _VIDEO = path.read_bytes()
+        return _VIDEO
+
+
+def tiny_wav(seed: str, seconds: float = 0.6) -> bytes:
+    """A real WAV: a soft tone whose pitch comes from ``seed`` (24 kHz mono, 16-bit)."""
+    import math
+    import wave
+
+    rate = 24000
+    freq = 180 + abs(hash(seed)) % 200
+    n = int(rate * seconds)
+    pcm = b"".join(int(6000 * math.sin(2 * math.pi * freq * i / rate)).to_bytes(2, "little", signed=True)
+                   for i in range(n))
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return buf.getvalue()
+
+
 def content_for(kind: str, seed: str) -> bytes:
+    """Real media for a result: a PNG, an H.264 MP4 or a WAV (decoders sniff the content)."""
     if kind == "image":
         return tiny_png(seed)
     if kind == "video":
-        return b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + seed.encode()
-    return b"ID3\x04\x00\x00\x00\x00\x00\x00" + seed.encode()
+        return tiny_mp4()
+    return tiny_wav(seed)
 
 
 class FakeServer:
