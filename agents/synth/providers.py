@@ -245,7 +245,7 @@ class ProviderEngine(KeyframeEngine):
     # -- making them ---------------------------------------------------------------------------
     def pictures(self, job: EpisodeJob) -> dict[str, Keyframe]:
         choice = self.choice(job)
-        names = [p for p, _ in (choice.image, choice.video) if p]  # type: ignore[misc]
+        names = [pick[0] for pick in (choice.image, choice.video) if pick]
         job.path("keyframes").mkdir(parents=True, exist_ok=True)
         with open_runner(job, names) as runner:
             sheets = self.provider_sheets(job, runner) if job.settings.synth.consistency != "off" else {}
