@@ -147,3 +147,52 @@ def test_voices_by_gender_and_age_overridable_in_the_screenplay() -> None:
     assert cast["吴妈"].voice in VOICES[("female", "adult")] + VOICES[("female", "young")]
     assert cast["王胡"].voice in sum(VOICES.values(), ())  # an espeak voice is not sent to the provider
     assert cast["阿Q"].voice != cast["小D"].voice or cast["阿Q"].voice in VOICES[("male", "young")]
+
+
+def test_make_killed_while_videos_are_in_flight_resumes_without_paying_twice(tmp_path: Path, novel: Path,
+                                                                             fakes: dict[str, object]) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_providers_runner import journal_rows
+
+    project = tmp_path / "p"
+    ark = fakes["ark"]
+    ark.latency_s = 600  # type: ignore[attr-defined]  # the videos stay in flight until the kill
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "ui.cli", "-q", "make", str(novel), "--project", str(project), "--episodes", "1",
+           *FAST, *FLAGS]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            rows = journal_rows(project)
+            videos = [r for r in rows if r[0].endswith("/video") and r[2]]
+            if videos and len(videos) == ark.counts["submit"] and ark.counts["status"] > 0:  # type: ignore[attr-defined]
+                break
+            if proc.poll() is not None:
+                raise AssertionError(proc.communicate()[1])
+            time.sleep(0.05)
+        else:
+            raise AssertionError("no video task was in flight")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    paid = submissions(fakes)
+    ark.latency_s = 0.0  # type: ignore[attr-defined]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    render = json.loads((project / "synth" / "ep01" / "render.json").read_text(encoding="utf-8"))
+    n = len(render["shots"])
+    after = submissions(fakes)
+    assert after["ark"] == n, (paid, after)  # each shot's video paid for once, across the kill
+    assert after["minimax"] == paid["minimax"]  # the voices were all made before the kill: none again
+    kling_jobs = {r[0] for r in journal_rows(project) if r[0].startswith("sheets/") or r[0].endswith("/keyframe")}
+    assert after["kling"] == len(kling_jobs)  # one submission per keyframe and sheet, across the kill
+    with sqlite3.connect(project / "usage.sqlite") as db:
+        ark_records = db.execute("SELECT COUNT(*) FROM usage_events WHERE engine = 'ark'").fetchone()[0]
+    assert ark_records == n
