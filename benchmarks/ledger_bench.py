@@ -5,7 +5,7 @@ Measures, on this machine and in one run:
 - baseline: the same usage rows written with a plain ``executemany`` into an un-chained table
   (same WAL + synchronous=FULL settings), so the cost of pricing and hash-chaining shows;
 - ``import-usage`` end to end (read the project's usage.sqlite, price, hash, insert, one commit);
-- the batched insert API (:meth:`Ledger.add_usage_rows`, rows already priced);
+- the batched insert API (:meth:`ledger.services.UsageService.add_rows`, rows already priced);
 - invoices + payments entered one transaction each (the interactive path);
 - ``verify`` over the whole chain; the claim (best plan) and the full export (XLSX, CSVs, PDF,
   evidence ZIP with every usage event).
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from ledger import Ledger
+    from ledger.export import export_claim_package
 
     load_at_start = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="ledger-bench-"))
@@ -118,23 +119,23 @@ def main(argv: list[str] | None = None) -> int:
         add("baseline: plain executemany, no pricing or chain", len(rows), seconds)
 
         lg = Ledger(work / "ledger.sqlite")
-        lg.add_company("基准测试影视有限公司", USCC_STUDIO, 8)
-        lg.add_vendor("深度求索", USCC_VENDOR, aliases=["deepseek"])
-        lg.add_vendor("影棚租赁", USCC_RENTAL)
-        lg.add_project("bench-project", work_type="micro_drama", source_ip="某网文", source_kind="web_literature")
-        lg.import_prices(None)
+        lg.master.add_company("基准测试影视有限公司", USCC_STUDIO, 8)
+        lg.master.add_vendor("深度求索", USCC_VENDOR, aliases=["deepseek"])
+        lg.master.add_vendor("影棚租赁", USCC_RENTAL)
+        lg.master.add_project("bench-project", work_type="micro_drama", source_ip="某网文", source_kind="web_literature")
+        lg.prices.import_toml(None)
 
         t = time.perf_counter()
-        imported = lg.import_usage(project)
+        imported = lg.usage.import_project(project)
         seconds = time.perf_counter() - t
         add("import-usage (read, price, hash-chain, insert; one commit)", imported.imported, seconds,
             ">= 20,000 rows/s", imported.imported / seconds >= 20_000)
         again = time.perf_counter()
-        skipped = lg.import_usage(project).skipped
+        skipped = lg.usage.import_project(project).skipped
         add("import-usage again (idempotent: all skipped)", skipped, time.perf_counter() - again)
 
         lg2 = Ledger(work / "ledger-api.sqlite")
-        lg2.add_company("基准测试影视有限公司", USCC_STUDIO, 8)
+        lg2.master.add_company("基准测试影视有限公司", USCC_STUDIO, 8)
         prepared = lg.store.query(
             "SELECT project_id, source, run_id, event_id, event_at, event_date, stage, engine, model, device, vendor,"
             " unit, quantity, seconds, tokens_in, tokens_out, tokens_cached, licence, detail, NULL AS price_id,"
@@ -142,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in prepared:
             r["project_id"] = None
         t = time.perf_counter()
-        lg2.add_usage_rows(prepared, batch=5000)
+        lg2.usage.add_rows(prepared, batch=5000)
         seconds = time.perf_counter() - t
-        add("Ledger.add_usage_rows (batched 5,000 per executemany)", len(prepared), seconds,
+        add("lg.usage.add_rows (batched 5,000 per executemany)", len(prepared), seconds,
             ">= 20,000 rows/s", len(prepared) / seconds >= 20_000)
         lg2.close()
 
@@ -157,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                 day = today
             number = f"{year % 100:02d}111{i + 1:015d}"
             shooting = i % 4 == 0
-            lg.add_invoice("影棚租赁" if shooting else "深度求索", number, day, "1234.56", "74.07", "1308.63",
+            lg.documents.add_invoice("影棚租赁" if shooting else "深度求索", number, day, "1234.56", "74.07", "1308.63",
                            category="shooting" if shooting else "ai_tech", project="bench-project" if i % 2 else None)
-            lg.add_payment(number, day, "1308.63", bank_ref=f"BANK{i:06d}")
+            lg.documents.add_payment(number, day, "1308.63", bank_ref=f"BANK{i:06d}")
         add("invoice add + payment add, one commit each", 2 * args.invoices, time.perf_counter() - t)
 
         t = time.perf_counter()
@@ -169,10 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         add("verify (recompute every link)", report.rows, seconds, "< 10 s", seconds < 10)
 
         t = time.perf_counter()
-        plan = lg.plan_best(year)
+        plan = lg.claims.plan_best(year)
         t_claim = time.perf_counter() - t
         t = time.perf_counter()
-        out = lg.export(year, work / "export")
+        out = export_claim_package(lg, year, work / "export")
         t_export = time.perf_counter() - t
         add("claim (best plan over both measures)", len(plan.claims), t_claim)
         add("export (XLSX, 6 CSVs, PDF, evidence ZIP)", len(out.files), t_export)

@@ -5,8 +5,10 @@ content columns plus ``"_table"``, keys sorted, no spaces, UTF-8 as is. Values a
 integers, text and null (SQLite STRICT tables guarantee what comes back is what went in).
 
 A determined forger who rewrites a row *and* every hash after it produces a chain that verifies
-on its own; what they cannot do is keep the head hash that was printed on an earlier export.
-``verify --expect-head HASH`` checks that such a head is still a link of the chain.
+on its own; what they cannot do is sign a checkpoint (:mod:`ledger.checkpoints`) with the user's
+key. ``verify`` is given the checkpoints and checks that the chain still extends each of them: the
+row at each checkpoint's position must hash to its head. ``--expect-head HASH`` still checks that
+a head printed on an earlier export is a link of the chain.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger import schema
+
+if TYPE_CHECKING:
+    from ledger.checkpoints import Checkpoint
 
 _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
@@ -102,6 +107,7 @@ class VerifyReport:
     files_checked: int = 0
     expect_head: str = ""
     expect_head_seq: int | None = None
+    checkpoints: int = 0  # checkpoints the chain was proved to extend (or not)
 
     @property
     def first_broken(self) -> Problem | None:
@@ -113,6 +119,10 @@ class VerifyReport:
                     f"head {self.head.hash} (seq {self.head.seq})")
             if self.expect_head:
                 text += f"; expected head found at seq {self.expect_head_seq}"
+            if self.checkpoints:
+                text += f"; extends all {self.checkpoints} signed checkpoint(s)"
+            else:
+                text += "; no signed checkpoint to check against (an export or a recorded claim writes one)"
             return text
         first = self.first_broken
         return (f"链校验失败 chain BROKEN: first broken link: {first}"
@@ -135,23 +145,50 @@ def _rows(conn: sqlite3.Connection, table: str) -> Iterator[tuple[int, str, tupl
         yield row[1], table, row
 
 
+def _norm(sql: str) -> str:
+    return " ".join(str(sql).split())
+
+
+def check_triggers(conn: sqlite3.Connection) -> list[Problem]:
+    """Every append-only trigger present with exactly its SQL, and no other trigger on a chained
+    table (a same-named trigger that never fires, or one that rewrites rows, is not protection)."""
+    out: list[Problem] = []
+    present = {str(name): (str(table), _norm(sql)) for name, table, sql in conn.execute(
+        "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")}
+    expected: dict[str, str] = {}
+    for table in schema.CHAINED:
+        for name, sql in schema.trigger_sql(table).items():
+            expected[name] = sql
+            if name not in present:
+                out.append(Problem(table, None, None, f"append-only trigger {name} is missing: the table was "
+                                                      "opened by another tool and its protection removed"))
+            elif present[name][1] != _norm(sql):
+                out.append(Problem(table, None, None, f"append-only trigger {name} is not the ledger's: its SQL is "
+                                                      f"{present[name][1][:120]!r}, so it may never fire"))
+    for name, (table, sql) in sorted(present.items()):
+        if name not in expected and table in schema.TABLES:
+            out.append(Problem(table, None, None, f"unexpected trigger {name} on a ledger table ({sql[:120]!r}): "
+                                                  "another tool added it"))
+    return out
+
+
 def verify(conn: sqlite3.Connection, archive_dir: Path | None = None, *, expect_head: str = "",
+           checkpoints: Sequence[Checkpoint] = (), pre_problems: Sequence[Problem] = (),
            max_problems: int = 50) -> VerifyReport:
     """Recompute every link. Reports, in chain order, rows whose content no longer matches
-    their hash, links that do not join, missing or duplicate positions, a missing append-only
-    trigger, and archived files that are gone or altered."""
+    their hash, links that do not join, missing or duplicate positions, a chain that no longer
+    extends a signed checkpoint, append-only triggers missing or changed, and archived files that
+    are gone or altered. ``pre_problems`` (unreadable checkpoint sources) come first."""
     problems: list[Problem] = []
 
     def add(p: Problem) -> None:
         if len(problems) < max_problems:
             problems.append(p)
 
-    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-    for table in schema.CHAINED:
-        for name in schema.trigger_names(table):
-            if name not in present:
-                add(Problem(table, None, None, f"append-only trigger {name} is missing: the table was opened "
-                                               "by another tool and its protection removed"))
+    for p in [*pre_problems, *check_triggers(conn)]:
+        add(p)
+    pending = sorted((c for c in checkpoints if c.count > 0), key=lambda c: c.count)
+    good_up_to = 0  # the last position a checkpoint vouched for and the chain still matched
 
     names = {t: schema.columns(t) for t in schema.CHAINED}
     prev_hash = schema.GENESIS
@@ -191,11 +228,25 @@ def verify(conn: sqlite3.Connection, archive_dir: Path | None = None, *, expect_
                                          f"edited outside the ledger{detail}"))
         if expect_head and stored_hash == expect_head:
             found_expected = seq
+        while pending and pending[0].count <= seq:
+            cp = pending.pop(0)
+            if cp.count < seq:
+                continue  # its position is missing: reported as a gap above
+            if stored_hash != cp.head or (recomputed and recomputed != cp.head):
+                add(Problem(table, rid, seq, f"the chain no longer extends the {cp.label()}: position {cp.count} "
+                                             f"hashes to {str(stored_hash)[:16]}…, the checkpoint signed "
+                                             f"{cp.head[:16]}…: rows in positions {good_up_to + 1}..{cp.count} were "
+                                             "rewritten after it was signed"))
+            else:
+                good_up_to = cp.count
         prev_hash = str(stored_hash)
         prev_where = f"{table} id={rid} (seq {seq})"
         expected_seq = max(expected_seq, seq + 1)
         last = ChainHead(seq, prev_hash)
 
+    for cp in pending:
+        add(Problem("chain", None, None, f"the chain ends at position {last.seq} but the {cp.label()} vouches for "
+                                         f"{cp.count} rows: rows in positions {last.seq + 1}..{cp.count} were removed"))
     files_checked = 0
     if archive_dir is not None:
         for fid, sha, stored in conn.execute("SELECT id, sha256, stored_name FROM files ORDER BY id"):
@@ -212,7 +263,7 @@ def verify(conn: sqlite3.Connection, archive_dir: Path | None = None, *, expect_
         add(Problem("chain", None, None, f"the expected head {expect_head[:16]}… is not a link of this chain: "
                                          "rows it vouched for were rewritten or removed"))
     return VerifyReport(ok=not problems, rows=rows, head=last, problems=problems, files_checked=files_checked,
-                        expect_head=expect_head, expect_head_seq=found_expected)
+                        expect_head=expect_head, expect_head_seq=found_expected, checkpoints=len(checkpoints))
 
 
 def _explain(table: str, content: dict[str, Any]) -> str:

@@ -3,12 +3,15 @@
 How a claim is computed (printed on every report):
 
 1. Base: invoices of the company dated in the claim year, in the measure's expense categories,
-   valued ex-tax or tax-inclusive (setting ``basis``). Excluded, with the reason listed: dates
-   outside the policy window, related-party vendors (setting), invoices with no recorded payment
-   (setting; a partly paid invoice counts the paid share, rounded down to the fen), documents
-   already in another active claim, and - 从优不重复 - projects already claimed under the other
-   measure (setting ``exclusive_per``). Measure 6 also needs the invoice's project to be a
-   web-literature IP conversion of an eligible work type.
+   valued ex-tax or tax-inclusive (setting ``basis``), net of their red-letter invoices.
+   Excluded, with the reason listed: dates outside the policy window, related-party vendors
+   (setting), invoices with no recorded payment (setting; a partly paid invoice counts the paid
+   share net of refunds, rounded down to the fen), invoices fully cancelled by red-letter ones,
+   documents already in another active claim, and - 从优不重复 - projects already claimed under
+   the other measure. Measure 6 also needs the invoice's project to convert an original literary
+   work or IP into an eligible work type, with release evidence and recorded AI usage.
+   Measure 5 for an OPC (by the claim year's headcount) computes both the OPC and the general
+   rule and claims the one setting ``m5_opc_rule`` names.
 2. Exact amount: the sum over lines of base x rate, kept exact (Decimal, in fen).
 3. Rounding: once per claim, to the fen (setting ``rounding``: down by default).
 4. Cap: the rounded amount is capped at what is left of the cap after other active claims
@@ -46,6 +49,21 @@ class PaymentView:
     amount_fen: int
     bank_ref: str
     has_file: bool
+    refund: bool = False  # money returned (a negative amount)
+
+
+@dataclass(frozen=True, slots=True)
+class RedLetterView:
+    """A red-letter invoice (红字发票): its own number and date, negative amounts, linked to its blue."""
+
+    id: int
+    number: str
+    code: str
+    issue_date: date
+    ex_tax_fen: int
+    tax_fen: int
+    total_fen: int
+    reason: str
 
 
 @dataclass(slots=True)
@@ -72,8 +90,25 @@ class InvoiceView:
     contract_number: str
     file_sha256: str
     paid_fen: int
-    payments: list[PaymentView] = field(default_factory=list)
+    payments: list[PaymentView] = field(default_factory=list)  # refunds are negative payments
     claimed_in: list[int] = field(default_factory=list)  # ids of active claims holding it
+    red_letters: list[RedLetterView] = field(default_factory=list)
+    released: bool = False  # the project's work has release evidence (platform, date, licence number)
+    ai_converted: bool = False  # the project has recorded AI usage (usage events or AI-service invoices)
+    source_ip: str = ""
+
+    @property
+    def net_ex_tax_fen(self) -> int:
+        """Ex-tax amount after red-letter invoices."""
+        return self.ex_tax_fen + sum(r.ex_tax_fen for r in self.red_letters)
+
+    @property
+    def net_tax_fen(self) -> int:
+        return self.tax_fen + sum(r.tax_fen for r in self.red_letters)
+
+    @property
+    def net_total_fen(self) -> int:
+        return self.total_fen + sum(r.total_fen for r in self.red_letters)
 
     @property
     def category_label(self) -> str:
@@ -133,6 +168,13 @@ class ClaimResult:
     notes: list[str] = field(default_factory=list)
     comparison: dict[str, Any] | None = None
     excluded_projects: frozenset[int] = frozenset()  # projects left to the other measure by a best plan
+    rule: str = ""  # measure 5: "opc" or "general", the rule this claim uses
+    rule_figures: dict[str, dict[str, Any]] = field(default_factory=dict)  # measure 5 for an OPC: both rules
+
+    @property
+    def general_rule(self) -> dict[str, Any] | None:
+        """For an OPC, the measure 5 figure under the general rule (shown beside the OPC figure)."""
+        return self.rule_figures.get("general")
 
     @property
     def cap_remaining_fen(self) -> int:
@@ -153,7 +195,7 @@ class ClaimResult:
             return "mixed"
         if rates:
             return rate_str(rates.pop())
-        return rate_str(nominal_rate(self.measure, self.settings, self.opc))
+        return rate_str(nominal_rate(self.measure, self.settings, self.opc and self.rule != "general"))
 
     @property
     def scope_label(self) -> str:
@@ -176,9 +218,15 @@ class ClaimResult:
             f"¥{format_fen(self.base_fen)}，{len(self.lines)} 张发票 invoices",
         ]
         if self.measure == 5:
-            out.append(f"企业员工 {self.company.headcount} 人 staff -> "
-                       + (f"一人公司 OPC (< {s.opc_headcount_below})" if self.opc
-                          else f"非一人公司 not an OPC (>= {s.opc_headcount_below})"))
+            out.append(f"{self.year}年度企业员工 {self.company.headcount} 人 staff in {self.year} -> "
+                       + (f"一人公司 OPC（{s.opc_headcount_max}人以下，含本数 at most {s.opc_headcount_max}）"
+                          if self.opc else f"非一人公司 not an OPC（多于 more than {s.opc_headcount_max} 人）"))
+            for key, fig in self.rule_figures.items():
+                chosen = "（本次申报 claimed）" if key == self.rule else ""
+                out.append(f"{fig['label']}: {fig['text']} -> ¥{format_fen(fig['claim_fen'])}{chosen}")
+            if self.rule_figures:
+                out.append(f"按 setting m5_opc_rule = {s.m5_opc_rule} 申报 claimed under the "
+                           f"{'OPC' if self.rule == 'opc' else 'general'} rule")
         for rate, base in self.rate_breakdown:
             tag = ""
             if self.measure == 6 and rate != s.m6_rate:
@@ -235,6 +283,8 @@ class ClaimResult:
             "excluded": [{"invoice_id": e.invoice.id, "number": e.invoice.number, "reasons": e.reasons,
                           "codes": sorted(e.codes)} for e in self.excluded],
             "comparison": self.comparison,
+            "rule": self.rule,
+            "rule_figures": self.rule_figures,
             "notes": self.notes,
             "calculation": self.calculation(),
             "settings": self.settings.to_dict(),
@@ -272,7 +322,11 @@ def check_year(year: int, s: PolicySettings) -> None:
         raise PolicyError(f"claim year {year} is after the policy window, which ends {s.window_end}",
                           hint="claims can only be made for years inside the window")
     if s.window_start and year < int(s.window_start[:4]):
-        raise PolicyError(f"claim year {year} is before the policy window, which starts {s.window_start}")
+        from ledger.policy import POLICY_WINDOW_START, WINDOW_START_REASON
+
+        why = f" ({WINDOW_START_REASON[1]})" if s.window_start == POLICY_WINDOW_START else ""
+        raise PolicyError(f"claim year {year} is before the policy window, which starts {s.window_start}{why}",
+                          hint="the measures do not reach back before their start; see setting window_start")
     if year < 2000:
         raise PolicyError(f"claim year {year} is not plausible")
 
@@ -298,7 +352,8 @@ def compute(measure: int, year: int, *, company: Company, settings: PolicySettin
                 for pid in c.project_ids:
                     blocked.setdefault(pid, c.id)
     cats = s.m5_categories if measure == 5 else s.m6_categories
-    opc = s.is_opc(company.headcount)
+    opc = s.is_opc(company.headcount)  # the caller passes the claim year's headcount
+    use_opc = opc and s.m5_opc_rule == "opc"
     lines: list[ClaimLine] = []
     excluded: list[ExcludedInvoice] = []
     not_applicable: list[InvoiceView] = []
@@ -328,6 +383,15 @@ def compute(measure: int, year: int, *, company: Company, settings: PolicySettin
                 if v.source_kind not in s.m6_source_kinds:
                     refuse("source_kind", f"项目IP来源不适用 project {v.project_name!r} source IP kind "
                                    f"{v.source_kind or '(not set)'!r} is not {', '.join(s.m6_source_kinds)}")
+                if not v.released:
+                    refuse("no_release", f"未登记上线播出 project {v.project_name!r} has no release evidence "
+                                         "(platform, date, licence/备案 number): record it with `project release`")
+                if not v.ai_converted:
+                    refuse("no_ai_usage", f"未记录AI使用 project {v.project_name!r} has no recorded AI usage that "
+                                          "converted the work (import its usage, or an AI-service invoice for it)")
+        if v.red_letters and v.net_total_fen <= 0:
+            refuse("cancelled", "已全额红冲 fully cancelled by red-letter invoice(s) "
+                   + ", ".join(r.number for r in v.red_letters))
         if v.project_id is not None and v.project_id in exclude_projects:
             refuse("assigned", exclude_note or "项目按另一措施申报 project assigned to the other measure")
         if v.project_id is not None and v.project_id in blocked:
@@ -341,15 +405,19 @@ def compute(measure: int, year: int, *, company: Company, settings: PolicySettin
                 refuse("related_party", "关联方供应商 related-party vendor (setting related_party = exclude)")
             else:
                 flags.append("关联方供应商，需额外审核 related-party vendor: needs extra review")
-        base = v.ex_tax_fen if s.basis == "ex_tax" else v.total_fen
+        # net of red-letter invoices (红字发票); refunds are negative payments, so paid_fen is net too
+        base = v.net_ex_tax_fen if s.basis == "ex_tax" else v.net_total_fen
+        if v.red_letters:
+            flags.append("红字发票冲减 reduced by red-letter invoice(s) " + ", ".join(r.number for r in v.red_letters)
+                         + f": net ¥{format_fen(v.net_total_fen)} of ¥{format_fen(v.total_fen)}")
         if v.paid_fen <= 0:
             if s.unpaid == "exclude":
                 refuse("unpaid", "未登记付款 no payment recorded (claims need proof of payment)")
             else:
                 flags.append("未登记付款 no payment recorded (included by setting unpaid = include_flagged)")
-        elif v.paid_fen < v.total_fen:
-            counted = base * v.paid_fen // v.total_fen  # the paid share, rounded down to the fen
-            flags.append(f"部分付款 partly paid ¥{format_fen(v.paid_fen)} of ¥{format_fen(v.total_fen)}: "
+        elif v.paid_fen < v.net_total_fen:
+            counted = base * v.paid_fen // v.net_total_fen  # the paid share, rounded down to the fen
+            flags.append(f"部分付款 partly paid ¥{format_fen(v.paid_fen)} of ¥{format_fen(v.net_total_fen)}: "
                          f"counted ¥{format_fen(counted)} of ¥{format_fen(base)}")
             base = counted
         if not v.file_sha256:
@@ -360,7 +428,7 @@ def compute(measure: int, year: int, *, company: Company, settings: PolicySettin
             excluded.append(ExcludedInvoice(v, reasons, codes))
             continue
         if measure == 5:
-            rate = s.m5_opc_rate if opc else s.m5_rate
+            rate = s.m5_opc_rate if use_opc else s.m5_rate
         else:
             rate = yizhuang_rate(s) if v.yizhuang else s.m6_rate
         lines.append(ClaimLine(v, base, rate, Decimal(base) * rate, flags))
@@ -369,7 +437,7 @@ def compute(measure: int, year: int, *, company: Company, settings: PolicySettin
     raw = sum((ln.amount for ln in lines), Decimal(0))
     rounded = round_fen(raw, s.rounding)
     if measure == 5:
-        cap = s.m5_opc_cap if opc else s.m5_cap
+        cap = s.m5_opc_cap if use_opc else s.m5_cap
         in_scope = [c for c in others if c.measure == 5 and (s.m5_cap_scope == "window" or c.year == year)]
     else:
         cap = s.m6_cap
@@ -384,7 +452,19 @@ def compute(measure: int, year: int, *, company: Company, settings: PolicySettin
         rounded_fen=rounded, cap_fen=cap, cap_used_fen=used, cap_used_by=sorted(c.id for c in in_scope),
         claim_fen=claim, chain_head=chain_head,
         computed_at=datetime.now(UTC).isoformat(timespec="seconds"), excluded_projects=exclude_projects,
+        rule=("opc" if use_opc else "general") if measure == 5 else "",
     )
+    if measure == 5 and opc:  # an OPC sees both rules' figures; it claims the one the setting names
+        for key, label, rate_, cap_ in (("opc", "一人公司规则 OPC rule", s.m5_opc_rate, s.m5_opc_cap),
+                                        ("general", "一般规则 general rule", s.m5_rate, s.m5_cap)):
+            alt_raw = sum((Decimal(ln.base_fen) * rate_ for ln in lines), Decimal(0))
+            alt_rounded = round_fen(alt_raw, s.rounding)
+            result.rule_figures[key] = {
+                "label": label, "rate": rate_str(rate_), "cap_fen": cap_,
+                "claim_fen": min(alt_rounded, max(cap_ - used, 0)),
+                "text": f"按AI技术服务费用的{format_rate(rate_)}，最高¥{format_fen(cap_)} "
+                        f"({format_rate(rate_)} of AI-service spend, at most ¥{format_fen(cap_)})",
+            }
     if same_scope:
         recorded = same_scope[0]
         result.claim_id = recorded.id

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta, timezone
+
+CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # China Standard Time has no DST since 1991
 
 INVOICE_TYPES: dict[str, str] = {
     "digital": "数电发票",
@@ -95,6 +97,7 @@ class Invoice:
     note: str = ""
     voided: bool = False
     flags: tuple[str, ...] = ()  # warnings raised when it was entered (not stored)
+    red_letter_of: int | None = None  # a red-letter invoice (红字发票) of this blue invoice id
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ class Payment:
     file_id: int | None
     note: str = ""
     voided: bool = False
+    refund_of: int | None = None  # a refund (negative amount) of this payment id
 
 
 @dataclass(slots=True)
@@ -135,3 +139,45 @@ class ReconRow:
     @property
     def difference_micro(self) -> int:
         return self.invoiced_fen * 10_000 - self.estimated_micro
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedClaim:
+    """One row of ``ledger claims``: a recorded claim and whether it is still active."""
+
+    id: int
+    company_id: int
+    measure: int
+    year: int
+    project_id: int | None
+    project_name: str
+    claim_fen: int
+    base_fen: int
+    created_at: str
+    active: bool
+    withdrawn_by: int | None
+    lines: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeadcountFact:
+    """A recorded headcount: for ``year``, or (``year`` None) from ``evidence_date`` on."""
+
+    headcount: int
+    year: int | None
+    evidence_date: date
+    evidence: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A project's work released (上线播出): where, when, under which licence/备案 number."""
+
+    id: int
+    project_id: int
+    platform: str
+    release_date: date
+    licence_no: str
+    file_id: int | None
+    note: str = ""

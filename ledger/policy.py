@@ -2,11 +2,17 @@
 the settings it used, so an accountant sees exactly which reading of the rules produced a number.
 
 Measure 5 (措施5): AI-technology spend on audiovisual content production, 30 % capped at
-¥1,000,000 per company; a one-person company (OPC: fewer than 5 staff) 50 % capped at ¥500,000.
+¥1,000,000 per company; a one-person company (OPC: 5人以下, i.e. at most 5 staff) 50 % capped at
+¥500,000.
 Measure 6 (措施6): production spend (rights transfer, scene production, shooting, sets and
-equipment rental) converting web-literature IP into films/series/animation/micro-dramas with AI,
-30 % capped at ¥1,000,000 per converter per year; +20 % for works on Yizhuang themes.
+equipment rental) converting an original literary work or IP (原创文学作品或IP) into
+films/series/animation/micro-dramas with AI, 30 % capped at ¥1,000,000 per converter per year;
++20 % for works on Yizhuang themes.
 从优不重复: a project that fits both measures gets the better one, never both.
+
+Some settings are history only: recorded claims keep whatever they were computed with, but a
+setting that would break a rule (claim one project under both measures, spread the Yizhuang bonus
+beyond its project) is refused when it is set, naming the rule (:meth:`PolicySettings.check_policy`).
 """
 
 from __future__ import annotations
@@ -17,10 +23,18 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from ledger.errors import FieldError
+from ledger.errors import FieldError, PolicyError
 from ledger.money import format_fen, format_rate, parse_decimal, parse_rate, parse_yuan
 
 POLICY_WINDOW_END = "2028-12-31"
+# The measures apply from their publication; that date could not be documented here. The action
+# plan they implement starts in 2025, so the window starts on its first day.
+POLICY_WINDOW_START = "2025-01-01"
+WINDOW_START_REASON = ("措施自发布之日起施行；本账簿未能核实其发布日期，所落实的行动方案自2025年起实施，故默认2025-01-01",
+                       "the measures apply from their publication, whose date could not be documented here; the "
+                       "action plan they implement starts in 2025, hence 2025-01-01 by default")
+OPC_RULE_CITATION = ("附则(7)“5人以下”；《民法典》第一千二百五十九条：民法所称的“以上”、“以下”、“以内”、“届满”，包括本数",
+                     "附则(7) says 5人以下; Civil Code art. 1259: 以上, 以下, 以内 and 届满 include the number itself")
 
 CATEGORIES: dict[str, str] = {
     "ai_tech": "AI技术服务 AI technology services",
@@ -42,11 +56,17 @@ WORK_TYPES: dict[str, str] = {
 }
 SOURCE_KINDS: dict[str, str] = {
     "web_literature": "网络文学 web literature",
-    "other": "其他 other",
+    "literature": "文学作品（小说、散文等） literary work",
+    "script": "原创剧本 original screenplay",
+    "comic": "漫画 comic",
+    "game": "游戏 game",
+    "other_ip": "其他原创IP other original IP",
+    "other": "其他（非原创作品或IP） other (not an original work or IP)",
     "": "未填写 not set",
 }
+ORIGINAL_SOURCE_KINDS = ("web_literature", "literature", "script", "comic", "game", "other_ip")
 
-MONEY_KEYS = ("m5_cap", "m5_opc_cap", "m6_cap")  # kept in fen, written in yuan
+MONEY_KEYS = ("m5_cap", "m5_opc_cap", "m6_cap", "plausible_max")  # kept in fen, written in yuan
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "basis": ("ex_tax", "tax_inclusive"),
@@ -56,6 +76,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "related_party": ("exclude", "include_flagged"),
     "unpaid": ("exclude", "include_flagged"),
     "exclusive_per": ("project", "document"),
+    "m5_opc_rule": ("opc", "general"),
 }
 
 # key -> (Chinese, English) description printed on every report
@@ -71,19 +92,25 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "m5_opc_cap": ("措施5一人公司上限", "measure 5 cap for an OPC"),
     "m5_cap_scope": ("措施5上限范围：window=整个政策期合计，year=每年", "measure 5 cap applies over: window = "
                      "the whole policy window (the text says 'per company', no year), year = each year"),
-    "opc_headcount_below": ("员工人数少于此数即为一人公司(OPC)", "a company with fewer staff than this is an OPC"),
+    "opc_headcount_max": ("员工人数不超过此数（含本数）即为一人公司(OPC)；依据：" + OPC_RULE_CITATION[0],
+                          "a company with at most this many staff is an OPC; why: " + OPC_RULE_CITATION[1]),
+    "m5_opc_rule": ("一人公司按哪条规则申报：opc=一人公司规则（默认），general=一般规则；报告同时列出两者",
+                    "which rule an OPC claims: opc = the OPC rule (default), general = the general rule; reports "
+                    "show both figures"),
     "m5_categories": ("措施5计入的费用类别", "expense categories counted by measure 5"),
     "m6_rate": ("措施6比例", "measure 6 rate"),
     "m6_cap": ("措施6上限（每家转化主体每年）", "measure 6 cap per converter per year"),
     "m6_yizhuang_bonus": ("亦庄主题作品加成", "bonus for works on Yizhuang themes"),
-    "m6_bonus_mode": ("加成口径：rate_multiplied=比例×(1+加成)即36%，上限不变；rate_points=比例+加成即50%，"
-                      "上限不变；cap_raised=比例×(1+加成)且上限×(1+加成)",
+    "m6_bonus_mode": ("加成口径：rate_multiplied=比例×(1+加成)即36%，上限不变；rate_points=比例+加成即50%，上限不变"
+                      "（cap_raised 提高全公司上限，已拒绝）",
                       "how the bonus applies: rate_multiplied = rate x (1 + bonus) = 36 %, same cap; "
-                      "rate_points = rate + bonus = 50 %, same cap; cap_raised = 36 % and the cap x (1 + bonus)"),
+                      "rate_points = rate + bonus = 50 %, same cap (cap_raised, which raised the whole company's "
+                      "cap, is refused)"),
     "m6_categories": ("措施6计入的费用类别", "expense categories counted by measure 6"),
     "m6_work_types": ("措施6适用的作品类型", "work types measure 6 covers"),
-    "m6_source_kinds": ("措施6要求的IP来源", "source IP kinds measure 6 covers"),
-    "window_start": ("政策期开始日（空=不限）", "policy window start (empty = not limited)"),
+    "m6_source_kinds": ("措施6适用的IP来源：原创文学作品或IP", "source kinds measure 6 covers: original literary works "
+                        "or IP"),
+    "window_start": ("政策期开始日；" + WINDOW_START_REASON[0], "policy window start; " + WINDOW_START_REASON[1]),
     "window_end": ("政策期结束日", "policy window end"),
     "related_party": ("关联方供应商发票：exclude=不计入（保守默认），include_flagged=计入并标注",
                       "invoices from related-party vendors: exclude (conservative default) or "
@@ -92,10 +119,22 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
                "include_flagged=计入并标注",
                "invoices with no recorded payment: exclude (claims need proof of payment; partly paid "
                "invoices count pro rata) or include_flagged"),
-    "exclusive_per": ("从优不重复的范围：project=一个项目只能按一项措施申报，document=仅同一单据不得重复申报",
-                      "'the better one, never both': project = a project is claimed under one measure only, "
-                      "document = only a document may not sit in two active claims"),
+    "exclusive_per": ("从优不重复：一个项目只能按一项措施申报（project）",
+                      "'the better one, never both': a project is claimed under one measure only (project)"),
+    "plausible_max": ("单张单据金额超过此数需确认（--confirm）", "a document amount above this needs --confirm"),
 }
+
+# rule -> (key, refused value, why) for settings the policy text does not allow
+_REFUSED: tuple[tuple[str, str, str], ...] = (
+    ("exclusive_per", "document",
+     "从优不重复：同一项目符合措施5和措施6时只能择优享受一项，document 会让同一项目分别按两项措施申报 "
+     "(a project that fits both measures gets the better one, never both; 'document' would let one project "
+     "be claimed under both)"),
+    ("m6_bonus_mode", "cap_raised",
+     "亦庄主题加成只适用于以亦庄为主题的作品本身：cap_raised 会提高全公司的年度上限，让其他项目也分享加成 "
+     "(the Yizhuang bonus belongs to the themed work; 'cap_raised' raises the whole company's cap for its other "
+     "projects too)"),
+)
 
 
 def _tuple(value: Any, field: str, allowed: dict[str, str] | None = None) -> tuple[str, ...]:
@@ -119,7 +158,8 @@ class PolicySettings:
     m5_opc_rate: Decimal = Decimal("0.50")
     m5_opc_cap: int = 50_000_000
     m5_cap_scope: str = "window"
-    opc_headcount_below: int = 5
+    opc_headcount_max: int = 5
+    m5_opc_rule: str = "opc"
     m5_categories: tuple[str, ...] = ("ai_tech",)
     m6_rate: Decimal = Decimal("0.30")
     m6_cap: int = 100_000_000
@@ -127,12 +167,13 @@ class PolicySettings:
     m6_bonus_mode: str = "rate_multiplied"
     m6_categories: tuple[str, ...] = ("ip_rights", "scene", "shooting", "set_equipment")
     m6_work_types: tuple[str, ...] = ("film", "series", "animation", "micro_drama")
-    m6_source_kinds: tuple[str, ...] = ("web_literature",)
-    window_start: str = ""
+    m6_source_kinds: tuple[str, ...] = ORIGINAL_SOURCE_KINDS
+    window_start: str = POLICY_WINDOW_START
     window_end: str = POLICY_WINDOW_END
     related_party: str = "exclude"
     unpaid: str = "exclude"
     exclusive_per: str = "project"
+    plausible_max: int = 1_000_000_000  # ¥10,000,000 per document
 
     # --- parsing ----------------------------------------------------------------------------
     @staticmethod
@@ -154,13 +195,13 @@ class PolicySettings:
             return parse_rate(text, field)
         if key in MONEY_KEYS:
             return parse_yuan(text, field)  # written in yuan, kept in fen
-        if key == "opc_headcount_below":
+        if key == "opc_headcount_max":
             try:
                 number = int(text)
             except ValueError as e:
                 raise FieldError(field, value, "must be a whole number") from e
-            if number < 1:
-                raise FieldError(field, value, "must be at least 1")
+            if number < 0:
+                raise FieldError(field, value, "must not be negative")
             return number
         if key in ("m5_categories", "m6_categories"):
             return _tuple(text, field, CATEGORIES)
@@ -177,6 +218,10 @@ class PolicySettings:
         raise FieldError(field, value, "cannot be parsed")  # pragma: no cover - every key handled above
 
     def with_values(self, values: dict[str, str]) -> PolicySettings:
+        values = dict(values)
+        if "opc_headcount_below" in values:  # older ledgers: "fewer than N" is "at most N - 1"
+            below = values.pop("opc_headcount_below")
+            values.setdefault("opc_headcount_max", str(int(below) - 1))
         parsed = {k: self.parse_value(k, v) for k, v in values.items()}
         result = dataclasses.replace(self, **parsed)
         result.check()
@@ -186,6 +231,18 @@ class PolicySettings:
         if self.window_start and self.window_start > self.window_end:
             raise FieldError("setting window_start", self.window_start, f"is after window_end {self.window_end}")
         parse_decimal(self.m5_rate, "setting m5_rate")
+
+    def check_policy(self) -> None:
+        """Refuse settings the policy text does not allow, naming the rule they break. Run when a
+        setting is changed and before a claim is computed; recorded claims are history and keep
+        what they were computed with."""
+        for key, value, why in _REFUSED:
+            if getattr(self, key) == value:
+                raise PolicyError(f"setting {key} = {value} is refused: {why}",
+                                  hint=f"keep {key} = {getattr(PolicySettings(), key)}")
+        if not self.window_start:
+            raise PolicyError("setting window_start must not be empty: the measures apply from their publication, "
+                              "not before", hint=f"the default is {POLICY_WINDOW_START} ({WINDOW_START_REASON[1]})")
 
     # --- presentation -----------------------------------------------------------------------
     def text_value(self, key: str) -> str:
@@ -230,4 +287,5 @@ class PolicySettings:
         return text <= self.window_end
 
     def is_opc(self, headcount: int) -> bool:
-        return headcount < self.opc_headcount_below
+        """附则(7) 5人以下: at most ``opc_headcount_max`` staff (以下 includes the number)."""
+        return headcount <= self.opc_headcount_max

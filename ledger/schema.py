@@ -12,7 +12,7 @@ and a single head hash, printed on every export, vouches for the whole ledger at
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 adds headcounts and releases (a version-1 ledger gains them when opened)
 GENESIS = "0" * 64
 
 _HEAD = (("id", "INTEGER PRIMARY KEY"), ("seq", "INTEGER NOT NULL UNIQUE"), ("created_at", "TEXT NOT NULL"))
@@ -43,6 +43,14 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
         ("source_ip", "TEXT NOT NULL"),
         ("source_kind", "TEXT NOT NULL"),
         ("yizhuang", "INTEGER NOT NULL CHECK (yizhuang IN (0, 1))"),
+        ("note", "TEXT NOT NULL"),
+    ), ()),
+    "headcounts": ((  # staff per year, with the date and kind of evidence; year NULL = no year given
+        ("company_id", "INTEGER NOT NULL REFERENCES companies(id)"),
+        ("year", "INTEGER"),
+        ("headcount", "INTEGER NOT NULL CHECK (headcount >= 0)"),
+        ("evidence_date", "TEXT NOT NULL"),
+        ("evidence", "TEXT NOT NULL"),
         ("note", "TEXT NOT NULL"),
     ), ()),
     "files": ((
@@ -111,6 +119,14 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
         ("reverses", "INTEGER REFERENCES payments(id)"),
         ("reason", "TEXT NOT NULL"),
     ), ("CHECK ((reverses IS NULL AND amount_fen > 0) OR (reverses IS NOT NULL AND amount_fen < 0))",)),
+    "releases": ((  # a project's work released (上线播出): platform, date, licence/备案 number
+        ("project_id", "INTEGER NOT NULL REFERENCES projects(id)"),
+        ("platform", "TEXT NOT NULL"),
+        ("release_date", "TEXT NOT NULL"),
+        ("licence_no", "TEXT NOT NULL"),
+        ("file_id", "INTEGER REFERENCES files(id)"),
+        ("note", "TEXT NOT NULL"),
+    ), ()),
     "usage_events": ((
         ("company_id", "INTEGER NOT NULL REFERENCES companies(id)"),
         ("project_id", "INTEGER REFERENCES projects(id)"),
@@ -215,6 +231,14 @@ def trigger_names(table: str) -> tuple[str, str]:
     return f"{table}_append_only_update", f"{table}_append_only_delete"
 
 
+def trigger_sql(table: str) -> dict[str, str]:
+    """The append-only triggers of ``table``: name -> the exact SQL SQLite keeps for it."""
+    upd, dele = trigger_names(table)
+    msg = f"{table} is append-only (账簿只可追加): record a reversal or a new version instead"
+    return {upd: f"CREATE TRIGGER {upd} BEFORE UPDATE ON {table} BEGIN SELECT RAISE(ABORT, '{msg}'); END",
+            dele: f"CREATE TRIGGER {dele} BEFORE DELETE ON {table} BEGIN SELECT RAISE(ABORT, '{msg}'); END"}
+
+
 def ddl() -> str:
     parts = [
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
@@ -223,12 +247,8 @@ def ddl() -> str:
         cols = [f"{c} {t}" for c, t in (*_HEAD, *body, *_TAIL)]
         cols.extend(constraints)
         parts.append(f"CREATE TABLE IF NOT EXISTS {table} (\n    " + ",\n    ".join(cols) + "\n) STRICT;")
-        upd, dele = trigger_names(table)
-        msg = f"{table} is append-only (账簿只可追加): record a reversal or a new version instead"
-        parts.append(f"CREATE TRIGGER IF NOT EXISTS {upd} BEFORE UPDATE ON {table} "
-                     f"BEGIN SELECT RAISE(ABORT, '{msg}'); END;")
-        parts.append(f"CREATE TRIGGER IF NOT EXISTS {dele} BEFORE DELETE ON {table} "
-                     f"BEGIN SELECT RAISE(ABORT, '{msg}'); END;")
+        for sql in trigger_sql(table).values():
+            parts.append(sql.replace("CREATE TRIGGER ", "CREATE TRIGGER IF NOT EXISTS ", 1) + ";")
     parts += [
         "CREATE INDEX IF NOT EXISTS invoices_number ON invoices(number, code);",
         "CREATE INDEX IF NOT EXISTS invoices_date ON invoices(company_id, issue_date);",

@@ -16,14 +16,14 @@ import random
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ledger import schema
-from ledger.chain import ChainHead, VerifyReport, current_head, values_hash, verify
+from ledger.chain import ChainHead, current_head, values_hash
 from ledger.errors import LedgerError
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class Writer:
         self.at = now_utc()
         self._next_id: dict[str, int] = {}
         self.actor = actor()
+        self.checkpoint_reasons: list[str] = []  # a signed checkpoint is written after the commit
 
     def _take_id(self, table: str) -> int:
         if table not in self._next_id:
@@ -159,6 +160,8 @@ class Store:
         self.conn.execute("PRAGMA synchronous = FULL")
         self.conn.execute("PRAGMA foreign_keys = ON")
         self._writer: Writer | None = None
+        # called after a commit whose writer asked for a checkpoint (set by ledger.api.Ledger)
+        self.on_checkpoint: Callable[[list[str]], object] | None = None
         self._init_schema()
 
     def _init_schema(self) -> None:
@@ -179,10 +182,34 @@ class Store:
                 self.conn.execute("ROLLBACK")
                 raise
         version = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is not None and int(version[0]) == 1:
+            self._migrate_from_1()
+            version = (str(schema.SCHEMA_VERSION),)
         if version is None or int(version[0]) != schema.SCHEMA_VERSION:
             raise LedgerError(f"ledger {str(self.path)!r} has schema version {version and version[0]}, "
                               f"this ReelForge reads version {schema.SCHEMA_VERSION}",
                               hint="use the ReelForge version that wrote it")
+
+    def _migrate_from_1(self) -> None:
+        """Version 2 only adds tables (headcounts, releases): the rows and hashes of version 1 stay."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in schema.ddl().split(";\n"):
+                if statement.strip():
+                    self.conn.execute(statement)
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(schema.SCHEMA_VERSION),))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        log.info("ledger %s upgraded to schema version %d", self.path, schema.SCHEMA_VERSION)
+
+    def ledger_id(self) -> str:
+        return self.meta("ledger_id")
+
+    def meta(self, key: str) -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else ""
 
     def close(self) -> None:
         self.conn.close()
@@ -207,6 +234,8 @@ class Store:
             raise
         finally:
             self._writer = None
+        if writer.checkpoint_reasons and self.on_checkpoint is not None:
+            self.on_checkpoint(writer.checkpoint_reasons)
 
     def _begin_immediate(self) -> None:
         """Take the write lock. SQLite's own busy handler backs off to 100 ms sleeps, so a writer
@@ -230,6 +259,9 @@ class Store:
         finally:
             self.conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
 
+    def in_write(self) -> bool:
+        return self._writer is not None
+
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot for several queries (joins a write transaction if one is open)."""
@@ -247,9 +279,6 @@ class Store:
             return ChainHead(self._writer.seq, self._writer.hash)
         return current_head(self.conn)
 
-    def verify(self, expect_head: str = "") -> VerifyReport:
-        with self.read() as conn:
-            return verify(conn, self.archive_dir, expect_head=expect_head)
 
     def query(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql, args)

@@ -26,69 +26,63 @@ from ledger import (
     PolicySettings,
     PriceBook,
     PriceEntry,
+    schema,
 )
 from ledger.cli import main as cli_main
+from ledger.csvimport import import_invoices, import_payments
+from ledger.export import export_claim_package
 from ledger.money import micro_to_fen, parse_rate, parse_yuan, to_capital
 from ledger.pricebook import load_price_toml
 from ledger.validate import (
-    org_code_check_char,
     parse_date,
     uscc_check_char,
     validate_invoice_id,
     validate_uscc,
 )
+from tests.support.ledger import (
+    USCC_DEEPSEEK,
+    USCC_OTHER,
+    USCC_RELATED,
+    USCC_RENTAL,
+    USCC_STUDIO,
+    have_cjk_font,
+    make_uscc,
+    n20,
+    paid_invoice,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# Real-world codes whose two check characters are known to be right (the first is the worked
-# example of GB 32100-2015); they anchor the validator independently of its own arithmetic.
-USCC_STUDIO = "91350100M000100Y43"
-USCC_DEEPSEEK = "91330100716105852F"
-USCC_RENTAL = "91110108551385082Q"
-
-
-def make_uscc(body16: str) -> str:
-    """A valid code from 16 characters (registration + type + region + organisation body)."""
-    first17 = body16 + org_code_check_char(body16[8:16])
-    return first17 + uscc_check_char(first17)
-
-
-USCC_RELATED = make_uscc("9111010512345678")
-USCC_OTHER = make_uscc("91110302MA01ABCD")
-
-
-def n20(year: int, seq: int) -> str:
-    """A well-formed 数电票 number: year, region 11 (Beijing), channel 1, 15-digit sequence."""
-    return f"{year % 100:02d}111{seq:015d}"
-
-
-def have_cjk_font() -> bool:
-    """The PDF needs a TrueType CJK font (Debian fonts-wqy-microhei); without one, export fails
-    clearly and the tests that export skip that step."""
-    from ledger.fonts import cjk_font_available
-
-    return cjk_font_available()
 
 
 @pytest.fixture()
 def lg(tmp_path: Path) -> Ledger:
     ledger = Ledger(tmp_path / "studio.sqlite")
-    ledger.add_company("影锻文化传媒有限公司", USCC_STUDIO, 10)
-    ledger.add_vendor("深度求索", USCC_DEEPSEEK, aliases=["deepseek"])
-    ledger.add_vendor("影棚租赁公司", USCC_RENTAL)
-    ledger.add_vendor("关联方工作室", USCC_RELATED, related_party=True)
-    ledger.add_project("逆袭之路", work_type="micro_drama", source_ip="某网络小说", source_kind="web_literature")
-    ledger.add_project("亦庄星光", work_type="series", source_ip="亦庄网文", source_kind="web_literature",
+    ledger.master.add_company("影锻文化传媒有限公司", USCC_STUDIO, 10)
+    ledger.master.add_vendor("深度求索", USCC_DEEPSEEK, aliases=["deepseek"])
+    ledger.master.add_vendor("影棚租赁公司", USCC_RENTAL)
+    ledger.master.add_vendor("关联方工作室", USCC_RELATED, related_party=True)
+    ledger.master.add_project("逆袭之路", work_type="micro_drama", source_ip="某网络小说", source_kind="web_literature")
+    ledger.master.add_project("亦庄星光", work_type="series", source_ip="亦庄网文", source_kind="web_literature",
                        yizhuang=True)
-    ledger.add_project("宣传片", work_type="other")
+    ledger.master.add_project("宣传片", work_type="other")
     yield ledger
     ledger.close()
 
 
-def paid_invoice(lg: Ledger, vendor: str, number: str, day: str, ex: str, tax: str, total: str,
-                 **kw: object) -> None:
-    lg.add_invoice(vendor, number, day, ex, tax, total, **kw)  # type: ignore[arg-type]
-    lg.add_payment(number, day, total, bank_ref=f"BANK-{number[-6:]}")
+def m6_ready(ledger: Ledger, *names: str) -> None:
+    """Measure 6 needs each project's release and the AI usage that converted the work."""
+    for name in names:
+        ledger.master.add_release(name, platform="红果短剧", release_date="2025-02-01",
+                                  licence_no="（网微剧）备字（2025）第00001号")
+        pid = ledger.master.project(name).id
+        ledger.usage.add_rows([{
+            "project_id": pid, "source": "test", "run_id": f"ai-conversion-{pid}", "event_id": "e1",
+            "event_at": "2025-01-20T00:00:00+00:00", "event_date": "2025-01-20", "stage": "synth",
+            "engine": "diffusers", "model": "sd-turbo", "device": "cuda", "vendor": "", "unit": "gpu_second",
+            "quantity": "1", "seconds": "1", "tokens_in": 0, "tokens_out": 0, "tokens_cached": 0, "licence": "",
+            "detail": "{}", "price_id": None, "unit_price": None, "price_per": None, "price_example": 0,
+            "amount_micro": None}])
+
 
 
 # --- money ------------------------------------------------------------------------------------
@@ -178,28 +172,28 @@ def test_add_invoice_refuses_malformed_input_naming_the_field(lg: Ledger) -> Non
     ]
     for change, pattern in cases:
         with pytest.raises(FieldError, match=pattern):
-            lg.add_invoice(**{**ok, **change})  # type: ignore[arg-type]
+            lg.documents.add_invoice(**{**ok, **change})  # type: ignore[arg-type]
     with pytest.raises(FieldError, match=r"uscc"):
-        lg.add_vendor("坏供应商", "91350100M000100Y44")
+        lg.master.add_vendor("坏供应商", "91350100M000100Y44")
     with pytest.raises(FieldError, match=r"headcount"):
-        lg.add_company("坏公司", USCC_OTHER, "five")  # type: ignore[arg-type]
-    assert lg.invoices() == []
+        lg.master.add_company("坏公司", USCC_OTHER, "five")  # type: ignore[arg-type]
+    assert lg.documents.invoices() == []
     assert lg.verify().ok
 
 
 def test_duplicates_refused_and_void_allows_reentry(lg: Ledger) -> None:
-    lg.add_invoice("深度求索", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00")
+    lg.documents.add_invoice("深度求索", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00")
     with pytest.raises(DuplicateError, match="already in the ledger"):
-        lg.add_invoice("影棚租赁公司", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00")
-    lg.add_invoice("深度求索", "12345678", "2025-03-01", "10.00", "0.60", "10.60", code="1100251130")
+        lg.documents.add_invoice("影棚租赁公司", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00")
+    lg.documents.add_invoice("深度求索", "12345678", "2025-03-01", "10.00", "0.60", "10.60", code="1100251130")
     with pytest.raises(DuplicateError):
-        lg.add_invoice("深度求索", "12345678", "2025-03-02", "10.00", "0.60", "10.60", code="1100251130")
+        lg.documents.add_invoice("深度求索", "12345678", "2025-03-02", "10.00", "0.60", "10.60", code="1100251130")
     with pytest.raises(DuplicateError):
-        lg.add_vendor("同一家", USCC_DEEPSEEK)
-    lg.void_invoice(n20(2025, 1), reason="录入错误 wrong total")
-    inv = lg.add_invoice("深度求索", n20(2025, 1), "2025-03-01", "200.00", "12.00", "212.00")
+        lg.master.add_vendor("同一家", USCC_DEEPSEEK)
+    lg.documents.void_invoice(n20(2025, 1), reason="录入错误 wrong total")
+    inv = lg.documents.add_invoice("深度求索", n20(2025, 1), "2025-03-01", "200.00", "12.00", "212.00")
     assert inv.total_fen == 21200
-    live = lg.invoices(2025)
+    live = lg.documents.invoices(2025)
     assert sorted(i.total_fen for i in live) == [1060, 21200]
     # the reversal row nets the voided invoice to zero in raw sums
     total = lg.store.conn.execute("SELECT SUM(total_fen) FROM invoices").fetchone()[0]
@@ -208,18 +202,18 @@ def test_duplicates_refused_and_void_allows_reentry(lg: Ledger) -> None:
 
 
 def test_payments_overpay_refused_and_flags(lg: Ledger) -> None:
-    inv = lg.add_invoice("关联方工作室", n20(2025, 2), "2025-04-01", "1000.00", "60.00", "1060.00", tax_rate="6%")
+    inv = lg.documents.add_invoice("关联方工作室", n20(2025, 2), "2025-04-01", "1000.00", "60.00", "1060.00", tax_rate="6%")
     assert any("related-party" in f for f in inv.flags)
-    lg.add_payment(n20(2025, 2), "2025-04-02", "1000.00", "B1")
+    lg.documents.add_payment(n20(2025, 2), "2025-04-02", "1000.00", "B1")
     with pytest.raises(FieldError, match=r"amount \(付款金额\).*overpay"):
-        lg.add_payment(n20(2025, 2), "2025-04-03", "60.01", "B2")
+        lg.documents.add_payment(n20(2025, 2), "2025-04-03", "60.01", "B2")
     with pytest.raises(FieldError, match=r"bank_ref"):
-        lg.add_payment(n20(2025, 2), "2025-04-03", "1.00", "  ")
-    lg.add_payment(n20(2025, 2), "2025-04-03", "60.00", "B2")
-    odd = lg.add_invoice("深度求索", n20(2025, 3), "2025-04-01", "1000.00", "50.00", "1050.00", tax_rate="6%")
+        lg.documents.add_payment(n20(2025, 2), "2025-04-03", "1.00", "  ")
+    lg.documents.add_payment(n20(2025, 2), "2025-04-03", "60.00", "B2")
+    odd = lg.documents.add_invoice("深度求索", n20(2025, 3), "2025-04-01", "1000.00", "50.00", "1050.00", tax_rate="6%")
     assert any("does not match" in f for f in odd.flags)
-    lg.set_setting("window_end", "2025-06-30")
-    late = lg.add_invoice("深度求索", n20(2025, 4), "2025-07-01", "1.00", "0.06", "1.06")
+    lg.master.set_setting("window_end", "2025-06-30")
+    late = lg.documents.add_invoice("深度求索", n20(2025, 4), "2025-07-01", "1.00", "0.06", "1.06")
     assert any("policy window" in f for f in late.flags)
 
 
@@ -268,13 +262,13 @@ def _usage_project(tmp_path: Path, name: str = "逆袭之路") -> Path:
 
 def test_import_usage_is_idempotent_and_priced_exactly(lg: Ledger, tmp_path: Path) -> None:
     folder = _usage_project(tmp_path)
-    r = lg.import_usage(folder)
+    r = lg.usage.import_project(folder)
     assert (r.imported, r.skipped, r.unpriced) == (3, 0, 0)
     assert r.prices_loaded > 0  # the empty ledger loaded the shipped price book
     # deepseek-chat example prices: ¥2/M input, ¥8/M output
     assert r.estimated_micro == 2_469_134 + 800_000
     assert r.example_priced == 2
-    again = lg.import_usage(folder)
+    again = lg.usage.import_project(folder)
     assert (again.imported, again.skipped) == (0, 3)
     rows = lg.store.query("SELECT run_id, event_id, unit_price, price_per, amount_micro FROM usage_events ORDER BY id")
     assert [(x["run_id"], x["event_id"]) for x in rows] == [("run-1", "e1"), ("run-1", "e2"), ("run-1", "e3")]
@@ -283,10 +277,10 @@ def test_import_usage_is_idempotent_and_priced_exactly(lg: Ledger, tmp_path: Pat
         store.add("run-1", [UsageRecord("script", "llm", "input_token", Decimal(10), model="mystery-model",
                                         event_id="e4")])
     with pytest.raises(LedgerError, match="mystery-model"):
-        lg.import_usage(folder)
-    r3 = lg.import_usage(folder, allow_unpriced=True)
+        lg.usage.import_project(folder)
+    r3 = lg.usage.import_project(folder, allow_unpriced=True)
     assert (r3.imported, r3.unpriced, r3.skipped) == (1, 1, 3)
-    recon = lg.reconcile(date.today().year)
+    recon = lg.recon.reconcile(date.today().year)
     ds = [x for x in recon if x.vendor_label == "深度求索"]
     assert ds and sum(x.estimated_micro for x in ds) == 3_269_134
     assert lg.verify().ok
@@ -297,10 +291,10 @@ def test_measure5_rate_rounding_and_year_base(lg: Ledger) -> None:
     paid_invoice(lg, "深度求索", n20(2025, 1), "2025-03-01", "1000.00", "60.00", "1060.00")
     paid_invoice(lg, "深度求索", n20(2025, 2), "2025-05-01", "333.33", "20.00", "353.33")
     paid_invoice(lg, "深度求索", n20(2024, 3), "2024-12-31", "500.00", "30.00", "530.00")  # another year
-    lg.add_invoice("深度求索", n20(2025, 4), "2025-06-01", "700.00", "42.00", "742.00")  # unpaid
+    lg.documents.add_invoice("深度求索", n20(2025, 4), "2025-06-01", "700.00", "42.00", "742.00")  # unpaid
     paid_invoice(lg, "关联方工作室", n20(2025, 5), "2025-06-02", "800.00", "48.00", "848.00")  # related party
     paid_invoice(lg, "影棚租赁公司", n20(2025, 6), "2025-06-03", "900.00", "54.00", "954.00", category="shooting")
-    r = lg.compute_claim(5, 2025)
+    r = lg.claims.compute(5, 2025)
     assert r.base_fen == 133333
     assert r.raw == Decimal("39999.90")
     assert r.claim_fen == 39999  # rounded down to the fen
@@ -308,43 +302,44 @@ def test_measure5_rate_rounding_and_year_base(lg: Ledger) -> None:
     reasons = {e.invoice.number: " ".join(e.reasons) for e in r.excluded}
     assert "no payment" in reasons[n20(2025, 4)] and "related-party" in reasons[n20(2025, 5)]
     assert {v.number for v in r.not_applicable} == {n20(2025, 6)}
-    lg.set_setting("rounding", "half_up")
-    assert lg.compute_claim(5, 2025).claim_fen == 40000
-    lg.set_setting("basis", "tax_inclusive")
-    assert lg.compute_claim(5, 2025).base_fen == 106000 + 35333
-    lg.set_setting("related_party", "include_flagged")
-    lg.set_setting("unpaid", "include_flagged")
-    r2 = lg.compute_claim(5, 2025)
+    lg.master.set_setting("rounding", "half_up")
+    assert lg.claims.compute(5, 2025).claim_fen == 40000
+    lg.master.set_setting("basis", "tax_inclusive")
+    assert lg.claims.compute(5, 2025).base_fen == 106000 + 35333
+    lg.master.set_setting("related_party", "include_flagged")
+    lg.master.set_setting("unpaid", "include_flagged")
+    r2 = lg.claims.compute(5, 2025)
     assert r2.base_fen == 106000 + 35333 + 74200 + 84800
     assert any("related-party" in f for ln in r2.lines for f in ln.flags)
     with pytest.raises(PolicyError, match="2028-12-31"):
-        lg.compute_claim(5, 2029)
+        lg.claims.compute(5, 2029)
 
 
 def test_partial_payment_counts_the_paid_share(lg: Ledger) -> None:
-    lg.add_invoice("深度求索", n20(2025, 1), "2025-03-01", "1000.00", "60.00", "1060.00")
-    lg.add_payment(n20(2025, 1), "2025-03-02", "353.33", "B1")
-    r = lg.compute_claim(5, 2025)
+    lg.documents.add_invoice("深度求索", n20(2025, 1), "2025-03-01", "1000.00", "60.00", "1060.00")
+    lg.documents.add_payment(n20(2025, 1), "2025-03-02", "353.33", "B1")
+    r = lg.claims.compute(5, 2025)
     # 100000 fen x 35333 / 106000 = 33333.01... -> 33333 fen counted
     assert r.base_fen == 33333
     assert "partly paid" in r.lines[0].flags[0]
 
 
 def test_opc_rate_cap_and_cap_over_the_window(lg: Ledger) -> None:
-    lg.update_company(None, headcount=4)
+    lg.master.update_company(None, headcount=4, evidence_date="2025-01-02")  # from 2025 on
     paid_invoice(lg, "深度求索", n20(2025, 1), "2025-03-01", "800000.00", "48000.00", "848000.00")
     paid_invoice(lg, "深度求索", n20(2026, 2), "2026-03-01", "600000.00", "36000.00", "636000.00")
-    r25 = lg.record_claim(5, 2025)
+    r25 = lg.claims.record(5, 2025)
     assert r25.opc and r25.rate == "0.50" and r25.claim_fen == 40_000_000  # ¥400,000
-    r26 = lg.compute_claim(5, 2026)
+    r26 = lg.claims.compute(5, 2026)
     assert r26.rounded_fen == 30_000_000
     assert r26.cap_fen == 50_000_000 and r26.cap_used_fen == 40_000_000 and r26.cap_used_by == [r25.claim_id]
     assert r26.claim_fen == 10_000_000  # what is left of the ¥500,000 OPC cap
-    lg.set_setting("m5_cap_scope", "year")
-    assert lg.compute_claim(5, 2026).claim_fen == 30_000_000
+    lg.master.set_setting("m5_cap_scope", "year")
+    assert lg.claims.compute(5, 2026).claim_fen == 30_000_000
 
 
 def test_measure6_yizhuang_bonus_modes_and_eligibility(lg: Ledger) -> None:
+    m6_ready(lg, "逆袭之路", "亦庄星光")
     paid_invoice(lg, "影棚租赁公司", n20(2025, 1), "2025-03-01", "1000.00", "60.00", "1060.00",
                  category="shooting", project="逆袭之路")
     paid_invoice(lg, "影棚租赁公司", n20(2025, 2), "2025-03-02", "1000.00", "60.00", "1060.00",
@@ -353,53 +348,53 @@ def test_measure6_yizhuang_bonus_modes_and_eligibility(lg: Ledger) -> None:
                  category="scene", project="宣传片")  # not a web-literature conversion
     paid_invoice(lg, "影棚租赁公司", n20(2025, 4), "2025-03-04", "1000.00", "60.00", "1060.00",
                  category="ip_rights")  # no project
-    r = lg.compute_claim(6, 2025)
+    r = lg.claims.compute(6, 2025)
     assert r.base_fen == 200000
     assert r.raw == Decimal("30000.00") + Decimal("36000.00")  # 30 % and 30 % x 1.2
     assert r.rate == "mixed" and [(str(a), b) for a, b in r.rate_breakdown] == [("0.30", 100000), ("0.3600", 100000)]
     why = {e.invoice.number: " ".join(e.reasons) for e in r.excluded}
     assert "work type" in why[n20(2025, 3)] and "no project" in why[n20(2025, 4)]
-    lg.set_setting("m6_bonus_mode", "rate_points")
-    assert lg.compute_claim(6, 2025).raw == Decimal("30000.00") + Decimal("50000.00")
-    assert lg.compute_claim(6, 2025, project="亦庄星光").rate == "0.50"
-    lg.set_setting("m6_bonus_mode", "cap_raised")
+    lg.master.set_setting("m6_bonus_mode", "rate_points")
+    assert lg.claims.compute(6, 2025).raw == Decimal("30000.00") + Decimal("50000.00")
+    assert lg.claims.compute(6, 2025, project="亦庄星光").rate == "0.50"
+    with pytest.raises(PolicyError, match="亦庄"):  # the bonus must not raise the whole company's cap
+        lg.master.set_setting("m6_bonus_mode", "cap_raised")
     paid_invoice(lg, "影棚租赁公司", n20(2025, 9), "2025-04-01", "5000000.00", "300000.00", "5300000.00",
                  category="shooting", project="亦庄星光")
-    big = lg.compute_claim(6, 2025)
-    assert big.cap_fen == 120_000_000 and big.claim_fen == 120_000_000
-    lg.set_setting("m6_bonus_mode", "rate_multiplied")
-    assert lg.compute_claim(6, 2025).claim_fen == 100_000_000  # ¥1,000,000 per converter per year
+    lg.master.set_setting("m6_bonus_mode", "rate_multiplied")
+    assert lg.claims.compute(6, 2025).claim_fen == 100_000_000  # ¥1,000,000 per converter per year
 
 
 def test_no_document_in_two_active_claims_and_the_better_measure(lg: Ledger) -> None:
+    m6_ready(lg, "逆袭之路")
     paid_invoice(lg, "深度求索", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00", project="逆袭之路")
     paid_invoice(lg, "影棚租赁公司", n20(2025, 2), "2025-04-01", "1000.00", "60.00", "1060.00",
                  category="shooting", project="逆袭之路")
     paid_invoice(lg, "深度求索", n20(2025, 3), "2025-05-01", "2000.00", "120.00", "2120.00")
-    plan = lg.plan_best(2025)
+    plan = lg.claims.plan_best(2025)
     # 逆袭之路 fits both measures: measure 6 (1000 x 30 % = 300) beats measure 5 (100 x 30 % = 30)
     assert plan.total_fen == 60000 + 30000
     assert {c.measure: c.claim_fen for c in plan.claims} == {5: 60000, 6: 30000}
-    single = lg.compute_claim(5, 2025, project="逆袭之路")
+    single = lg.claims.compute(5, 2025, project="逆袭之路")
     assert single.comparison and single.comparison["recommended_measure"] == 6
-    recorded = lg.record_plan(plan)
+    recorded = lg.claims.record_plan(plan)
     assert [c.status for c in recorded] == ["recorded", "recorded"]
     m5 = next(c for c in recorded if c.measure == 5)
     m6 = next(c for c in recorded if c.measure == 6)
     with pytest.raises(ClaimConflictError, match="already active"):
-        lg.record_claim(5, 2025)
+        lg.claims.record(5, 2025)
     # the project is held by the measure 6 claim: never both (从优不重复)
     with pytest.raises(ClaimConflictError, match="never sits in two active claims"):
-        lg.record_claim(5, 2025, project="逆袭之路")
+        lg.claims.record(5, 2025, project="逆袭之路")
     lines = lg.store.query("SELECT invoice_id, COUNT(*) AS n FROM claim_lines GROUP BY invoice_id")
     assert all(x["n"] == 1 for x in lines)
     with pytest.raises(ClaimConflictError, match="withdraw"):
-        lg.void_invoice(n20(2025, 3), reason="test")
-    lg.withdraw_claim(m6.claim_id, reason="按措施5重新申报")  # type: ignore[arg-type]
-    lg.withdraw_claim(m5.claim_id, reason="重新申报")  # type: ignore[arg-type]
-    again = lg.record_claim(5, 2025)
+        lg.documents.void_invoice(n20(2025, 3), reason="test")
+    lg.claims.withdraw(m6.claim_id, reason="按措施5重新申报")  # type: ignore[arg-type]
+    lg.claims.withdraw(m5.claim_id, reason="重新申报")  # type: ignore[arg-type]
+    again = lg.claims.record(5, 2025)
     assert again.claim_fen == 63000
-    assert [c.active for c in lg.claims(2025)] == [False, False, True]
+    assert [c.active for c in lg.claims.recorded(2025)] == [False, False, True]
     assert lg.verify().ok
 
 
@@ -412,7 +407,7 @@ def _copy(src: Path, dest: Path) -> Path:
 def test_append_only_triggers_and_tamper_detection(lg: Ledger, tmp_path: Path) -> None:
     paid_invoice(lg, "深度求索", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00")
     paid_invoice(lg, "深度求索", n20(2025, 2), "2025-03-02", "200.00", "12.00", "212.00")
-    lg.set_setting("rounding", "half_up")
+    lg.master.set_setting("rounding", "half_up")
     report = lg.verify()
     assert report.ok and report.rows > 10
     head = report.head.hash
@@ -434,22 +429,20 @@ def test_append_only_triggers_and_tamper_detection(lg: Ledger, tmp_path: Path) -
     assert first is not None and (first.table, first.id) == ("invoices", None)  # the missing trigger comes first
     content = [p for p in bad.problems if p.table == "invoices" and p.id == 1]
     assert content and "edited outside the ledger" in content[0].what
-    assert lg.compute_claim(5, 2025).base_fen == 29000  # the edit is real; verify is what catches it
+    assert lg.claims.compute(5, 2025).base_fen == 29000  # the edit is real; verify is what catches it
 
     # 2. a row deleted from the middle, with the trigger out of the way
     lg2 = Ledger(_copy(backup, tmp_path / "case2.sqlite"))
     raw2 = sqlite3.connect(lg2.path)
     raw2.execute("DROP TRIGGER payments_append_only_delete")
     raw2.execute("DELETE FROM payments WHERE id = 1")
-    raw2.execute("CREATE TRIGGER payments_append_only_delete BEFORE DELETE ON payments "
-                 "BEGIN SELECT RAISE(ABORT, 'x'); END")
+    raw2.execute(schema.trigger_sql("payments")["payments_append_only_delete"])  # put back exactly as it was
     raw2.commit()
     gap = lg2.verify()
     assert not gap.ok and "missing" in gap.first_broken.what  # type: ignore[union-attr]
 
     # 3. a row edited and its own hash recomputed: the next link no longer joins
     lg3 = Ledger(_copy(backup, tmp_path / "case3.sqlite"))
-    from ledger import schema
     from ledger.chain import row_hash
 
     raw3 = sqlite3.connect(lg3.path)
@@ -461,8 +454,7 @@ def test_append_only_triggers_and_tamper_detection(lg: Ledger, tmp_path: Path) -
     raw3.execute("DROP TRIGGER invoices_append_only_update")
     raw3.execute("UPDATE invoices SET ex_tax_fen = 100, tax_fen = 6, total_fen = 106, row_hash = ? WHERE id = 2",
                  (row_hash(row["prev_hash"], "invoices", content3),))
-    raw3.execute("CREATE TRIGGER invoices_append_only_update BEFORE UPDATE ON invoices "
-                 "BEGIN SELECT RAISE(ABORT, 'x'); END")
+    raw3.execute(schema.trigger_sql("invoices")["invoices_append_only_update"])
     raw3.commit()
     relinked = lg3.verify()
     assert not relinked.ok
@@ -477,8 +469,7 @@ def test_append_only_triggers_and_tamper_detection(lg: Ledger, tmp_path: Path) -
     for table in ("settings", "audit_log"):  # the setting and its audit entry are the newest rows
         raw4.execute(f"DROP TRIGGER {table}_append_only_delete")
         raw4.execute(f"DELETE FROM {table} WHERE seq >= ?", (cut_from,))
-        raw4.execute(f"CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table} "
-                     "BEGIN SELECT RAISE(ABORT, 'x'); END")
+        raw4.execute(schema.trigger_sql(table)[f"{table}_append_only_delete"])
     raw4.commit()
     assert lg4.verify().ok  # a clean cut of the newest rows is consistent on its own ...
     cut = lg4.verify(expect_head=head)
@@ -488,8 +479,8 @@ def test_append_only_triggers_and_tamper_detection(lg: Ledger, tmp_path: Path) -
 def test_archived_file_tampering_is_detected(lg: Ledger, tmp_path: Path) -> None:
     doc = tmp_path / "fapiao.pdf"
     doc.write_bytes(b"%PDF-1.4 invoice")
-    lg.add_invoice("深度求索", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00", file=doc)
-    f = lg.file(1)
+    lg.documents.add_invoice("深度求索", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00", file=doc)
+    f = lg.documents.file(1)
     stored = lg.archive_dir / f.stored_name
     assert stored.read_bytes() == doc.read_bytes() and f.sha256 == hashlib.sha256(doc.read_bytes()).hexdigest()
     assert lg.verify().files_checked == 1
@@ -512,20 +503,20 @@ def test_export_totals_match_the_ledger(lg: Ledger, tmp_path: Path) -> None:
     for i, (ex, tax, total) in enumerate(amounts, 1):
         f = docs / f"inv{i}.pdf"
         f.write_bytes(f"invoice {i}".encode())
-        lg.add_invoice("深度求索", n20(2025, i), f"2025-0{i}-10", ex, tax, total, file=f, project="逆袭之路")
+        lg.documents.add_invoice("深度求索", n20(2025, i), f"2025-0{i}-10", ex, tax, total, file=f, project="逆袭之路")
         receipt = docs / f"bank{i}.pdf"
         receipt.write_bytes(f"receipt {i}".encode())
-        lg.add_payment(n20(2025, i), f"2025-0{i}-11", total, f"BANK{i:04d}", file=receipt)
-    lg.add_invoice("深度求索", n20(2025, 9), "2025-09-09", "10.00", "0.60", "10.60")  # unpaid: excluded
+        lg.documents.add_payment(n20(2025, i), f"2025-0{i}-11", total, f"BANK{i:04d}", file=receipt)
+    lg.documents.add_invoice("深度求索", n20(2025, 9), "2025-09-09", "10.00", "0.60", "10.60")  # unpaid: excluded
     folder = _usage_project(tmp_path)
     src = sqlite3.connect(folder / "usage.sqlite")  # the project's own file: date its events in 2025
     src.execute("UPDATE usage_events SET created_at = '2025-06-30T17:00:00.000+00:00'")  # 2025-07-01 in China
     src.commit()
     src.close()
-    lg.import_usage(folder)
-    recorded = lg.record_claim(5, 2025)
+    lg.usage.import_project(folder)
+    recorded = lg.claims.record(5, 2025)
     out = tmp_path / "export"
-    result = lg.export(2025, out, measure="5")
+    result = export_claim_package(lg, 2025, out, measure="5")
     head = result.chain_head
     assert result.claims[0].claim_id == recorded.claim_id
 
@@ -673,31 +664,31 @@ def test_csv_imports_are_all_or_nothing(lg: Ledger, tmp_path: Path) -> None:
     # rename the first column to the English key the importer also accepts
     text = good.read_text(encoding="utf-8-sig").replace("供应商名称", "vendor", 1)
     good.write_text(text, encoding="utf-8-sig")
-    assert lg.import_invoices_csv(good) == 2
+    assert import_invoices(lg, good) == 2
     bad = tmp_path / "bad.csv"
     bad.write_text("vendor,number,date,ex_tax,tax,total\n"
                    f"深度求索,{n20(2025, 3)},2025-03-01,100.00,6.00,106.00\n"
                    f"深度求索,{n20(2025, 4)},2025-03-01,100.00,6.00,999.00\n", encoding="utf-8")
     with pytest.raises(FieldError, match=r"bad.csv row 3: total"):
-        lg.import_invoices_csv(bad)
-    assert len(lg.invoices()) == 2  # the good first row of the bad file is not in either
+        import_invoices(lg, bad)
+    assert len(lg.documents.invoices()) == 2  # the good first row of the bad file is not in either
     pays = tmp_path / "pay.csv"
     pays.write_text("发票号码,付款日期,付款金额,银行流水号\n"
                     f"{n20(2025, 1)},2025-03-05,106.00,B1\n", encoding="gb18030")
-    assert lg.import_payments_csv(pays) == 1
+    assert import_payments(lg, pays) == 1
     assert lg.verify().ok
 
 
 def test_settings_are_recorded_and_validated(lg: Ledger) -> None:
-    assert lg.settings() == PolicySettings()
-    lg.set_setting("m5_rate", "25%")
-    lg.set_setting("m6_cap", "800000")
-    s = lg.settings()
+    assert lg.master.settings() == PolicySettings()
+    lg.master.set_setting("m5_rate", "25%")
+    lg.master.set_setting("m6_cap", "800000")
+    s = lg.master.settings()
     assert s.m5_rate == Decimal("0.25") and s.m6_cap == 80_000_000
     with pytest.raises(FieldError, match="setting m6_bonus_mode"):
-        lg.set_setting("m6_bonus_mode", "double")
+        lg.master.set_setting("m6_bonus_mode", "double")
     with pytest.raises(FieldError, match="setting"):
-        lg.set_setting("no_such_key", "1")
+        lg.master.set_setting("no_such_key", "1")
     keys = [k for k, *_ in s.describe()]
     assert keys == list(PolicySettings.keys())
     assert lg.audit(1)[0]["action"] == "settings.set"
@@ -722,7 +713,7 @@ def test_register_mounts_the_ledger_subcommand(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_china_dates_and_reconciliation_rows(lg: Ledger) -> None:
-    from ledger.api import _china_day
+    from ledger.services.usage import china_day as _china_day
 
     cache: dict[str, date] = {}
     assert _china_day("2025-12-31T16:30:00.000+00:00", cache, "t") == date(2026, 1, 1)
@@ -732,7 +723,7 @@ def test_china_dates_and_reconciliation_rows(lg: Ledger) -> None:
     with pytest.raises(FieldError, match="created_at"):
         _china_day("yesterday", cache, "created_at")
     paid_invoice(lg, "深度求索", n20(2025, 1), "2025-03-01", "100.00", "6.00", "106.00")
-    rows = lg.reconcile(2025, period="quarter", record=True)
+    rows = lg.recon.reconcile(2025, period="quarter", record=True)
     assert [(r.vendor_label, r.period, r.invoiced_fen) for r in rows] == [("深度求索", "2025-Q1", 10000)]
     assert lg.store.conn.execute("SELECT COUNT(*) FROM reconciliations").fetchone()[0] == 1
     assert lg.verify().ok

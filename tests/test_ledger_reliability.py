@@ -37,10 +37,10 @@ for b in range(batches):
         "quantity": "1.5", "seconds": "1.5", "tokens_in": 0, "tokens_out": 0, "tokens_cached": 0, "licence": "",
         "detail": "{}", "price_id": None, "unit_price": "0", "price_per": 1, "price_example": 0, "amount_micro": 0,
     } for i in range(batch)]
-    lg.add_usage_rows(rows)
+    lg.usage.add_rows(rows)
     number = f"25111{prefix}{b:014d}"
-    lg.add_invoice("深度求索", number, "2025-03-01", "100.00", "6.00", "106.00")
-    lg.add_payment(number, "2025-03-02", "106.00", bank_ref=f"{tag}{b}")
+    lg.documents.add_invoice("深度求索", number, "2025-03-01", "100.00", "6.00", "106.00")
+    lg.documents.add_payment(number, "2025-03-02", "106.00", bank_ref=f"{tag}{b}")
     print(f"committed {b + 1}", flush=True)
     time.sleep(0.001)  # a writer does some work between its commits
 lg.close()
@@ -50,8 +50,8 @@ lg.close()
 def _setup(tmp_path: Path) -> Path:
     db = tmp_path / "ledger.sqlite"
     with Ledger(db) as lg:
-        lg.add_company("影锻文化", USCC_STUDIO, 3)
-        lg.add_vendor("深度求索", USCC_VENDOR)
+        lg.master.add_company("影锻文化", USCC_STUDIO, 3)
+        lg.master.add_vendor("深度求索", USCC_VENDOR)
     return db
 
 
@@ -87,7 +87,7 @@ def test_kill_9_mid_burst_keeps_every_commit_and_the_chain(tmp_path: Path) -> No
         assert usage >= committed * batch and usage % batch == 0
         assert invoices >= committed
         # the ledger takes writes after the crash and still verifies
-        lg.add_invoice("深度求索", "25111900000000000001", "2025-03-03", "1.00", "0.06", "1.06")
+        lg.documents.add_invoice("深度求索", "25111900000000000001", "2025-03-03", "1.00", "0.06", "1.06")
         assert lg.verify().ok
 
 
@@ -111,8 +111,8 @@ def test_two_writers_at_once_lose_nothing(tmp_path: Path) -> None:
         for tag in ("A", "B"):
             ids = {r[0] for r in conn.execute("SELECT event_id FROM usage_events WHERE source = ?", (f"writer-{tag}",))}
             assert ids == {f"{tag}-{b}-{i}" for b in range(batches) for i in range(batch)}
-        assert len(lg.invoices()) == 2 * batches
-        assert len(lg.payments()) == 2 * batches
+        assert len(lg.documents.invoices()) == 2 * batches
+        assert len(lg.documents.payments()) == 2 * batches
         # the writes really interleaved in the one chain
         order = [r[0] for r in conn.execute("SELECT source FROM usage_events ORDER BY seq")]
         switches = sum(1 for a, b in zip(order, order[1:], strict=False) if a != b)

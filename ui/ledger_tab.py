@@ -21,6 +21,8 @@ from typing import Any
 
 from core.errors import ReelForgeError
 from ledger.api import Ledger
+from ledger.claims import ClaimResult
+from ledger.export import export_claim_package
 from ledger.money import format_fen, format_rate, micro_to_decimal, to_capital
 from ledger.policy import CATEGORIES, SOURCE_KINDS, WORK_TYPES
 
@@ -66,8 +68,8 @@ def on_verify(db: str) -> str:
 def on_add_company(db: str, name: str, uscc: str, headcount: Any) -> str:
     try:
         with _open(db) as lg:
-            c = lg.add_company(name, uscc, headcount)
-            opc = "一人公司 OPC" if lg.settings().is_opc(c.headcount) else "非一人公司 not an OPC"
+            c = lg.master.add_company(name, uscc, headcount)
+            opc = "一人公司 OPC" if lg.master.settings().is_opc(c.headcount) else "非一人公司 not an OPC"
             return f"已添加公司 company added: {c.name}（{c.uscc}，{c.headcount} 人，{opc}）"
     except Exception as e:
         return _err(e)
@@ -76,7 +78,7 @@ def on_add_company(db: str, name: str, uscc: str, headcount: Any) -> str:
 def on_add_vendor(db: str, name: str, uscc: str, related: bool, aliases: str) -> str:
     try:
         with _open(db) as lg:
-            v = lg.add_vendor(name, uscc, related_party=bool(related),
+            v = lg.master.add_vendor(name, uscc, related_party=bool(related),
                               aliases=[a for a in (aliases or "").replace("，", ",").split(",") if a.strip()])
             return f"已添加供应商 vendor added: {v.name}（{v.uscc}{'，关联方 related party' if v.related_party else ''}）"
     except Exception as e:
@@ -86,7 +88,7 @@ def on_add_vendor(db: str, name: str, uscc: str, related: bool, aliases: str) ->
 def on_add_project(db: str, name: str, work_type: str, source_ip: str, source_kind: str, yizhuang: bool) -> str:
     try:
         with _open(db) as lg:
-            p = lg.add_project(name, work_type=work_type or "", source_ip=source_ip or "",
+            p = lg.master.add_project(name, work_type=work_type or "", source_ip=source_ip or "",
                                source_kind=source_kind or "", yizhuang=bool(yizhuang))
             return f"已添加项目 project added: {p.name}"
     except Exception as e:
@@ -97,7 +99,7 @@ def on_add_invoice(db: str, vendor: str, number: str, code: str, day: str, ex_ta
                    tax_rate: str, category: str, project: str, file: Any) -> str:
     try:
         with _open(db) as lg:
-            inv = lg.add_invoice(vendor, number, day, ex_tax, tax, total, code=code or "",
+            inv = lg.documents.add_invoice(vendor, number, day, ex_tax, tax, total, code=code or "",
                                  tax_rate=tax_rate or None, category=category or "ai_tech",
                                  project=project or None, file=_file_path(file))
             flags = "".join(f"\n- 注意 flagged: {f}" for f in inv.flags)
@@ -109,7 +111,7 @@ def on_add_invoice(db: str, vendor: str, number: str, code: str, day: str, ex_ta
 def on_add_payment(db: str, invoice: str, code: str, day: str, amount: str, bank_ref: str, file: Any) -> str:
     try:
         with _open(db) as lg:
-            p = lg.add_payment(invoice, day, amount, bank_ref, code=code or "", file=_file_path(file))
+            p = lg.documents.add_payment(invoice, day, amount, bank_ref, code=code or "", file=_file_path(file))
             return f"已登记付款 payment recorded: ¥{format_fen(p.amount_fen)}（{p.bank_ref}）"
     except Exception as e:
         return _err(e)
@@ -126,8 +128,8 @@ def _file_path(file: Any) -> str | None:
 def on_list_invoices(db: str, year: Any) -> tuple[list[list[Any]], str]:
     try:
         with _open(db) as lg:
-            c = lg.company(None)
-            views = lg.invoice_views(c.id, _year(year) if year not in (None, "") else None)
+            c = lg.master.company(None)
+            views = lg.documents.invoice_views(c.id, _year(year) if year not in (None, "") else None)
             rows = [[v.id, v.issue_date.isoformat(), (v.code + " " if v.code else "") + v.number, v.vendor_name,
                      v.category_label, v.project_name, format_fen(v.ex_tax_fen), format_fen(v.tax_fen),
                      format_fen(v.total_fen), format_fen(v.paid_fen), ", ".join(f"#{i}" for i in v.claimed_in)]
@@ -140,7 +142,7 @@ def on_list_invoices(db: str, year: Any) -> tuple[list[list[Any]], str]:
 def on_import_usage(db: str, project_dir: str, project: str, allow_unpriced: bool) -> str:
     try:
         with _open(db) as lg:
-            r = lg.import_usage(project_dir, project=project or None, allow_unpriced=bool(allow_unpriced))
+            r = lg.usage.import_project(project_dir, project=project or None, allow_unpriced=bool(allow_unpriced))
             lines = [f"用量导入 usage imported into {r.project!r}: {r.imported} new, {r.skipped} already in the ledger, "
                      f"estimated ¥{micro_to_decimal(r.estimated_micro)}"]
             if r.example_priced:
@@ -155,7 +157,7 @@ def on_import_usage(db: str, project_dir: str, project: str, allow_unpriced: boo
 def on_reconcile(db: str, year: Any, period: str) -> tuple[list[list[Any]], str]:
     try:
         with _open(db) as lg:
-            rows = lg.reconcile(_year(year), period=period or "month")
+            rows = lg.recon.reconcile(_year(year), period=period or "month")
             table = [[r.vendor_label, r.period, str(micro_to_decimal(r.estimated_micro)), r.unpriced_events,
                       format_fen(r.invoiced_fen), str(micro_to_decimal(r.difference_micro))] for r in rows]
             return table, f"{len(rows)} 行 rows"
@@ -163,7 +165,7 @@ def on_reconcile(db: str, year: Any, period: str) -> tuple[list[list[Any]], str]
         return [], _err(e)
 
 
-def _claim_markdown(result: Any) -> str:
+def _claim_markdown(result: ClaimResult) -> str:
     lines = [f"### 措施{result.measure} — {result.year}", *[f"- {x}" for x in result.calculation()]]
     for ln in result.lines:
         flags = f"（{'；'.join(ln.flags)}）" if ln.flags else ""
@@ -179,10 +181,11 @@ def on_claim(db: str, measure: str, year: Any, project: str, record: bool) -> tu
     try:
         with _open(db) as lg:
             y = _year(year)
+            lg.integrity.require_intact(before=f"compute a claim for {y}")  # never from a ledger that fails verify
             if str(measure) == "best":
-                plan = lg.plan_best(y, project=project or None)
+                plan = lg.claims.plan_best(y, project=project or None)
                 if record and plan.claims:
-                    plan.claims = lg.record_plan(plan)
+                    plan.claims = lg.claims.record_plan(plan)
                 text = "\n\n".join(_claim_markdown(c) for c in plan.claims) or "没有可申报的发票 nothing to claim"
                 text += "\n\n" + "\n".join(f"- 方案 option: {o}: ¥{format_fen(f)}" for o, f in plan.options)
                 text += "\n" + "\n".join(f"- {n}" for n in plan.notes)
@@ -190,8 +193,8 @@ def on_claim(db: str, measure: str, year: Any, project: str, record: bool) -> tu
                 data = plan.to_json()
             else:
                 m = int(measure)
-                result = (lg.record_claim(m, y, project=project or None) if record
-                          else lg.compute_claim(m, y, project=project or None))
+                result = (lg.claims.record(m, y, project=project or None) if record
+                          else lg.claims.compute(m, y, project=project or None))
                 text = _claim_markdown(result)
                 if result.comparison:
                     c = result.comparison
@@ -209,10 +212,11 @@ def on_export(db: str, year: Any, measure: str, project: str) -> tuple[list[str]
     try:
         with _open(db) as lg:
             out = Path(tempfile.mkdtemp(prefix="reelforge-claim-"))
-            r = lg.export(_year(year), out, measure=str(measure or "best"), project=project or None)
+            r = export_claim_package(lg, _year(year), out, measure=str(measure or "best"), project=project or None)
             text = (f"已导出 exported {len(r.files)} files；申报补贴合计 total ¥{format_fen(r.total_claim_fen)}"
                     f"（{to_capital(r.total_claim_fen)}）；证据包文件 {r.documents} documents\n\n"
-                    f"账簿链头 chain head: `{r.chain_head}`")
+                    f"账簿链头 chain head: `{r.chain_head}`\n\n签名检查点 signed checkpoint: {r.checkpoint.count} "
+                    f"rows, head `{r.checkpoint.head}`, key `{r.checkpoint.key}`")
             return [str(p) for p in r.files], text
     except Exception as e:
         return [], _err(e)

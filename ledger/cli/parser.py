@@ -1,0 +1,277 @@
+"""The ledger CLI's argument parser: ``--db``, ``--archive`` and every subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from ledger.api import Ledger
+from ledger.cli import records, reports
+from ledger.policy import CATEGORIES, SOURCE_KINDS, WORK_TYPES, PolicySettings
+
+Handler = Callable[[Ledger, argparse.Namespace], int]
+
+
+def _sub(parent: argparse.ArgumentParser, dest: str) -> Any:
+    return parent.add_subparsers(dest=dest, required=True, metavar="COMMAND")
+
+
+def _cmd(subs: Any, name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
+    p = subs.add_parser(name, help=help_, description=help_)
+    p.set_defaults(ledger_handler=handler)
+    return p
+
+
+def _checkpoint_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", action="append", metavar="PATH",
+                   help="also prove the chain extends this checkpoint: an export folder, a YEAR_checkpoint.json or "
+                        "an evidence ZIP (repeatable; the local checkpoint log is always read)")
+    p.add_argument("--trust-key", action="append", metavar="HEX",
+                   help="an Ed25519 public key (printed on the export) whose checkpoints to trust besides this "
+                        "user's own (repeatable)")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add ``--db`` and every ledger subcommand to ``parser``."""
+    parser.add_argument("--db", metavar="FILE", help="ledger file (default: [ledger] db in the config, "
+                                                     "~/ReelForge/ledger.sqlite)")
+    parser.add_argument("--archive", metavar="DIR", help="document archive folder (default: FILE's stem + "
+                                                         "'-archive' beside it; never inside a web-served folder)")
+    top = _sub(parser, "ledger_command")
+
+    company = _sub(top.add_parser("company", help="companies 公司"), "ledger_sub")
+    p = _cmd(company, "add", records.company_add, "add a company 添加公司")
+    p.add_argument("--name", required=True)
+    p.add_argument("--uscc", required=True, help="统一社会信用代码 (18 characters, GB 32100-2015)")
+    p.add_argument("--headcount", required=True, type=str, help="staff; 5 or fewer (5人以下, 含5人) makes a one-person company")
+    p.add_argument("--note", default="")
+    p = _cmd(company, "update", records.company_update, "change name or note (a new version row), or record a "
+                                                           "headcount for a year (or from a date on)")
+    p.add_argument("--company", help="name or USCC (default: the only company)")
+    p.add_argument("--name")
+    p.add_argument("--headcount")
+    p.add_argument("--year", help="the year the headcount is for (default: no year: it applies from "
+                                  "--evidence-date on until another is recorded)")
+    p.add_argument("--evidence-date", help="date of the evidence, e.g. the social-insurance list (default today)")
+    p.add_argument("--evidence", help="what the headcount rests on, e.g. 2025年12月社保缴纳名单")
+    p.add_argument("--note")
+    p = _cmd(company, "list", records.company_list, "list companies")
+    p.add_argument("--json", action="store_true")
+    p = _cmd(company, "import", records.company_import, "import a CSV (name, uscc, headcount[, note])")
+    p.add_argument("file")
+
+    vendor = _sub(top.add_parser("vendor", help="vendors 供应商"), "ledger_sub")
+    p = _cmd(vendor, "add", records.vendor_add, "add a vendor 添加供应商")
+    p.add_argument("--name", required=True)
+    p.add_argument("--uscc", required=True)
+    p.add_argument("--related-party", action="store_true", help="a related party (关联方) of the company")
+    p.add_argument("--alias", action="append", help="a name used for it in usage records (repeatable)")
+    p.add_argument("--note", default="")
+    p = _cmd(vendor, "update", records.vendor_update, "change a vendor (a new version row)")
+    p.add_argument("vendor", help="name or USCC")
+    p.add_argument("--name")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--related-party", dest="related_party", action="store_true", default=None)
+    g.add_argument("--not-related-party", dest="related_party", action="store_false")
+    p.add_argument("--alias", action="append")
+    p.add_argument("--note")
+    p = _cmd(vendor, "list", records.vendor_list, "list vendors")
+    p.add_argument("--json", action="store_true")
+    p = _cmd(vendor, "import", records.vendor_import, "import a CSV (name, uscc[, related_party, aliases, note])")
+    p.add_argument("file")
+
+    project = _sub(top.add_parser("project", help="projects 项目"), "ledger_sub")
+    p = _cmd(project, "add", records.project_add, "add a project 添加项目")
+    p.add_argument("--name", required=True)
+    p.add_argument("--company")
+    p.add_argument("--work-type", default="", choices=[k for k in WORK_TYPES if k])
+    p.add_argument("--source-ip", default="", help="title of the source IP (e.g. the web novel)")
+    p.add_argument("--source-kind", default="", choices=[k for k in SOURCE_KINDS if k])
+    p.add_argument("--yizhuang", action="store_true", help="a work on Yizhuang themes (亦庄主题)")
+    p.add_argument("--note", default="")
+    p = _cmd(project, "update", records.project_update, "change a project (a new version row)")
+    p.add_argument("project")
+    p.add_argument("--company")
+    p.add_argument("--name")
+    p.add_argument("--work-type", choices=[k for k in WORK_TYPES if k])
+    p.add_argument("--source-ip")
+    p.add_argument("--source-kind", choices=[k for k in SOURCE_KINDS if k])
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--yizhuang", dest="yizhuang", action="store_true", default=None)
+    g.add_argument("--no-yizhuang", dest="yizhuang", action="store_false")
+    p.add_argument("--note")
+    p = _cmd(project, "release", records.project_release, "record the work's release (上线播出): measure 6 needs it")
+    p.add_argument("project")
+    p.add_argument("--platform", required=True, help="播出平台")
+    p.add_argument("--date", required=True, help="上线日期 YYYY-MM-DD")
+    p.add_argument("--licence", required=True, help="许可证号或备案号")
+    p.add_argument("--company")
+    p.add_argument("--note", default="")
+    p = _cmd(project, "list", records.project_list, "list projects")
+    p.add_argument("--company")
+    p.add_argument("--json", action="store_true")
+
+    price = _sub(top.add_parser("price", help="the price book 价目表"), "ledger_sub")
+    p = _cmd(price, "add", records.price_add, "add a price (a change is a new entry with a later --from)")
+    p.add_argument("--model", required=True, help='model name, engine name or "*"')
+    p.add_argument("--unit", required=True)
+    p.add_argument("--price", required=True, help="yuan per --per units, e.g. 2.00")
+    p.add_argument("--per", type=int, default=1, help="units the price is for (1000000 = per million tokens)")
+    p.add_argument("--from", dest="valid_from", default="2000-01-01")
+    p.add_argument("--to", dest="valid_to")
+    p.add_argument("--currency", default="CNY")
+    p.add_argument("--vendor", default="")
+    p.add_argument("--source", default="")
+    p.add_argument("--taken", default=date.today().isoformat())
+    p.add_argument("--example", action="store_true", help="a placeholder to edit before use")
+    p.add_argument("--note", default="")
+    p = _cmd(price, "import", records.price_import, "load a price-book TOML (default: the shipped defaults)")
+    p.add_argument("file", nargs="?")
+    p = _cmd(price, "list", records.price_list, "list prices")
+    p.add_argument("--json", action="store_true")
+
+    contract = _sub(top.add_parser("contract", help="contracts 合同"), "ledger_sub")
+    p = _cmd(contract, "add", records.contract_add, "add a contract")
+    p.add_argument("--vendor", required=True)
+    p.add_argument("--number", required=True)
+    p.add_argument("--date", required=True)
+    p.add_argument("--total", required=True)
+    p.add_argument("--project")
+    p.add_argument("--company")
+    p.add_argument("--file")
+    p.add_argument("--note", default="")
+    p.add_argument("--confirm", action="store_true", help="accept an amount above the plausibility limit (setting plausible_max)")
+
+    invoice = _sub(top.add_parser("invoice", help="invoices 发票"), "ledger_sub")
+    p = _cmd(invoice, "add", records.invoice_add, "add an invoice 添加发票 (amounts in yuan, e.g. 100.00)")
+    p.add_argument("--vendor", required=True, help="vendor name or USCC")
+    p.add_argument("--number", required=True, help="20-digit 数电票 number, or the 8-digit number with --code")
+    p.add_argument("--code", help="10/12-digit invoice code of an older invoice")
+    p.add_argument("--date", required=True, help="issue date YYYY-MM-DD")
+    p.add_argument("--ex-tax", required=True, help="金额(不含税)")
+    p.add_argument("--tax", required=True, help="税额")
+    p.add_argument("--total", required=True, help="价税合计")
+    p.add_argument("--tax-rate", help="e.g. 6%% (inferred when left out)")
+    p.add_argument("--type", help="digital_special, digital_normal, special, normal, e_special, e_normal")
+    p.add_argument("--category", default="ai_tech", help=f"one of {', '.join(CATEGORIES)} (default ai_tech)")
+    p.add_argument("--project")
+    p.add_argument("--contract", help="contract number")
+    p.add_argument("--company")
+    p.add_argument("--file", help="the invoice file to archive (PDF/OFD/XML)")
+    p.add_argument("--note", default="")
+    p.add_argument("--confirm", action="store_true", help="accept an amount above the plausibility limit (setting plausible_max)")
+    p = _cmd(invoice, "import", records.invoice_import, "import a CSV of invoices (headers as in the add options "
+                                                 "or the Chinese column names)")
+    p.add_argument("file")
+    p.add_argument("--confirm", action="store_true", help="accept amounts above the plausibility limit")
+    p = _cmd(invoice, "list", records.invoice_list, "list invoices")
+    p.add_argument("--year", type=int)
+    p.add_argument("--company")
+    p.add_argument("--json", action="store_true")
+    p = _cmd(invoice, "red", records.invoice_red, "a red-letter invoice (红字发票) cancelling part of a blue one")
+    p.add_argument("--blue", required=True, help="the blue invoice's number")
+    p.add_argument("--blue-code")
+    p.add_argument("--number", required=True, help="the red-letter invoice's own number")
+    p.add_argument("--code")
+    p.add_argument("--date", required=True)
+    p.add_argument("--ex-tax", required=True, help="negative, as printed, e.g. -300.00")
+    p.add_argument("--tax", required=True)
+    p.add_argument("--total", required=True)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--file")
+    p.add_argument("--note", default="")
+    p.add_argument("--confirm", action="store_true", help="accept an amount above the plausibility limit")
+    p = _cmd(invoice, "void", records.invoice_void, "void an invoice entered by mistake (a reversal row)")
+    p.add_argument("--number", required=True)
+    p.add_argument("--code")
+    p.add_argument("--reason", required=True)
+
+    payment = _sub(top.add_parser("payment", help="payments 付款"), "ledger_sub")
+    p = _cmd(payment, "add", records.payment_add, "record a payment (proof of payment) for an invoice")
+    p.add_argument("--invoice", required=True, help="invoice number")
+    p.add_argument("--code")
+    p.add_argument("--date", required=True)
+    p.add_argument("--amount", required=True)
+    p.add_argument("--bank-ref", required=True, help="银行流水号")
+    p.add_argument("--file", help="bank receipt to archive")
+    p.add_argument("--note", default="")
+    p.add_argument("--confirm", action="store_true", help="accept an amount above the plausibility limit (setting plausible_max)")
+    p = _cmd(payment, "import", records.payment_import, "import a CSV (invoice, date, amount, bank_ref[, code, file])")
+    p.add_argument("file")
+    p.add_argument("--confirm", action="store_true", help="accept amounts above the plausibility limit")
+    p = _cmd(payment, "list", records.payment_list, "list payments")
+    p.add_argument("--invoice")
+    p.add_argument("--code")
+    p.add_argument("--json", action="store_true")
+    p = _cmd(payment, "refund", records.payment_refund, "money returned for part of a payment (a negative payment)")
+    p.add_argument("id", type=int, help="the payment's id (payment list)")
+    p.add_argument("--date", required=True)
+    p.add_argument("--amount", required=True, help="negative, as on the bank statement, e.g. -318.00")
+    p.add_argument("--bank-ref", required=True, help="the refund's own 银行流水号")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--file")
+    p.add_argument("--note", default="")
+    p.add_argument("--confirm", action="store_true", help="accept an amount above the plausibility limit")
+    p = _cmd(payment, "void", records.payment_void, "void a payment entered by mistake (a reversal row)")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", required=True)
+
+    p = _cmd(top, "import-usage", records.import_usage, "import a project's usage.sqlite (idempotent)")
+    p.add_argument("project_dir", metavar="PROJECT")
+    p.add_argument("--project", help="ledger project name (default: the folder name)")
+    p.add_argument("--company")
+    p.add_argument("--allow-unpriced", action="store_true", help="import events without a price (no estimate)")
+
+    p = _cmd(top, "verify", reports.verify, "recompute the hash chain and prove it extends every signed checkpoint; "
+                                            "exit 1 and name the first broken link")
+    p.add_argument("--expect-head", help="a chain head printed on an earlier export: it must still be in the chain")
+    _checkpoint_args(p)
+    p.add_argument("--json", action="store_true")
+
+    p = _cmd(top, "claim", reports.claim, "compute a claim (and with --record, record it)")
+    p.add_argument("--measure", required=True, choices=["5", "6", "best"])
+    p.add_argument("--year", required=True, type=int)
+    p.add_argument("--project", help="one project (default: the whole company)")
+    p.add_argument("--company")
+    p.add_argument("--record", action="store_true", help="record it as an active claim")
+    _checkpoint_args(p)
+    p.add_argument("--json", action="store_true")
+
+    p = _cmd(top, "claims", reports.claims, "list recorded claims")
+    p.add_argument("--year", type=int)
+    p.add_argument("--company")
+    p.add_argument("--json", action="store_true")
+
+    p = _cmd(top, "withdraw", reports.withdraw, "withdraw a recorded claim (a reversal row)")
+    p.add_argument("claim_id", type=int)
+    p.add_argument("--reason", required=True)
+
+    p = _cmd(top, "reconcile", reports.reconcile, "usage estimates against invoices per vendor and period")
+    p.add_argument("--year", required=True, type=int)
+    p.add_argument("--period", default="month", choices=["month", "quarter", "year"])
+    p.add_argument("--company")
+    p.add_argument("--record", action="store_true", help="store the result in the ledger")
+    p.add_argument("--json", action="store_true")
+
+    p = _cmd(top, "export", reports.export, "write the claim workbook, CSVs, PDF summary and evidence ZIP")
+    p.add_argument("--year", required=True, type=int)
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--measure", default="best", choices=["5", "6", "best"])
+    p.add_argument("--project")
+    p.add_argument("--company")
+    p.add_argument("--claim", type=int, help="export this recorded claim as filed")
+    _checkpoint_args(p)
+
+    settings = _sub(top.add_parser("settings", help="policy settings 规则设置"), "ledger_sub")
+    p = _cmd(settings, "show", reports.settings_show, "show the settings every report states")
+    p.add_argument("--json", action="store_true")
+    p = _cmd(settings, "set", reports.settings_set, "change a setting (recorded in the ledger)")
+    p.add_argument("key", choices=PolicySettings.keys())
+    p.add_argument("value")
+    p.add_argument("--note", default="")
+
+    p = _cmd(top, "audit", reports.audit, "the audit log, newest first")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
