@@ -306,10 +306,17 @@ class Studio:
         render_path = self.ws.synth_dir(number) / "render.json"
         params = {"episode": number, "w": s.width, "h": s.height, "fps": s.fps, "crf": s.crf, "preset": s.preset,
                   "rate": s.audio_rate, "tts": s.tts, "label": asdict(self.config.label),
-                  "synth": asdict(self.config.synth), "models": asdict(self.config.models),
-                  "voices": asdict(self.config.tts), "providers": [s.image, s.video, s.voice]}
-        if s.budget:
-            self.config.synth.budget_cny = s.budget  # the caps the synth agent enforces
+                  # the budget shapes no output: a run under another budget reuses the episode
+                  "synth": {k: v for k, v in asdict(self.config.synth).items() if k != "budget_cny"},
+                  "models": asdict(self.config.models), "voices": asdict(self.config.tts),
+                  "providers": [s.image, s.video, s.voice]}
+        if s.budget:  # the caps the synth agent enforces: what is left of the run's budget
+            from decimal import Decimal
+
+            from agents.synth.providers import spent_in_run
+
+            left = Decimal(s.budget) - spent_in_run(usage, run_id)
+            self.config.synth.budget_cny = str(max(left, Decimal(0)))
         state = self.ws.stage_state(stage, [self.ws.screenplay_path], params, read=self._read)
         if state.fresh:
             self._reuse(stage, result, state.edited_outputs)

@@ -92,8 +92,8 @@ def test_make_with_providers_meters_everything_and_never_pays_twice(tmp_path: Pa
     from tests.test_ledger import USCC_STUDIO
 
     lg = Ledger(tmp_path / "ledger.sqlite")
-    lg.add_company("影锻文化传媒有限公司", USCC_STUDIO, 10)
-    imported = lg.import_usage(project)
+    lg.master.add_company("影锻文化传媒有限公司", USCC_STUDIO, 10)
+    imported = lg.usage.import_project(project)
     assert imported.unpriced == 0 and imported.estimated_micro > 0
 
     # a second make: everything reused, nothing sent again

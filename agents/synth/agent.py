@@ -118,6 +118,8 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
 
         ctx.step(0.0, "配音 · voices")
         cast = provider_voice.cast(inp.series) if provider_voice is not None else cast_voices(inp.series)
+        if provider_voice is not None:
+            provider_voice.prefetch(job, cast)
         voicing = plan_shots(job, voice, cast, shots)
         sound = mix_sound(job)
         keyframes = pictures.pictures(job)

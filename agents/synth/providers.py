@@ -116,6 +116,17 @@ def open_runner(job: EpisodeJob, names: list[str]) -> TaskRunner:
                       cancel=job.ctx.cancel)
 
 
+def spent_in_run(store: Any, run_id: str) -> Decimal:
+    """Yuan the provider calls of a run have cost so far, from their usage records (a budget spans
+    every episode of one ``make``)."""
+    total = Decimal(0)
+    for ev in store.events(run_id):
+        price = (ev.get("detail") or {}).get("price_yuan_per_unit")
+        if price is not None and ev.get("vendor"):
+            total += Decimal(str(price)) * ev["quantity"]
+    return total
+
+
 def retries(job: EpisodeJob) -> int:
     table = getattr(job.ctx.config, "providers", {}) or {}
     try:
@@ -487,12 +498,35 @@ class ProviderVoice:
     def cast(self, series: Series) -> dict[str, VoiceSpec]:
         return cast_provider_voices(series, self.name, self.table)
 
-    def synthesize(self, text: str, spec: VoiceSpec) -> Speech:
+    def _job(self, text: str, spec: VoiceSpec) -> Job:
         voice = spec.voice if spec.voice and not ESPEAK_VOICE.match(spec.voice) else self.table[("", "")][0]
         key = hashlib.sha256(f"{self.model}|{voice}|{spec.speed}|{text}".encode()).hexdigest()[:20]
         req = GenRequest("voice", self.model, text=text, voice=voice, speed=round(spec.speed, 2))
-        res = self.runner.run([Job(f"voices/{key}", self.name, req, retries=0)])[0]
-        _charge(self.job, [res])
+        return Job(f"voices/{key}", self.name, req, retries=0)
+
+    def prefetch(self, job: EpisodeJob, voices: dict[str, VoiceSpec]) -> None:
+        """Send every line of the episode at once (within the provider's concurrency): the lines are
+        then read back from the journal one by one as the shots are timed, not requested in turn."""
+        from agents.synth.job import speaker_of
+
+        jobs: dict[str, Job] = {}
+        for sc in job.episode.scenes:
+            for sh in sc.shots:
+                for ln in sh.lines:
+                    spec = voices.get(speaker_of(ln.speaker, ln.kind)) or voices[""]
+                    if ln.text.strip():
+                        j = self._job(ln.text, spec)
+                        jobs[j.name] = j
+        if jobs:
+            job.ctx.step(0.05, f"配音 · {len(jobs)} lines ({self.name})")
+            _charge(self.job, self.runner.run(list(jobs.values())))
+
+    def synthesize(self, text: str, spec: VoiceSpec) -> Speech:
+        j = self._job(text, spec)
+        voice = j.request.voice
+        res = self.runner.run_job(j)
+        if res.status != "reused":
+            _charge(self.job, [res])
         if not res.ok:
             raise TTSError(f"{self.name}: {res.error}")
         from core.media import read_audio
