@@ -5,6 +5,7 @@ Bound to 127.0.0.1 by default. Only the workspace folder is served to the browse
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import threading
@@ -53,12 +54,15 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
     import gradio as gr
 
     from agents.studio import Studio, StudioSettings
+    from core.workspace import sha256_file
+    from ui.providers_panel import LOCAL, choice_key, provider_choices, quote_for, wants_providers
 
     workspace.mkdir(parents=True, exist_ok=True)
     sample_text = SAMPLE.read_text(encoding="utf-8") if sample and SAMPLE.exists() else ""
 
-    def make(novel_file: str | None, novel_text: str, name: str, episodes: int, seconds: float, size_label: str,
-             tts: str, enhance: bool, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def prepare(novel_file: str | None, novel_text: str, name: str, episodes: int, seconds: float,
+                size_label: str, tts: str, enhance: bool, image: str, video_model: str, voice: str,
+                budget: str) -> tuple[str, Workspace, Path, Any, str]:
         name = _safe_name(name or (Path(novel_file).stem if novel_file else "sample"))
         ws = Workspace(workspace / name)
         ws.root.mkdir(parents=True, exist_ok=True)
@@ -70,8 +74,37 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
         else:
             raise gr.Error("请上传小说文件或粘贴文本 · upload a novel or paste its text")
         w, h = SIZES.get(size_label, (1080, 1920))
-        settings = StudioSettings.from_config(config, episodes=int(episodes), episode_seconds=float(seconds),
-                                              width=w, height=h, tts=tts, enhance_scale=2.0 if enhance else 1.0)
+        try:
+            settings = StudioSettings.from_config(
+                config, episodes=int(episodes), episode_seconds=float(seconds), width=w, height=h, tts=tts,
+                enhance_scale=2.0 if enhance else 1.0, image=image or "", video=video_model or "",
+                voice=voice or "", budget=(budget or "").strip()).validate()
+        except ReelForgeError as e:
+            raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
+        key = choice_key(sha256_file(source), episodes, seconds, (w, h), image, video_model, voice, budget)
+        return name, ws, source, settings, key
+
+    def quote(novel_file: str | None, novel_text: str, name: str, episodes: int, seconds: float, size_label: str,
+              tts: str, enhance: bool, image: str, video_model: str, voice: str, budget: str) -> tuple[str, str]:
+        name, ws, source, settings, key = prepare(novel_file, novel_text, name, episodes, seconds, size_label, tts,
+                                                  enhance, image, video_model, voice, budget)
+        try:
+            return quote_for(Studio(ws, copy.deepcopy(config)), source, settings), key
+        except ReelForgeError as e:
+            raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
+
+    def make(novel_file: str | None, novel_text: str, name: str, episodes: int, seconds: float, size_label: str,
+             tts: str, enhance: bool, image: str = "", video_model: str = "", voice: str = "", budget: str = "",
+             quoted: str = "", progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        name, ws, source, settings, key = prepare(novel_file, novel_text, name, episodes, seconds, size_label, tts,
+                                                  enhance, image, video_model, voice, budget)
+        if wants_providers(image, video_model, voice) and quoted != key:
+            # paid providers: the quote first; Make again with the same choices goes ahead
+            table, key = quote(novel_file, novel_text, name, episodes, seconds, size_label, tts, enhance, image,
+                               video_model, voice, budget)
+            same = gr.update()
+            return (None, [], table + "\n\n**请确认报价后再次点击“生成” · check the quote, then press Make again**",
+                    [], same, same, same, key)
         cancel = threading.Event()
         _cancel[name] = cancel
 
@@ -79,7 +112,7 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
             progress(fraction, desc=message)
 
         try:
-            result = Studio(ws, config, progress=report, cancel=cancel).make(source, settings, command="ui make")
+            result = Studio(ws, copy.deepcopy(config), progress=report, cancel=cancel).make(source, settings, command="ui make")
         except ReelForgeError as e:
             raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
         finally:
@@ -97,7 +130,7 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
         choices = list_projects(workspace)
         return (str(finals[0]) if finals else None, files, "\n".join(lines), gallery,
                 gr.update(choices=choices, value=name), ws.screenplay_path.read_text(encoding="utf-8"),
-                gr.update(choices=choices, value=name))
+                gr.update(choices=choices, value=name), quoted)
 
     def stop(name: str) -> str:
         event = _cancel.get(_safe_name(name or ""))
@@ -143,6 +176,20 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
                     tts = gr.Dropdown(["auto", "espeak-ng", "espeakng-loader", "silence"], value=config.tts.engine,
                                       label="配音引擎 Voice engine")
                     enhance = gr.Checkbox(label="超分 x2 Upscale x2 (neural SR)", value=False)
+                    with gr.Accordion("生成服务 Generation providers（云端 API / 本地 ComfyUI）", open=False):
+                        gr.Markdown("选择模型后，“生成”会先给出报价，确认后再点一次才会发送计费请求。密钥从环境变量或"
+                                    " ~/.config/reelforge/secrets.toml 读取。 Pick models: Make shows the quote "
+                                    "first and sends nothing billable until pressed again. Keys come from the "
+                                    "environment or your secrets file.")
+                        image_model = gr.Dropdown(provider_choices(config, "image"), value=LOCAL,
+                                                  label="图像 Images (keyframes, character sheets)")
+                        video_model = gr.Dropdown(provider_choices(config, "video"), value=LOCAL,
+                                                  label="视频 Video (image-to-video)")
+                        voice_model = gr.Dropdown(provider_choices(config, "voice"), value=LOCAL,
+                                                  label="配音 Voices (one voice per character)")
+                        budget = gr.Textbox(label="预算 Budget ¥ (optional)", value="", placeholder="e.g. 50")
+                        quote_btn = gr.Button("报价 Quote")
+                    quoted = gr.State("")
                     with gr.Row():
                         go = gr.Button("生成 Make", variant="primary")
                         halt = gr.Button("停止 Stop")
@@ -250,8 +297,11 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
         rv_regen.click(review_act("regenerate"), [rv_project, rv_episode, rv_shot, rv_prompt], [rv_msg],
                        api_name="review_regenerate")
         rv_rerender.click(review_rerender, [rv_project, rv_episode], [rv_clip, rv_msg])
-        go.click(make, [novel_file, novel_text, name, episodes, seconds, size, tts, enhance],
-                 [video, files, report, gallery, project, editor, rv_project])
+        make_inputs = [novel_file, novel_text, name, episodes, seconds, size, tts, enhance, image_model, video_model,
+                       voice_model, budget]
+        go.click(make, [*make_inputs, quoted], [video, files, report, gallery, project, editor, rv_project, quoted],
+                 api_name="make")
+        quote_btn.click(quote, make_inputs, [report, quoted], api_name="quote")
         halt.click(stop, [name], [stop_msg])
         project.change(load_project, [project], [editor, status, gallery, video])
         save.click(save_screenplay, [project, editor], [saved])
