@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -89,12 +90,24 @@ def test_make_with_providers_meters_everything_and_never_pays_twice(tmp_path: Pa
 
     # the ledger prices what was recorded
     from ledger.api import Ledger
-    from tests.test_ledger import USCC_STUDIO
+    from tests.support.ledger import USCC_STUDIO, make_uscc, n20, paid_invoice
 
     lg = Ledger(tmp_path / "ledger.sqlite")
     lg.master.add_company("影锻文化传媒有限公司", USCC_STUDIO, 10)
+    for name, body, alias in (("北京可灵科技有限公司", "91110108MA01KL1G", "kling"),
+                              ("北京火山引擎科技有限公司", "91110108MA01H72E", "volcengine"),
+                              ("上海稀宇科技有限公司", "91310115MA1MM3X1", "minimax")):
+        lg.master.add_vendor(name, make_uscc(body), aliases=[alias])
     imported = lg.usage.import_project(project)
     assert imported.unpriced == 0 and imported.estimated_micro > 0
+
+    # reconcile: the usage of each provider beside that vendor's invoices
+    today = date.today()
+    paid_invoice(lg, "北京可灵科技有限公司", n20(today.year, 7), today.isoformat(), "1.00", "0.06", "1.06")
+    recon = {r.vendor_label: r for r in lg.recon.reconcile(today.year, period="year")}
+    assert recon["北京可灵科技有限公司"].estimated_micro > 0 and recon["北京可灵科技有限公司"].invoiced_fen == 100
+    assert recon["北京火山引擎科技有限公司"].estimated_micro > 0 and recon["上海稀宇科技有限公司"].estimated_micro > 0
+    assert sum(r.estimated_micro for r in recon.values()) == imported.estimated_micro
 
     # a second make: everything reused, nothing sent again
     capsys.readouterr()
