@@ -17,10 +17,20 @@ import pytest
 
 from agents.studio import Studio, StudioSettings
 from core.config import load_config
+from core.errors import InputError
+from core.screenplay import Character, Series
 from tests.support.providers import FakeKling
 from tests.test_chain import _chapter_text
 from tests.test_ui import REPO, _free_port
-from ui.providers_panel import LOCAL, choice_key, provider_choices, quote_for, wants_providers
+from ui.providers_panel import (
+    LOCAL,
+    apply_voice_rows,
+    choice_key,
+    provider_choices,
+    quote_for,
+    voice_rows,
+    wants_providers,
+)
 
 KEY = "test-key-0123456789"
 SECRET = "kling-secret-key-abcdef-0123456789ab"
@@ -78,6 +88,24 @@ def test_quote_is_priced_per_model_and_flags_a_budget_it_exceeds(no_keys: None, 
     text = quote_for(Studio(tmp_path / "p", load_config()), novel, settings)
     assert "预算 budget ¥ 0.01" in text and "超出预算" in text
     assert not (tmp_path / "p" / "providers" / "journal.sqlite").exists()  # nothing was submitted
+
+
+def test_voice_rows_show_defaults_per_model_and_save_overrides() -> None:
+    series = Series(title="t", characters=[Character(name="阿Q", description="男，三十岁"),
+                                           Character(name="吴妈", description="女，老妈子", voice="minimax:female-chengshu"),
+                                           Character(name="小D", description="男孩")])
+    rows = voice_rows(series, "minimax:speech-02-hd")
+    assert [r[0] for r in rows] == ["阿Q", "吴妈", "小D"]
+    assert rows[1][2] == "minimax:female-chengshu"  # the screenplay's own
+    assert all(r[3] for r in rows) and rows[0][3] != rows[1][3]  # a default each, by gender
+    assert series.characters[1].voice == "minimax:female-chengshu"  # showing defaults changed nothing
+    assert all(r[3] == "" for r in voice_rows(series))  # local TTS: no provider defaults shown
+    rows[0][2] = "male-qn-jingying"
+    assert apply_voice_rows(series, rows) == 1 and series.characters[0].voice == "male-qn-jingying"
+    assert apply_voice_rows(series, rows) == 0
+    with pytest.raises(InputError, match="无名"):
+        apply_voice_rows(series, [["无名", "", "x", ""]])
+    assert series.characters[0].voice == "male-qn-jingying"
 
 
 @pytest.fixture()
@@ -139,3 +167,12 @@ def test_studio_shows_the_quote_before_a_paid_make(studio_with_kling: tuple[str,
     assert video.name == "ep01.mp4" and (ws / "paid" / "out" / "ep01.mp4").exists()
     assert kling.counts["submit"] > 0
     assert "providers" in second[2]  # the synth stage's engine
+
+    # per-character voices in the studio: shown with the model's defaults, an override saved
+    table = client.predict("paid", "minimax:speech-02-hd", api_name="/voices_load")
+    rows = table["data"] if isinstance(table, dict) else table
+    assert rows and all(r[3] for r in rows)
+    rows[0][2] = "female-shaonv"
+    message, screenplay = client.predict("paid", {"headers": table.get("headers") if isinstance(table, dict) else
+                                                  None, "data": rows}, api_name="/voices_save")
+    assert "1" in message and '"female-shaonv"' in screenplay

@@ -55,7 +55,16 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
 
     from agents.studio import Studio, StudioSettings
     from core.workspace import sha256_file
-    from ui.providers_panel import LOCAL, choice_key, provider_choices, quote_for, wants_providers
+    from ui.providers_panel import (
+        LOCAL,
+        VOICE_HEADERS,
+        apply_voice_rows,
+        choice_key,
+        provider_choices,
+        quote_for,
+        voice_rows,
+        wants_providers,
+    )
 
     workspace.mkdir(parents=True, exist_ok=True)
     sample_text = SAMPLE.read_text(encoding="utf-8") if sample and SAMPLE.exists() else ""
@@ -158,6 +167,31 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
         series.save(ws.screenplay_path)
         return "已保存；再次点击“生成”只重做受影响的阶段 · saved; Make re-runs only what changed"
 
+    def voices_load(name: str, model: str) -> list[list[str]]:
+        if not name:
+            raise gr.Error("先选择项目 · choose a project first")
+        ws = Workspace(workspace / name)
+        if not ws.screenplay_path.exists():
+            raise gr.Error("这个项目还没有剧本 · this project has no screenplay yet")
+        try:
+            return voice_rows(Series.load(ws.screenplay_path), model or "")
+        except ReelForgeError as e:
+            raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
+
+    def voices_save(name: str, rows: Any) -> tuple[str, str]:
+        if not name:
+            raise gr.Error("先选择项目 · choose a project first")
+        ws = Workspace(workspace / name)
+        try:
+            series = Series.load(ws.screenplay_path)
+            changed = apply_voice_rows(series, list(rows or []))
+        except ReelForgeError as e:
+            raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
+        if changed:
+            series.save(ws.screenplay_path)
+        return (f"已保存 {changed} 个角色的配音；再次生成只重做受影响的集 · {changed} voices saved",
+                ws.screenplay_path.read_text(encoding="utf-8"))
+
     with gr.Blocks(title="ReelForge 影锻 · AI 微短剧工作室") as demo:
         gr.Markdown("# ReelForge 影锻 · AI 微短剧工作室\n小说 → 剧本 → 分镜配音 → 成片，全程离线可用。"
                     " Novel → screenplay → voiced shots → episode, offline.")
@@ -207,6 +241,18 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
             editor = gr.Code(language="json", label="screenplay.json", lines=24)
             save = gr.Button("保存剧本 Save screenplay")
             saved = gr.Markdown()
+            with gr.Accordion("角色配音 Character voices", open=False):
+                gr.Markdown("每个角色一个音色：留空则按性别和年龄自动分配；可写音色 ID，或“提供方:音色”只对该提供方生效。"
+                            " One voice per character: empty casts a default from gender and age; write a voice "
+                            "id, or PROVIDER:VOICE to apply it to that provider only.")
+                vc_model = gr.Dropdown(provider_choices(config, "voice"), value=LOCAL,
+                                       label="配音模型 Voice model (shows its default voices)")
+                vc_table = gr.Dataframe(headers=VOICE_HEADERS, datatype=["str", "str", "str", "str"], type="array",
+                                        col_count=(4, "fixed"), interactive=True, label="角色 Characters")
+                with gr.Row():
+                    vc_load = gr.Button("载入角色 Load characters")
+                    vc_save = gr.Button("保存配音 Save voices")
+                vc_msg = gr.Markdown()
         with gr.Tab("审片 Review"):
             gr.Markdown("逐个镜头审看：通过、修改画面提示词或重新生成；再点“重新合成”只重做改动的镜头。"
                         " Approve, edit the prompt of, or regenerate any shot; re-render redoes only what changed.")
@@ -305,6 +351,9 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
         halt.click(stop, [name], [stop_msg])
         project.change(load_project, [project], [editor, status, gallery, video])
         save.click(save_screenplay, [project, editor], [saved])
+        vc_load.click(voices_load, [project, vc_model], [vc_table], api_name="voices_load")
+        vc_model.change(lambda n, m: voices_load(n, m) if n else [], [project, vc_model], [vc_table])
+        vc_save.click(voices_save, [project, vc_table], [vc_msg, editor], api_name="voices_save")
         refresh.click(_doctor_markdown, [], [doc])
         demo.load(_doctor_markdown, [], [doc])
     return demo

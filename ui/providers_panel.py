@@ -86,3 +86,48 @@ def quote_for(studio: Any, source: Path, settings: Any) -> str:
     """``make --dry-run`` for the studio: the screenplay (free with the offline engine) and each
     episode's quote, as Markdown."""
     return quote_markdown(studio.quote_make(source, settings), settings.budget)
+
+
+VOICE_HEADERS = ["角色 character", "定位 role", "配音 voice (screenplay)", "默认 default for the model"]
+
+
+def voice_rows(series: Any, voice_spec: str = "") -> list[list[str]]:
+    """One row per character: the voice the screenplay gives it, and the voice the chosen voice
+    model would cast it with by default (from gender and age)."""
+    from agents.synth.providers import cast_provider_voices
+    from pipelines.providers import PROVIDERS, parse_spec
+
+    defaults: dict[str, Any] = {}
+    if (voice_spec or "").strip():
+        provider, _ = parse_spec(voice_spec, "voice")
+        table = getattr(PROVIDERS.factory(provider), "voices", None) or {("", ""): ("",)}
+        # the default, not the screenplay's own: cast as if no voice were given
+        bare = series.model_copy(deep=True)
+        for ch in bare.characters:
+            ch.voice = ""
+        defaults = cast_provider_voices(bare, provider, table)
+    return [[ch.name, ch.role, ch.voice, defaults[ch.name].voice if ch.name in defaults else ""]
+            for ch in series.characters]
+
+
+def apply_voice_rows(series: Any, rows: Sequence[Sequence[Any]]) -> int:
+    """Write the voice column of ``rows`` into the screenplay's characters; how many changed. A
+    row naming no character of the screenplay is refused (nothing is changed then)."""
+    from core.errors import InputError
+
+    by_name = {ch.name: ch for ch in series.characters}
+    wanted: dict[str, str] = {}
+    for row in rows:
+        if not row or not str(row[0] or "").strip():
+            continue
+        name = str(row[0]).strip()
+        if name not in by_name:
+            raise InputError(f"no character {name!r} in the screenplay",
+                             hint="edit only the voice column; load the characters again")
+        wanted[name] = str(row[2] if len(row) > 2 and row[2] is not None else "").strip()
+    changed = 0
+    for name, voice in wanted.items():
+        if by_name[name].voice != voice:
+            by_name[name].voice = voice
+            changed += 1
+    return changed
