@@ -248,7 +248,7 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
                 vc_model = gr.Dropdown(provider_choices(config, "voice"), value=LOCAL,
                                        label="配音模型 Voice model (shows its default voices)")
                 vc_table = gr.Dataframe(headers=VOICE_HEADERS, datatype=["str", "str", "str", "str"], type="array",
-                                        col_count=(4, "fixed"), interactive=True, label="角色 Characters")
+                                        interactive=True, label="角色 Characters")
                 with gr.Row():
                     vc_load = gr.Button("载入角色 Load characters")
                     vc_save = gr.Button("保存配音 Save voices")
