@@ -209,3 +209,38 @@ def test_make_killed_while_videos_are_in_flight_resumes_without_paying_twice(tmp
     with sqlite3.connect(project / "usage.sqlite") as db:
         ark_records = db.execute("SELECT COUNT(*) FROM usage_events WHERE engine = 'ark'").fetchone()[0]
     assert ark_records == n
+
+
+def test_review_required_stops_after_the_character_sheets_until_approved(tmp_path: Path, novel: Path,
+                                                                         fakes: dict[str, object],
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    project = tmp_path / "p"
+    base = ["-q", "make", str(novel), "--project", str(project), "--episodes", "1", *FAST,
+            "--image", "kling:kling-v1-5"]
+    assert main([*base, "--review-required"]) == 1
+    assert "character sheet" in capsys.readouterr().err
+    sheets_file = project / "synth" / "characters" / "sheets.json"
+    sheets = json.loads(sheets_file.read_text(encoding="utf-8"))
+    names = sorted(sheets)
+    assert names and all(v["status"] == "pending" for v in sheets.values())
+    assert submissions(fakes)["kling"] == len(names)  # the sheets only: no keyframe paid before the look is approved
+
+    # approve all but one; ask for that one again: a new sheet (new seed), still pending
+    synth = ["-q", "synth", str(project), "--episode", "1"]
+    assert main([*synth, *[a for n in names[1:] for a in ("--approve-sheet", n)],
+                 "--regenerate-sheet", names[0]]) == 0
+    assert not (project / "synth" / "characters" / f"{names[0]}.png").exists()
+    assert main([*base, "--review-required"]) == 1
+    capsys.readouterr()
+    again = json.loads(sheets_file.read_text(encoding="utf-8"))
+    assert again[names[0]]["status"] == "pending" and again[names[0]]["round"] == 1
+    assert again[names[0]]["task_id"] != sheets[names[0]]["task_id"]
+    assert all(again[n]["status"] == "approved" and again[n]["by"] == "reviewer" for n in names[1:])
+    assert submissions(fakes)["kling"] == len(names) + 1
+    assert main([*synth, "--approve-sheet", "nobody"]) == 1  # a clear error, nothing changed
+    assert "no character sheet" in capsys.readouterr().err
+
+    assert main([*synth, "--approve-sheet", names[0]]) == 0
+    assert main([*base, "--no-review-required"]) == 0
+    render = json.loads((project / "synth" / "ep01" / "render.json").read_text(encoding="utf-8"))
+    assert submissions(fakes)["kling"] == len(names) + 1 + len(render["shots"])  # sheets not sent again

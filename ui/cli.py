@@ -157,6 +157,16 @@ def cmd_synth(args: argparse.Namespace) -> int:
         if not sep or not sep2:
             raise argparse.ArgumentTypeError(f"--shot-setting {item!r} must look like SHOT:steps=8")
         settings_by_shot.setdefault(shot, {})[key] = value
+    sheet_reviews = [("approve", n) for n in args.approve_sheet] + [("regenerate", n) for n in args.regenerate_sheet]
+    if sheet_reviews:
+        from agents.synth.job import safe_file_name
+        from agents.synth.review import review_sheet
+        from core.paths import safe_join
+
+        sheet_dir = studio.ws.require().synth_dir(args.episode).parent / "characters"
+        for action, name in sheet_reviews:
+            rec = review_sheet(sheet_dir, name, action, png=safe_join(sheet_dir, f"{safe_file_name(name)}.png"))
+            log.info("character sheet %s: %s -> %s", name, action, rec["status"])
     if reviews or settings_by_shot:
         folder = studio.ws.require().synth_dir(args.episode)
         for shot, values in settings_by_shot.items():
@@ -165,6 +175,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         for action, shot, text in reviews:
             entry = review_shot(folder, shot, action, text)
             log.info("shot %s: %s -> %s", shot, action, entry.status)
+    if reviews or settings_by_shot or sheet_reviews:
         return 0
     studio.ws.require()
     series = Series.load(studio.ws.screenplay_path)
@@ -325,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--approve", action="append", default=[], metavar="SHOT", help="review: approve a shot")
     p.add_argument("--regenerate", action="append", default=[], metavar="SHOT", help="review: new seed next run")
     p.add_argument("--edit-prompt", action="append", default=[], metavar="SHOT=PROMPT", help="review: new prompt")
+    p.add_argument("--approve-sheet", action="append", default=[], metavar="CHARACTER",
+                   help="review: approve a character's reference sheet (providers)")
+    p.add_argument("--regenerate-sheet", action="append", default=[], metavar="CHARACTER",
+                   help="review: make a character's reference sheet again, new seed, next run")
     p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None,
                    help="report the shots the cut will wait for (" + REVIEW_HELP + ")")
     p.add_argument("--shot-setting", action="append", default=[], metavar="SHOT:KEY=VALUE",

@@ -270,29 +270,46 @@ class ProviderEngine(KeyframeEngine):
 
     def provider_sheets(self, job: EpisodeJob, runner: TaskRunner) -> dict[str, Path]:
         """A reference sheet per character of the episode, made first (series-wide, made once)."""
+        from agents.synth.review import load_sheets, save_sheets
         from pipelines.consistency import sheet_prompt
+        from pipelines.diffusion import seed_for
 
         provider, model = self.choice(job).image  # type: ignore[misc]
         sheets: dict[str, Path] = {}
         todo: list[tuple[Character, Path, Job]] = []
         job.sheet_dir.mkdir(parents=True, exist_ok=True)
+        approvals = load_sheets(job.sheet_dir)
+        required = bool(getattr(getattr(job.ctx.config, "review", None), "required", False))
         for ch in self.sheet_characters(job):
             path = job.sheet_path(ch.name)
             if path.exists():
                 sheets[ch.name] = path
                 continue
-            from pipelines.diffusion import seed_for
-
+            rnd = int(approvals.get(ch.name, {}).get("round", 0))  # a reviewer asked for a new one: new seed
+            seed = seed_for(job.title, "sheet", ch.name, *([str(rnd)] if rnd else []))
             req = GenRequest("image", model, prompt=sheet_prompt(ch.name, ch.appearance, job.settings.synth.style),
-                             seed=seed_for(job.title, "sheet", ch.name), width=768, height=1024)
+                             seed=seed, width=768, height=1024)
             todo.append((ch, path, Job(f"sheets/{ch.name}", provider, req, retries=retries(job))))
-        if not todo:
-            return sheets
-        job.ctx.step(0.2, f"角色设定图 · {len(todo)} character sheets ({provider})")
-        results = runner.run([j for _, _, j in todo])
-        _charge(job, results)
-        approvals = _read_json(job.sheet_dir / "sheets.json")
-        required = bool(getattr(getattr(job.ctx.config, "review", None), "required", False))
+        if todo:
+            job.ctx.step(0.2, f"角色设定图 · {len(todo)} character sheets ({provider})")
+            results = runner.run([j for _, _, j in todo])
+            _charge(job, results)
+            self._keep_sheets(job, provider, model, todo, results, approvals, required, sheets)
+            save_sheets(job.sheet_dir, approvals)
+        pending = [n for n in sheets if approvals.get(n, {}).get("status") == "pending"]
+        if required and pending:  # nothing more is paid for until a person approves the look
+            from agents.cut import ReviewPending
+
+            raise ReviewPending(
+                f"character sheet(s) of {', '.join(pending)} await review ({job.sheet_dir}); no keyframe or video "
+                "was requested yet",
+                hint=f"approve them: reelforge synth PROJECT --approve-sheet {pending[0]!r} (or --regenerate-sheet "
+                     "NAME for a new one), then run again; or turn review off ([review] required = false)")
+        return sheets
+
+    def _keep_sheets(self, job: EpisodeJob, provider: str, model: str, todo: list[tuple[Character, Path, Job]],
+                     results: list[JobResult], approvals: dict[str, dict[str, Any]], required: bool,
+                     sheets: dict[str, Path]) -> None:
         for (ch, path, j), res in zip(todo, results, strict=True):
             if not res.ok:
                 job.ctx.warn(f"character sheet of {ch.name}: {provider} could not make it ({res.error}); "
@@ -300,14 +317,12 @@ class ProviderEngine(KeyframeEngine):
                 continue
             img = _read_image(res.files[0])
             save_labelled_png(img, path, make_label(job.inp.producer, f"sheet|{ch.name}|{res.seed}"))
+            rnd = int(approvals.get(ch.name, {}).get("round", 0))
             approvals[ch.name] = {"status": "pending" if required else "approved",
                                   "by": "" if required else "headless run (review not required)",
                                   "provider": f"{provider}:{model}", "task_id": res.task_id,
-                                  "sha256": file_hash(path), "prompt": j.request.prompt}
+                                  "sha256": file_hash(path), "prompt": j.request.prompt, "round": rnd}
             sheets[ch.name] = path
-        (job.sheet_dir / "sheets.json").write_text(json.dumps(approvals, ensure_ascii=False, indent=2) + "\n",
-                                                   encoding="utf-8")
-        return sheets
 
     def provider_keyframes(self, job: EpisodeJob, runner: TaskRunner, sheets: dict[str, Path]) -> dict[str, Keyframe]:
         choice = self.choice(job)
