@@ -5,6 +5,7 @@ ahead only when pressed again (through the studio's API, against a local Kling f
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -176,3 +177,12 @@ def test_studio_shows_the_quote_before_a_paid_make(studio_with_kling: tuple[str,
     message, screenplay = client.predict("paid", {"headers": table.get("headers") if isinstance(table, dict) else
                                                   None, "data": rows}, api_name="/voices_save")
     assert "1" in message and '"female-shaonv"' in screenplay
+
+    # the character sheets in the review tab: approved by the headless run; one asked for again
+    gallery, pick = client.predict("paid", api_name="/sheets_load")
+    assert gallery and all("✓" in item["caption"] for item in gallery)
+    who = gallery[0]["caption"].split(" · ")[0]
+    message, _ = client.predict("paid", who, api_name="/sheet_regenerate")
+    assert who in message
+    sheets = json.loads((ws / "paid" / "synth" / "characters" / "sheets.json").read_text(encoding="utf-8"))
+    assert sheets[who]["status"] == "regenerate" and sheets[who]["round"] == 1

@@ -62,6 +62,8 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
         choice_key,
         provider_choices,
         quote_for,
+        review_sheet_in,
+        sheet_items,
         voice_rows,
         wants_providers,
     )
@@ -274,6 +276,17 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
                     rv_msg = gr.Markdown()
                 with gr.Column():
                     rv_clip = gr.Video(label="镜头 Shot clip", height=420)
+            with gr.Accordion("角色设定图 Character sheets（生成服务 providers）", open=False):
+                gr.Markdown("设定图作为之后每个镜头的参考图。要求审片时，通过之前不会生成任何关键帧或视频。"
+                            " Each sheet is the reference for every later shot; with review required, no keyframe "
+                            "or video is paid for until the sheets are approved.")
+                sh_gallery = gr.Gallery(label="设定图 Sheets", columns=6, height=260)
+                with gr.Row():
+                    sh_name = gr.Dropdown([], label="角色 Character", allow_custom_value=True)
+                    sh_load = gr.Button("载入 Load")
+                    sh_approve = gr.Button("通过 Approve", variant="primary")
+                    sh_regen = gr.Button("重新生成 Regenerate")
+                sh_msg = gr.Markdown()
         with gr.Tab("账本 Ledger"):
             try:
                 from ui.ledger_tab import build_ledger_tab
@@ -334,6 +347,31 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
                 raise gr.Error(str(e)) from e
             return str(out.video), "已重新合成 · re-rendered"
 
+        def sheets_load(name: str) -> tuple[Any, Any]:
+            if not name:
+                raise gr.Error("先选择项目 · choose a project first")
+            try:
+                items = sheet_items(workspace / name)
+            except ReelForgeError as e:
+                raise gr.Error(str(e)) from e
+            names = [caption.split(" · ")[0] for _, caption in items]
+            return items, gr.update(choices=names, value=names[0] if names else None)
+
+        def sheet_act(action: str) -> Any:
+            def act(name: str, character: str) -> tuple[str, Any]:
+                if not (name and character):
+                    raise gr.Error("先选择项目和角色 · choose a project and a character")
+                try:
+                    message = review_sheet_in(workspace / name, character, action)
+                    return message, sheet_items(workspace / name)
+                except ReelForgeError as e:
+                    raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
+            return act
+
+        sh_load.click(sheets_load, [rv_project], [sh_gallery, sh_name], api_name="sheets_load")
+        sh_approve.click(sheet_act("approve"), [rv_project, sh_name], [sh_msg, sh_gallery], api_name="sheet_approve")
+        sh_regen.click(sheet_act("regenerate"), [rv_project, sh_name], [sh_msg, sh_gallery],
+                       api_name="sheet_regenerate")
         rv_load.click(review_load, [rv_project, rv_episode], [rv_gallery, rv_shot, rv_msg])
         rv_shot.change(review_pick, [rv_project, rv_episode, rv_shot], [rv_info, rv_prompt, rv_clip])
         rv_approve.click(review_act("approve"), [rv_project, rv_episode, rv_shot, rv_prompt], [rv_msg],

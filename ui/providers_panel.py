@@ -131,3 +131,35 @@ def apply_voice_rows(series: Any, rows: Sequence[Sequence[Any]]) -> int:
             by_name[name].voice = voice
             changed += 1
     return changed
+
+
+def sheet_dir(project: Path) -> Path:
+    """Where a project's character reference sheets are (shared by its episodes)."""
+    return project / "synth" / "characters"
+
+
+def sheet_items(project: Path) -> list[tuple[str, str]]:
+    """(picture, "name · status") for each character sheet of a project, for the review gallery."""
+    from agents.synth.job import safe_file_name
+    from agents.synth.review import load_sheets
+
+    folder = sheet_dir(project)
+    out = []
+    for name, rec in sorted(load_sheets(folder).items()):
+        png = folder / f"{safe_file_name(name)}.png"
+        if png.exists():
+            mark = {"approved": "✓", "pending": "待审 pending"}.get(str(rec.get("status")), str(rec.get("status")))
+            out.append((str(png), f"{name} · {mark}"))
+    return out
+
+
+def review_sheet_in(project: Path, name: str, action: str) -> str:
+    """Approve or regenerate a character's sheet; the message the studio shows."""
+    from agents.synth.job import safe_file_name
+    from agents.synth.review import review_sheet
+    from core.paths import safe_join
+
+    folder = sheet_dir(project)
+    review_sheet(folder, name, action, png=safe_join(folder, f"{safe_file_name(name)}.png"))
+    return {"approve": f"{name} 的设定图已通过 · sheet approved",
+            "regenerate": f"{name} 的设定图将用新种子重做 · a new sheet on the next Make"}[action]
