@@ -115,6 +115,31 @@ def test_make_with_providers_meters_everything_and_never_pays_twice(tmp_path: Pa
     assert submissions(fakes) == first
 
 
+def test_make_with_ark_images_kling_video_minimax_voices(tmp_path: Path, novel: Path, fakes: dict[str, object],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's own combination: Seedream keyframes with the sheets as reference images, Kling
+    image-to-video of each keyframe, MiniMax voices; usage in each provider's units; a second run
+    sends nothing."""
+    project = tmp_path / "p"
+    args = ["-q", "make", str(novel), "--project", str(project), "--episodes", "1", *FAST,
+            "--image", "ark:doubao-seedream-4-0-250828", "--video", "kling:kling-v2-1",
+            "--voice", "minimax:speech-02-hd"]
+    assert main(args) == 0
+    assert probe(Path(capsys.readouterr().out.strip().splitlines()[-1])).video is not None
+    shots = json.loads((project / "synth" / "ep01" / "render.json").read_text(encoding="utf-8"))["shots"]
+    assert all(s["motion"].startswith("i2v:kling:") for s in shots), [s["notes"] for s in shots]
+    ark_bodies = [q.json() for q in fakes["ark"].requests  # type: ignore[attr-defined]
+                  if q.method == "POST" and q.path.endswith("/images/generations")]
+    assert any(b.get("image") for b in ark_bodies), "keyframes carry the character sheets as reference images"
+    with sqlite3.connect(project / "usage.sqlite") as db:
+        units = set(db.execute("SELECT engine, unit FROM usage_events WHERE engine IN ('ark', 'kling', 'minimax')"))
+    assert {("ark", "image"), ("kling", "video_second"), ("minimax", "character")} <= units
+    first = submissions(fakes)
+    assert first["kling"] == len(shots)
+    assert main(args) == 0
+    assert submissions(fakes) == first
+
+
 def test_dry_run_sends_nothing_billable_and_budget_stops_first(tmp_path: Path, novel: Path,
                                                                fakes: dict[str, object],
                                                                capsys: pytest.CaptureFixture[str]) -> None:
