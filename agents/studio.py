@@ -55,6 +55,11 @@ class StudioSettings:
     qc: bool = True  # measure each episode after the cut (and fix what can be fixed)
     platform: str = "douyin"  # the platform the QC holds the episode to
     regenerate: int = 2  # identity fix: new seeds per failing shot, at most this many rounds
+    # generation providers, "PROVIDER:MODEL" ("" : the local engines); the run's budget in yuan ("": none)
+    image: str = ""
+    video: str = ""
+    voice: str = ""
+    budget: str = ""
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> StudioSettings:
@@ -83,7 +88,25 @@ class StudioSettings:
             raise InputError(f"unknown platform {self.platform!r}", hint=f"use one of {', '.join(PLATFORMS)}")
         if self.regenerate < 0:
             raise InputError(f"regenerate must be 0 or more, got {self.regenerate}")
+        self.providers()  # a bad PROVIDER:MODEL is refused before any work
+        if self.budget:
+            from decimal import Decimal, InvalidOperation
+
+            try:
+                ok = Decimal(self.budget) >= 0
+            except InvalidOperation:
+                ok = False
+            if not ok:
+                raise InputError(f"--budget {self.budget!r} must be an amount in yuan", hint="e.g. --budget 30 or 12.50")
         return self
+
+    def providers(self) -> Any:
+        """The ``PROVIDER:MODEL`` picks as an :class:`agents.synth.providers.ProviderChoice`, or None."""
+        if not (self.image or self.video or self.voice):
+            return None
+        from agents.synth.providers import ProviderChoice
+
+        return ProviderChoice.parse(self.image or None, self.video or None, self.voice or None)
 
 
 @dataclass(slots=True)
@@ -330,7 +353,7 @@ class Studio:
         return SynthInput(series=series, episode=number, out_dir=self.ws.synth_dir(number), width=s.width,
                           height=s.height, fps=parse_fps(s.fps), crf=s.crf, preset=s.preset, audio_rate=s.audio_rate,
                           tts=s.tts, label=LabelStyle(lab.text, lab.position, lab.opacity, lab.enabled),
-                          producer=lab.producer)
+                          producer=lab.producer, providers=s.providers())
 
     def _stage_synth(self, series: Series, number: int, s: StudioSettings, usage: UsageStore, run_id: str,
                      result: StudioResult, lo: float, hi: float) -> EpisodeRender:
@@ -338,8 +361,17 @@ class Studio:
         render_path = self.ws.synth_dir(number) / "render.json"
         params = {"episode": number, "w": s.width, "h": s.height, "fps": s.fps, "crf": s.crf, "preset": s.preset,
                   "rate": s.audio_rate, "tts": s.tts, "label": asdict(self.config.label),
-                  "synth": asdict(self.config.synth), "models": asdict(self.config.models),
-                  "voices": asdict(self.config.tts)}
+                  # the budget shapes no output: a run under another budget reuses the episode
+                  "synth": {k: v for k, v in asdict(self.config.synth).items() if k != "budget_cny"},
+                  "models": asdict(self.config.models), "voices": asdict(self.config.tts),
+                  "providers": [s.image, s.video, s.voice]}
+        if s.budget:  # the caps the synth agent enforces: what is left of the run's budget
+            from decimal import Decimal
+
+            from agents.synth.providers import spent_in_run
+
+            left = Decimal(s.budget) - spent_in_run(usage, run_id)
+            self.config.synth.budget_cny = str(max(left, Decimal(0)))
         state = self.ws.stage_state(stage, [self.ws.screenplay_path], params, read=self._read)
         if state.fresh:
             self._reuse(stage, result, state.edited_outputs)
@@ -488,6 +520,37 @@ class Studio:
             run_id = usage.start_run(f"synth ep{episode}")
             with self._run_log(run_id):
                 return self._stage_synth(series, episode, s, usage, run_id, StudioResult(self.ws.root), 0.0, 1.0)
+
+    def quote(self, episode: int, settings: StudioSettings | None = None) -> Any:
+        """What synthesizing ``episode`` will cost with these settings (providers, models), priced
+        from the price book; nothing is generated or sent. For the studio's quote before Make."""
+        from agents.synth import SynthAgent
+
+        s = (settings or self.settings()).validate()
+        series = self._load_screenplay()
+        if s.budget:
+            self.config.synth.budget_cny = s.budget
+        return SynthAgent().quote(self._synth_input(series, episode, s), self.config)
+
+    def quote_make(self, novel: str | Path | None, settings: StudioSettings | None = None) -> list[Any]:
+        """``make --dry-run``: the screenplay (made only when that is free: the offline engine, or
+        already made), then each episode's quote. Nothing billable is sent."""
+        s = (settings or self.settings()).validate()
+        self.ws.create({"studio": asdict(s)})
+        with self.ws.lock(), UsageStore(self.ws.usage_db) as usage:
+            source = self._import_source(novel)
+            params = {"engine": s.script_engine, "episodes": s.episodes, "episode_seconds": s.episode_seconds,
+                      "title": s.title}
+            if not self.ws.stage_state("script", [source], params).fresh and s.script_engine != "offline":
+                raise InputError(f"a dry run cannot write the screenplay with the {s.script_engine!r} engine "
+                                 "without paying for it",
+                                 hint="run `reelforge script` first (it has its own quote), or use --engine offline")
+            run_id = usage.start_run("make --dry-run")
+            series = self._stage_script(source, s, usage, run_id, StudioResult(self.ws.root, run_id=run_id))
+        numbers = [e.number for e in series.episodes]
+        if s.episodes is not None:
+            numbers = numbers[: s.episodes]
+        return [self.quote(n, s) for n in numbers]
 
     def cut(self, episode: int) -> CutOutput:
         self.ws.require()

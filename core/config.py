@@ -135,6 +135,10 @@ class Config:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    # [providers.NAME] tables: base_url, concurrency, timeout_s, max_retries, poll_first_s, poll_max_s,
+    # task_timeout_s and provider-specific keys (pipelines.providers.base.ProviderSettings); API keys
+    # never go here (environment or the 0600 secrets file)
+    providers: dict[str, dict[str, str]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # where settings came from, for `doctor`
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,7 +217,15 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a table, got {value!r}")
-        return {str(k): str(v) for k, v in value.items()}
+        args = typing.get_args(typ)
+        if len(args) == 2 and typing.get_origin(args[1]) is dict:  # a table of tables
+            return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            if isinstance(v, dict | list):
+                raise ConfigError(f"{where}.{k} must be a plain value, got a {type(v).__name__}")
+            out[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
+        return out
     if origin in (types.UnionType, typing.Union):
         return value
     return value
@@ -233,6 +245,14 @@ def _apply(obj: Any, data: dict[str, Any], where: str) -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}{key} must be a table, got {value!r}")
             _apply(current, value, f"{where}{key}.")
+        elif isinstance(current, dict) and isinstance(value, dict) and current:
+            # tables merge across sources (a provider's base_url from the env, its concurrency from a file)
+            merged = _coerce(value, hints[key], f"{where}{key}")
+            for k, v in merged.items():
+                if isinstance(v, dict) and isinstance(current.get(k), dict):
+                    current[k] = {**current[k], **v}
+                else:
+                    current[k] = v
         else:
             setattr(obj, key, _coerce(value, hints[key], f"{where}{key}"))
 

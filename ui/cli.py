@@ -109,13 +109,18 @@ def cmd_make(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"episodes": args.episodes, "episode_seconds": args.episode_seconds,
                                  "script_engine": args.engine, "title": args.title, "tts": args.tts,
                                  "fps": args.fps, "enhance_scale": args.enhance, "platform": args.platform,
-                                 "qc": False if args.no_qc else None}
+                                 "qc": False if args.no_qc else None, "image": args.image,
+                                 "video": args.video, "voice": args.voice, "budget": args.budget}
     if args.size:
         overrides["width"], overrides["height"] = args.size
     project = Path(args.project) if args.project else Path(config.workspace.root).expanduser() / Path(args.novel).stem
     settings = StudioSettings.from_config(config, **overrides)
     if args.all_episodes:
         settings.episodes = None
+    if args.dry_run:
+        for quote in Studio(project, config).quote_make(args.novel, settings):
+            print(quote.table())
+        return 0
     progress = Progress(not args.quiet)
     try:
         result = Studio(project, config, progress=progress).make(args.novel, settings, command=" ".join(sys.argv[1:]),
@@ -179,8 +184,7 @@ def cmd_qc(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from agents.studio import Studio
-    from agents.synth import SynthAgent, SynthInput, review_shot
-    from core.config import parse_fps
+    from agents.synth import review_shot
     from core.screenplay import Series
 
     config = _config(args)
@@ -200,6 +204,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
         settings.tts = args.tts
     if args.frame_size:
         settings.width, settings.height = args.frame_size
+    for key in ("image", "video", "voice", "budget"):
+        if getattr(args, key, None) is not None:
+            setattr(settings, key, getattr(args, key))
     reviews = [("approve", s, None) for s in args.approve] + [("regenerate", s, None) for s in args.regenerate]
     for item in args.edit_prompt:
         shot, sep, text = item.partition("=")
@@ -213,6 +220,16 @@ def cmd_synth(args: argparse.Namespace) -> int:
         if not sep or not sep2:
             raise argparse.ArgumentTypeError(f"--shot-setting {item!r} must look like SHOT:steps=8")
         settings_by_shot.setdefault(shot, {})[key] = value
+    sheet_reviews = [("approve", n) for n in args.approve_sheet] + [("regenerate", n) for n in args.regenerate_sheet]
+    if sheet_reviews:
+        from agents.synth.job import safe_file_name
+        from agents.synth.review import review_sheet
+        from core.paths import safe_join
+
+        sheet_dir = studio.ws.require().synth_dir(args.episode).parent / "characters"
+        for action, name in sheet_reviews:
+            rec = review_sheet(sheet_dir, name, action, png=safe_join(sheet_dir, f"{safe_file_name(name)}.png"))
+            log.info("character sheet %s: %s -> %s", name, action, rec["status"])
     if reviews or settings_by_shot:
         folder = studio.ws.require().synth_dir(args.episode)
         for shot, values in settings_by_shot.items():
@@ -221,15 +238,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
         for action, shot, text in reviews:
             entry = review_shot(folder, shot, action, text)
             log.info("shot %s: %s -> %s", shot, action, entry.status)
+    if reviews or settings_by_shot or sheet_reviews:
         return 0
     studio.ws.require()
     series = Series.load(studio.ws.screenplay_path)
     numbers = [e.number for e in series.episodes] if args.all_episodes else [args.episode]
     if args.dry_run:
         for n in numbers:
-            inp = SynthInput(series=series, episode=n, out_dir=studio.ws.synth_dir(n), width=settings.width,
-                             height=settings.height, fps=parse_fps(settings.fps), tts=settings.tts)
-            print(SynthAgent().quote(inp, config).table())
+            print(studio.quote(n, settings).table())
         return 0
     failed = 0
     for n in numbers:
@@ -319,6 +335,22 @@ def _mount_optional(sub: Any, module: str) -> None:
     mod.register(sub)
 
 
+def _provider_flags(p: argparse.ArgumentParser, dry_run: bool = True) -> None:
+    """--image/--video/--voice PROVIDER:MODEL, --budget YUAN (and --dry-run) on make and synth."""
+    p.add_argument("--image", default=None, metavar="PROVIDER:MODEL",
+                   help="keyframes and character sheets from a provider, e.g. ark:doubao-seedream-4-0-250828 "
+                        "(reelforge providers list)")
+    p.add_argument("--video", default=None, metavar="PROVIDER:MODEL",
+                   help="image-to-video of each keyframe, e.g. kling:kling-v2-1")
+    p.add_argument("--voice", default=None, metavar="PROVIDER:MODEL",
+                   help="character voices from a provider, e.g. minimax:speech-02-hd")
+    p.add_argument("--budget", default=None, metavar="YUAN",
+                   help="stop before the call that would take the run over this many yuan")
+    if dry_run:
+        p.add_argument("--dry-run", action="store_true",
+                       help="print the quote per provider and model and stop (nothing billable is sent)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pipelines.qc.platforms import PLATFORMS
 
@@ -352,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the platform the delivery checks hold each episode to (default douyin)")
     p.add_argument("--no-qc", action="store_true", help="skip the delivery checks and their fixes")
     p.add_argument("--strict", action="store_true", help="exit with code 3 when a delivery check fails")
+    _provider_flags(p)
     p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None, help=REVIEW_HELP)
     p.set_defaults(func=cmd_make)
 
@@ -372,9 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the pipeline's own)")
     p.add_argument("--frame-size", type=parse_size, default=None, help="output frame size (default: the project's)")
     p.add_argument("--dry-run", action="store_true", help="print the quote (GPU seconds, API cost) and stop")
+    _provider_flags(p, dry_run=False)
     p.add_argument("--approve", action="append", default=[], metavar="SHOT", help="review: approve a shot")
     p.add_argument("--regenerate", action="append", default=[], metavar="SHOT", help="review: new seed next run")
     p.add_argument("--edit-prompt", action="append", default=[], metavar="SHOT=PROMPT", help="review: new prompt")
+    p.add_argument("--approve-sheet", action="append", default=[], metavar="CHARACTER",
+                   help="review: approve a character's reference sheet (providers)")
+    p.add_argument("--regenerate-sheet", action="append", default=[], metavar="CHARACTER",
+                   help="review: make a character's reference sheet again, new seed, next run")
     p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None,
                    help="report the shots the cut will wait for (" + REVIEW_HELP + ")")
     p.add_argument("--shot-setting", action="append", default=[], metavar="SHOT:KEY=VALUE",
@@ -439,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     _mount_optional(sub, "ledger.cli")
     _mount_optional(sub, "ui.label_cli")
     _mount_optional(sub, "ui.models_cli")
+    _mount_optional(sub, "ui.providers_cli")
     return parser
 
 
