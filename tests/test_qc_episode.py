@@ -68,6 +68,7 @@ def test_make_delivers_an_episode_that_passes_loudness_and_true_peak(made: dict[
     assert report.check("true_peak").value <= -1.0
     assert -17.0 <= report.check("loudness").value <= -15.0
     # the report files sit beside the episode, and say what was fixed (if anything was)
+    assert report.json_path is not None and report.html_path is not None
     assert report.json_path == made["ws"].out_dir / "ep01.qc.json" and report.json_path.is_file()
     data = json.loads(report.json_path.read_text(encoding="utf-8"))
     assert data["passed"] == report.passed and [c["id"] for c in data["checks"]] == list(CHECK_IDS)
@@ -112,7 +113,7 @@ def test_a_loud_episode_is_remastered_until_both_sound_checks_pass(made: dict[st
     video = ws.episode_video(1)
     loud = qc_media.with_audio(video, tmp_path / "loud.mp4", lambda x, r: x * 10 ** (6 / 20))
     shutil.copyfile(loud, video)
-    frames_before = probe(video).video.frames if probe(video).video else None
+    frames_before = _frames(video)
     ctx = RunContext(config=made["config"])
     before = QCAgent()(QCInput(project, 1, "douyin", write=False, families=("loudness",)), ctx).output
     assert before.check("true_peak").status == "fail" and before.check("loudness").status == "fail"
@@ -123,10 +124,16 @@ def test_a_loud_episode_is_remastered_until_both_sound_checks_pass(made: dict[st
     assert after.check("loudness").status == "pass" and after.check("true_peak").status == "pass", after.to_json()
     # the picture and the implicit label come through the re-master unchanged
     assert after.check("label_metadata").status == "pass"
-    assert (probe(video).video.frames if probe(video).video else None) == frames_before
+    assert _frames(video) == frames_before
     # a clean episode needs no re-master: nothing is done and the file is left alone
     bytes_now = video.read_bytes()
     assert remaster_sound(ws, 1, "douyin", after) is None and video.read_bytes() == bytes_now
+
+
+def _frames(video: Path) -> int:
+    info = probe(video).video
+    assert info is not None, f"{video} has no video stream"
+    return info.frames
 
 
 def test_two_seconds_of_black_are_found_where_they_are(made: dict[str, Any], tmp_path: Path) -> None:

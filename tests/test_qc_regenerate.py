@@ -48,6 +48,7 @@ def test_failing_face_is_regenerated_with_a_new_seed_and_the_report_says_so(tiny
     fix = next(f for f in report.fixes if f["check"] == "identity")
     assert fix == {"check": "identity", "action": "regenerated 1 shot(s) with a new seed", "shots": [shot],
                    "round": 1, "fixed": True}
+    assert report.json_path is not None
     saved = json.loads(report.json_path.read_text(encoding="utf-8"))
     assert any(f["check"] == "identity" and f["fixed"] for f in saved["fixes"])
     assert report.check("identity").status != "fail"
