@@ -123,6 +123,26 @@ class ReviewConfig:
 
 
 @dataclass(slots=True)
+class ServerConfig:
+    """The studio's web server: accounts, sessions, login throttling, uploads."""
+
+    users_file: str = ""  # accounts file; empty: ~/.config/reelforge/users.json (never inside a project)
+    session_hours: float = 12.0  # a login lasts at most this long
+    idle_minutes: float = 120.0  # and ends after this long without a request from it
+    login_attempts: int = 5  # failed logins of one account within the lockout window before it is locked
+    address_attempts: int = 20  # failed logins from one client address before that address is locked
+    lockout_minutes: float = 15.0  # the window failures are counted in, and how long a lock lasts
+    max_upload_mb: int = 64  # largest file the studio accepts (a novel, an invoice scan)
+
+    def check(self) -> None:
+        for name in ("session_hours", "idle_minutes", "login_attempts", "address_attempts", "lockout_minutes",
+                     "max_upload_mb"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"[server] {name} = {getattr(self, name)!r} must be positive",
+                                  hint="remove the setting to use the default")
+
+
+@dataclass(slots=True)
 class Config:
     device: str = "auto"
     workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
@@ -134,6 +154,7 @@ class Config:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     sources: list[str] = field(default_factory=list)  # where settings came from, for `doctor`
 
     def to_dict(self) -> dict[str, Any]:
@@ -269,6 +290,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
         _apply(cfg, overrides, "")
         cfg.sources.append("environment")
     parse_fps(cfg.render.fps)  # validate early
+    cfg.server.check()
     if cfg.render.width <= 0 or cfg.render.height <= 0:
         raise ConfigError(f"render size {cfg.render.width}x{cfg.render.height} must be positive")
     return cfg

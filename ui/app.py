@@ -289,14 +289,18 @@ def _doctor_markdown() -> str:
 
 def launch(*, host: str = "127.0.0.1", port: int = 7860, sample: bool = False, workspace: str | None = None,
            config: Config | None = None) -> None:
+    """Start the studio. Loopback without accounts: single-user mode; with accounts: login
+    required (see :mod:`ui.access`); another address without accounts: refused."""
     import gradio as gr
+
+    from ui.access import plan_access
 
     config = config or load_config()
     root = Path(workspace or config.workspace.root).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
+    access = plan_access(host, config, root)  # refuses an open door before anything is built
     demo = build_app(config, root, sample=sample)
-    if host not in {"127.0.0.1", "localhost", "::1"}:
-        log.warning("the studio is listening on %s: anyone who can reach this address can use it", host)
-    log.info("studio: http://%s:%d  (workspace %s)", host, port, root)
+    log.info("studio: http://%s:%d  (workspace %s, %s)", host, port, root, access.mode)
     demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, allowed_paths=[str(root)],
-                                                   theme=gr.themes.Soft(), inbrowser=False, show_error=True)
+                                                   theme=gr.themes.Soft(), inbrowser=False,
+                                                   **access.launch_kwargs())

@@ -340,8 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=18)
     p.set_defaults(func=cmd_enhance)
 
-    p = sub.add_parser("ui", help="start the studio in the browser (Gradio, 127.0.0.1)")
-    p.add_argument("--host", default="127.0.0.1")
+    p = sub.add_parser("ui", help="start the studio in the browser (Gradio, 127.0.0.1)",
+                       description="On 127.0.0.1 without accounts: single-user. With accounts (reelforge users add): "
+                                   "login required. Any other address needs accounts.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 needs accounts: reelforge users add)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--workspace", default=None, help="folder holding the projects")
     p.add_argument("--sample", action="store_true", help="open with the sample project filled in")
@@ -354,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     _mount_optional(sub, "ledger.cli")
     _mount_optional(sub, "ui.label_cli")
     _mount_optional(sub, "ui.models_cli")
+    _mount_optional(sub, "ui.users_cli")
     return parser
 
 
