@@ -28,7 +28,6 @@ generic message with a reference that matches the full traceback in the server l
 from __future__ import annotations
 
 import asyncio
-import functools
 import getpass
 import html
 import inspect
@@ -37,6 +36,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 Mode = Literal["single-user", "accounts"]
 ACTION_ATTR = "__reelforge_action__"  # set on every guarded handler; tests check every endpoint has it
+# the person a guarded handler is running for (the ledger names them in its audit log)
+acting: ContextVar[Principal | None] = ContextVar("reelforge_acting", default=None)
 
 
 def is_loopback(host: str) -> bool:
@@ -128,29 +130,48 @@ class StudioAccess:
             raise AccessDenied(f"account {name!r} no longer exists", hint="ask an admin")
         return account.principal()
 
+    @staticmethod
+    def single_user(config: Config) -> StudioAccess:
+        """The policy of a loopback studio without accounts (tests build apps with it)."""
+        return StudioAccess("single-user", UserStore(config.server.users_file or None), config)
+
     def require(self, request: Any, action: str) -> Principal:
         return require(self.who(request), action)
 
     def action(self, name: str) -> Callable[[F], F]:
         """Decorator for a studio handler: check ``name`` for the requesting person before the
-        handler runs, and turn its errors into browser-safe ones. The handler must take a
-        ``gr.Request`` parameter (Gradio fills it in)."""
+        handler runs, and turn its errors into browser-safe ones. A handler that takes
+        ``request`` gets Gradio's ``gr.Request``; one that does not (the ledger's) is given a
+        ``request`` parameter that Gradio fills in and the handler never sees. While it runs,
+        :data:`acting` holds the person."""
         if name not in ACTIONS:
             raise ValueError(f"unknown action {name!r}")
 
         def wrap(fn: F) -> F:
-            params = inspect.signature(fn).parameters
-            if "request" not in params:
-                raise TypeError(f"{fn.__qualname__} must take `request: gr.Request` to be guarded")
+            import gradio as gr
 
-            def request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            sig = inspect.signature(fn)
+            params = list(sig.parameters.values())
+            takes_request = "request" in sig.parameters
+            if not takes_request:
+                params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None))
+            names = [p.name for p in params]
+            index = names.index("request")
+
+            def split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+                kwargs = dict(kwargs)
                 if "request" in kwargs:
-                    return kwargs["request"]
-                index = list(params).index("request")
-                return args[index] if index < len(args) else None
+                    request = kwargs["request"] if takes_request else kwargs.pop("request")
+                elif index < len(args):
+                    request = args[index]
+                    if not takes_request:
+                        args = args[:index] + args[index + 1:]
+                else:
+                    request = None
+                return request, args, kwargs
 
-            def guard(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-                self.require(request_of(args, kwargs), name)
+            def guard(request: Any) -> Token[Principal | None]:
+                return acting.set(self.require(request, name))
 
             def translated(e: BaseException) -> BaseException:
                 err = browser_error(e, name)
@@ -160,38 +181,50 @@ class StudioAccess:
 
             wrapper: Any
             if inspect.isasyncgenfunction(fn):
-                @functools.wraps(fn)
                 async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    request, args, kwargs = split(args, kwargs)
                     try:
-                        guard(args, kwargs)
+                        guard(request)
                         async for item in fn(*args, **kwargs):
                             yield item
                     except BaseException as e:
                         raise translated(e)  # noqa: B904 - the cause is set in translated()
             elif inspect.iscoroutinefunction(fn):
-                @functools.wraps(fn)
                 async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    request, args, kwargs = split(args, kwargs)
                     try:
-                        guard(args, kwargs)
+                        guard(request)
                         return await fn(*args, **kwargs)
                     except BaseException as e:
                         raise translated(e)  # noqa: B904
             elif inspect.isgeneratorfunction(fn):
-                @functools.wraps(fn)
                 def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    request, args, kwargs = split(args, kwargs)
                     try:
-                        guard(args, kwargs)
+                        guard(request)
                         yield from fn(*args, **kwargs)
                     except BaseException as e:
                         raise translated(e)  # noqa: B904
             else:
-                @functools.wraps(fn)
                 def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    request, args, kwargs = split(args, kwargs)
+                    token = None
                     try:
-                        guard(args, kwargs)
+                        token = guard(request)
                         return fn(*args, **kwargs)
                     except BaseException as e:
                         raise translated(e)  # noqa: B904
+                    finally:
+                        if token is not None:
+                            acting.reset(token)
+            wrapper.__name__ = getattr(fn, "__name__", "handler")
+            wrapper.__qualname__ = getattr(fn, "__qualname__", wrapper.__name__)
+            wrapper.__doc__ = fn.__doc__
+            # Gradio finds the request parameter by its resolved type hint: give it exactly that
+            # (our modules' postponed annotations name `gr` where it is not a global)
+            wrapper.__signature__ = sig.replace(parameters=[p.replace(annotation=inspect.Parameter.empty)
+                                                            for p in params])
+            wrapper.__annotations__ = {"request": gr.Request}
             setattr(wrapper, ACTION_ATTR, name)
             return wrapper  # type: ignore[no-any-return]
         return wrap
