@@ -26,7 +26,7 @@ from tests.test_ui import _free_port  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "a long enough phrase"
 ROLES = {"boss": "admin", "wang": "writer", "zhao": "artist", "li": "reviewer", "qian": "accountant",
-         "victim": "writer"}
+         "victim": "writer", "sun": "artist"}
 
 
 def _project(root: Path) -> None:
@@ -172,3 +172,15 @@ def test_failed_logins_lock_the_account(team) -> None:  # type: ignore[no-untype
     assert [_login(url, "victim", "wrong password") for _ in range(3)] == [400, 400, 400]  # Gradio answers a wrong password 400
     assert _login(url, "victim", PASSWORD) == 429  # locked, even with the right password
     assert _login(url, "boss", PASSWORD) == 200  # other accounts are not
+
+
+def test_a_new_password_ends_the_open_sessions(team) -> None:  # type: ignore[no-untyped-def]
+    from core.accounts import UserStore
+
+    url, ws, _ = team
+    artist = _client(url, "sun")
+    assert "sun" in artist.predict(api_name="/whoami")
+    UserStore(ws.parent / "xdg" / "reelforge" / "users.json", hasher=fast_hasher()).set_password("sun", "another phrase!")
+    with pytest.raises(Exception):  # noqa: B017 - gradio_client raises its own error for a 401
+        artist.predict(api_name="/whoami")
+    assert _login(url, "sun", PASSWORD) == 400 and _login(url, "sun", "another phrase!") == 200
