@@ -108,9 +108,14 @@ def test_a_claim_records_who_prepared_it_and_who_approved_it(tmp_path: Path) -> 
         assert rec.claim_id is not None
         s = lg.claims.signoff(rec.claim_id)
         assert s.prepared_by == "qian" and not s.approved
+    from ui.cli import main
+
+    assert main(["ledger", "--db", str(db), "approve", str(rec.claim_id), "--note", "核对无误"]) == 0
+    from ledger.store import actor
+
     with Ledger(db, actor="boss") as lg:
-        s = lg.claims.approve(rec.claim_id, "核对无误")
-        assert (s.prepared_by, s.approved_by, s.note) == ("qian", "boss", "核对无误") and s.approved
-        with pytest.raises(ClaimConflictError, match="approved by boss"):
-            lg.claims.approve(rec.claim_id)
+        s = lg.claims.signoff(rec.claim_id)
+        assert (s.prepared_by, s.approved_by, s.note) == ("qian", actor(), "核对无误") and s.approved
+        with pytest.raises(ClaimConflictError, match="approved by"):
+            lg.claims.approve(rec.claim_id)  # an approval is recorded once
         lg.integrity.require_intact(before="check the approvals")  # the approval is in the chained log
