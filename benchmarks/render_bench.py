@@ -116,6 +116,7 @@ def main() -> None:
             from core.media import _keyframe_indices
 
             v = probe(src).video
+            assert v is not None
             keys, _ = _keyframe_indices(src, v.fps, v.time_base)
             a, b = keys[2], keys[min(len(keys) - 1, 12)]
             r1, t_copy = timed(trim, src, folder / "c.mp4", a, b, copy="always")

@@ -158,6 +158,7 @@ def end_to_end(src: str, model: str, device: torch.device, out_dir: Path, batch:
         src = str(cut)
         info = probe(src)
         assert info.video is not None
+    assert info.video is not None
     w, h = info.video.width, info.video.height
     scale = int(model[-1])
     size = (w * scale, h * scale)
@@ -182,6 +183,7 @@ def end_to_end(src: str, model: str, device: torch.device, out_dir: Path, batch:
     for f in iter_frames(src):
         held += fn([f.image])
     t = time.perf_counter()
+    assert info.video is not None
     with VideoWriter(out_dir / "e2e_encode_only.mp4", size[0], size[1], info.video.fps, crf=crf, preset=preset) as wr:
         for img in held:
             if output == "i420":

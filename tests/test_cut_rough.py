@@ -64,8 +64,9 @@ def test_rough_cut_renders_a_labelled_episode_with_ducked_music(project: Path, t
     assert [tr.kind for tr in v.transitions] == ["dissolve", "fade_in", "fade_out"]
     music_track = next(t for t in tl.tracks if t.role == "music")
     assert any(g < -10 for _, g in music_track.clips[0].envelope)  # ducked under the lines
+    assert out.video is not None
     info = probe(out.video)
-    assert info.video.frames == tl.duration
+    assert info.video is not None and info.video.frames == tl.duration
     # synth puts keyframes where the dissolve and the fades end: only those frames are encoded
     assert any(n.startswith("smart render:") and f"{8 + 12 + 12} encoded in 3 pieces" in n for n in out.notes), out.notes
     assert abs(len(read_audio(out.video)) - tl.duration * rate // 25) <= 1024  # within one AAC frame

@@ -27,6 +27,12 @@ from pipelines.video import process_video
 from tests.media_utils import make_clip
 
 
+def imread_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return image[:, :, ::-1]
+
+
 def degrade(image: np.ndarray, sigma: float, jpeg_quality: int, rng: np.random.Generator) -> np.ndarray:
     """Gaussian noise (camera) then JPEG coding (8x8 blocks, 4:2:0 chroma)."""
     noisy = np.clip(np.rint(image.astype(np.float32) + rng.normal(0, sigma, image.shape)), 0, 255).astype(np.uint8)
@@ -34,7 +40,9 @@ def degrade(image: np.ndarray, sigma: float, jpeg_quality: int, rng: np.random.G
         return noisy
     ok, buf = cv2.imencode(".jpg", noisy[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     assert ok
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return decoded[:, :, ::-1].copy()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +89,7 @@ def test_denoiser_is_causal_and_batch_size_does_not_matter(vtest_frames: list[np
 
 
 def test_history_is_dropped_at_a_cut(vtest_frames: list[np.ndarray], opencv_data: Path) -> None:
-    other = cv2.imread(str(opencv_data / "fruits.jpg"))[:, :, ::-1]
+    other = imread_rgb(opencv_data / "fruits.jpg")
     other = np.ascontiguousarray(cv2.resize(other, (320, 256), interpolation=cv2.INTER_AREA))
     rng = np.random.default_rng(3)
     clean = vtest_frames[:4] + [other, other]
@@ -107,7 +115,7 @@ def test_estimate_noise_measures_white_noise() -> None:
 
 
 def test_deblocking_finds_the_grid_and_removes_blocks(opencv_data: Path) -> None:
-    clean = np.ascontiguousarray(cv2.imread(str(opencv_data / "building.jpg"))[:, :, ::-1])
+    clean = np.ascontiguousarray(imread_rgb(opencv_data / "building.jpg"))
     # crop by (3, 5) pixels so the grid phase is not zero, then code at low quality
     clean = clean[5:261, 3:355].copy()
     blocky = degrade(clean, 0, 15, np.random.default_rng(0))
@@ -130,7 +138,7 @@ def test_deblocking_leaves_unblocked_pictures_alone() -> None:
 
 
 def test_denoise_image_improves_a_noisy_photo_and_keeps_alpha(opencv_data: Path) -> None:
-    clean = np.ascontiguousarray(cv2.imread(str(opencv_data / "home.jpg"))[:, :, ::-1][100:292, 100:356])
+    clean = np.ascontiguousarray(imread_rgb(opencv_data / "home.jpg")[100:292, 100:356])
     noisy = degrade(clean, 12, 0, np.random.default_rng(5))
     out = denoise_image(noisy)
     assert out.shape == noisy.shape and out.dtype == np.uint8

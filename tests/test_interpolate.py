@@ -116,7 +116,9 @@ def test_flow_middle_frame_of_a_linear_motion_is_close_to_the_truth() -> None:
 
 def test_no_blending_across_a_hard_cut(opencv_data: Path) -> None:
     shot_a = moving(3, 3, seed=1)
-    other = cv2.imread(str(opencv_data / "fruits.jpg"))[:, :, ::-1]
+    fruits = cv2.imread(str(opencv_data / "fruits.jpg"))
+    assert fruits is not None
+    other = fruits[:, :, ::-1]
     shot_b = [np.ascontiguousarray(cv2.resize(other, (128, 96), interpolation=cv2.INTER_AREA))] * 3
     frames = shot_a + shot_b
     out, stats = convert_frames(frames, 25, 50, FlowInterpolator(), cut_detector=SceneCutDetector())
@@ -219,7 +221,7 @@ def test_rife_forward_wiring_with_known_weights() -> None:
     d = 4.0  # middle frame = img0 moved right by d = img1 moved left by d
     base = torch.from_numpy(texture(64, 128)).permute(2, 0, 1)[None].float() / 255
     a, mid, b = base[..., 8:104], base[..., 4:100], base[..., 0:96]  # content moves right by 4 px per half step
-    bias = model.block0.lastconv[0].bias  # pixel-shuffled: output channel c <- 4c..4c+3
+    bias = model.block0.lastconv[0].bias  # type: ignore[union-attr,index]  # pixel-shuffled: output channel c <- 4c..4c+3
     scale0 = model.scale_list()[0]
     bias.data[0:4] = -d / scale0  # flow to img0: x component
     bias.data[8:12] = d / scale0  # flow to img1: x component

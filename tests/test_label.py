@@ -87,13 +87,15 @@ def test_keyframe_and_tts_audio_carry_the_implicit_label(tmp_path: Path) -> None
     Image.fromarray(textured(0)).save(png)
     assert check_media(png).implicit is None
     write_png_label(png, label)
-    assert check_media(png).implicit["ProduceID"] == label.ProduceID
+    implicit = check_media(png).implicit
+    assert implicit is not None and implicit["ProduceID"] == label.ProduceID
     assert np.array_equal(np.asarray(Image.open(png)), textured(0))
     wav = write_wav(tmp_path / "line.wav", np.sin(np.arange(4800) / 10).astype(np.float32) * 0.3, 48000)
     before = wav.read_bytes()
     write_wav_label(wav, label)
     write_wav_label(wav, label)  # replaces, does not pile up
-    assert check_media(wav).implicit["ProduceID"] == label.ProduceID
+    implicit = check_media(wav).implicit
+    assert implicit is not None and implicit["ProduceID"] == label.ProduceID
     assert wav.read_bytes().count(b"LIST") == 1
     from core.media import read_audio
 

@@ -53,6 +53,15 @@ def test_every_endpoint_is_guarded_and_refuses_the_roles_without_it(studio) -> N
     assert len(endpoints) > 25
     unguarded = [f.api_name for f in endpoints if not getattr(f.fn, ACTION_ATTR, None)]
     assert unguarded == []
+    # the make flow's and the review tab's endpoints, each under the action it needs
+    actions = {f.api_name: getattr(f.fn, ACTION_ATTR) for f in endpoints if f.api_name}
+    expected = {"make": "project.make", "quote": "project.make", "stop": "run.stop",
+                "save_screenplay": "screenplay.edit", "voices_load": "project.view",
+                "voices_save": "screenplay.edit", "sheets_load": "project.view", "sheet_approve": "shot.approve",
+                "sheet_regenerate": "shot.reject", "review_approve": "shot.approve",
+                "review_regenerate": "shot.regenerate", "review_rerender": "episode.render",
+                "episode_deliver": "episode.deliver"}
+    assert {k: actions.get(k) for k in expected} == expected
     refusals = 0
     for f in endpoints:
         action = getattr(f.fn, ACTION_ATTR)

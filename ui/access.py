@@ -43,7 +43,7 @@ from typing import Any, Literal, TypeVar
 
 from core.accounts import AccountError, UserStore
 from core.config import Config
-from core.errors import ReelForgeError
+from core.errors import ReelForgeError, StorageError
 from core.permissions import ACTIONS, AccessDenied, Principal, require
 from ui.gate import LoginLimiter, SessionTable, StudioGate
 
@@ -233,14 +233,16 @@ class StudioAccess:
 def browser_error(e: BaseException, action: str) -> BaseException:
     """What the browser may see of ``e``: our own errors' message and hint (HTML-escaped, since
     Gradio renders error text as HTML and messages quote user data); any other error a generic
-    message with a reference that matches the full traceback in the server log."""
+    message with a reference that matches the full traceback in the server log. A storage error
+    (a file the server could not read or write) is the server's: it names server paths, so the
+    browser gets the reference too."""
     import gradio as gr
 
     if isinstance(e, KeyboardInterrupt | SystemExit | GeneratorExit):
         return e
     if isinstance(e, gr.Error):
         return e
-    if isinstance(e, ReelForgeError):
+    if isinstance(e, ReelForgeError) and not isinstance(e, StorageError):
         if isinstance(e, AccessDenied):
             log.warning("studio: refused %s: %s", action, e.message)
         text = html.escape(e.message) + (f" — 提示 hint: {html.escape(e.hint)}" if e.hint else "")

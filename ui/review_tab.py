@@ -9,6 +9,7 @@ delivered.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import html
 from pathlib import Path
@@ -117,7 +118,7 @@ def build_review_tab(config: Config, workspace: Path, access: StudioAccess) -> A
         who = access.who(request)
         folder = _project_dir(workspace, name)
         n = _ep(episode)
-        studio = Studio(folder, config, progress=lambda f, m: progress(f, desc=m))
+        studio = Studio(folder, copy.deepcopy(config), progress=lambda f, m: progress(f, desc=m))
         studio.ws.invalidate(f"synth:ep{n:02d}")
         studio.synth(n)
         out = studio.cut(n)

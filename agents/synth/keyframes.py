@@ -35,6 +35,7 @@ from agents.synth.quote import Quote, QuoteLine, check_caps
 from agents.synth.schema import NARRATOR
 from core.aigc import make_label
 from core.errors import InputError, ReelForgeError
+from core.files import atomic_write_text
 from core.screenplay import Character, Shot
 from core.usage import UsageRecord, seconds_since
 from models.modelcard import ModelLicence, read_model_licence
@@ -208,7 +209,7 @@ class KeyframeEngine(PictureEngine):
         job.ctx.step(0.2, f"角色设定图 · {len(reqs)} character sheets")
         for (ch, path), (img, rec) in zip(missing, self.generate(job, reqs), strict=True):
             save_labelled_png(img, path, make_label(job.inp.producer, f"sheet|{ch.name}|{rec.seed}"))
-            path.with_suffix(".json").write_text(json.dumps(rec.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
+            atomic_write_text(path.with_suffix(".json"), json.dumps(rec.to_json(), ensure_ascii=False, indent=2))
             sheets[ch.name] = path
         return sheets
 
@@ -236,8 +237,8 @@ class KeyframeEngine(PictureEngine):
             png, rec_path = self.files(job, p.shot.id)
             label = make_label(job.inp.producer, f"{job.title}|ep{job.episode.number}|{p.shot.id}|{rec.seed}")
             save_labelled_png(img, png, label)
-            rec_path.write_text(json.dumps({"request_key": rkey, "record": rec.to_json()}, ensure_ascii=False,
-                                           indent=2), encoding="utf-8")
+            atomic_write_text(rec_path, json.dumps({"request_key": rkey, "record": rec.to_json()}, ensure_ascii=False,
+                                                  indent=2))
             out[p.shot.id] = Keyframe(png, rec_path, rec.prompt, rec.seed, file_hash(png))
         return out
 
@@ -403,7 +404,7 @@ class DiffusersEngine(KeyframeEngine):
             frames, rec = vp.generate(_read_image(kf.png), seed=seed_for(job.title, "video", p.shot.id),
                                       frames=s.synth.video_frames, fps=s.synth.video_fps, steps=s.steps)
             _write_clip(mp4, frames, fps)
-            meta.write_text(json.dumps({"key": key, "record": asdict(rec)}, ensure_ascii=False, indent=2), encoding="utf-8")
+            atomic_write_text(meta, json.dumps({"key": key, "record": asdict(rec)}, ensure_ascii=False, indent=2))
             secs = Decimal(str(rec.seconds))
             job.spent.gpu_seconds += secs
             unit = "gpu_second" if rec.device.startswith("cuda") else "cpu_second"

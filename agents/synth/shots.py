@@ -27,6 +27,7 @@ from agents.synth.schema import NARRATOR, RENDER_VERSION, MotionKind, ShotRender
 from agents.synth.sound import EpisodeSound
 from core.aigc import AIGC_KEY, label_metadata, make_label, read_label
 from core.errors import InputError
+from core.files import atomic_write_text
 from core.media import VideoWriter, concat, probe, write_wav
 from core.paths import safe_join
 from core.screenplay import Scene
@@ -123,7 +124,7 @@ def render_shots(job: EpisodeJob, voice_engine: str, sound: EpisodeSound,
             render = render_shot(job, plan, key, audio, kf)
             render.picture_key = pkey
         render.review = status
-        meta_path.write_text(json.dumps(render.model_dump(mode="json"), ensure_ascii=False, indent=2), encoding="utf-8")
+        atomic_write_text(meta_path, json.dumps(render.model_dump(mode="json"), ensure_ascii=False, indent=2))
         renders.append(render)
     return renders, reused
 

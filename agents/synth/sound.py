@@ -24,6 +24,7 @@ import numpy as np
 
 from agents.synth.job import EpisodeJob, ShotPlan, content_hash, speaker_of
 from agents.synth.schema import NARRATOR, TimedLine
+from core.files import atomic_path
 from core.media import resample_audio, samples_for_frames
 from core.screenplay import Scene, Series, Shot
 from core.usage import UsageRecord
@@ -79,14 +80,11 @@ class Voicing:
 
 
 def cast_voices(series: Series) -> dict[str, VoiceSpec]:
-    """A voice per character and alias ("" is the narrator); the same across every episode."""
-    voices: dict[str, VoiceSpec] = {"": VoiceSpec(voice="cmn", rate_wpm=160, pitch=45)}  # narrator
-    for ch in series.characters:
-        spec = VoiceSpec(voice=ch.voice, rate_wpm=170, pitch=50) if ch.voice else assign_voice(ch.name)
-        voices[ch.name] = spec
-        for alias in ch.aliases:
-            voices.setdefault(alias, spec)
-    return voices
+    """A voice per character and alias ("" is the narrator); the same across every episode, and
+    distinct within the series (chosen from each character's gender/age hint: pipelines.voices)."""
+    from pipelines.voices import cast_voices as cast
+
+    return cast(series.characters).voices
 
 
 def speak(job: EpisodeJob, engine: VoiceEngine, text: str, spec: VoiceSpec) -> tuple[np.ndarray, bool]:
@@ -101,8 +99,8 @@ def speak(job: EpisodeJob, engine: VoiceEngine, text: str, spec: VoiceSpec) -> t
     samples = resample_audio(speech.samples, speech.rate, job.rate)
     if float(np.max(np.abs(samples), initial=0)) > 1e-4:
         samples = level_to(samples, job.rate, LINE_LUFS)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, samples.astype(np.float32))
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a half-written .npy would be loaded as the line's voice
+        np.save(f, samples.astype(np.float32))
     return samples.astype(np.float32), False
 
 
