@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from agents.script.llm.fake_server import FakeOpenAIServer, Reply, first_user, screenwriter
+from tests.support.fake_llm_server import FakeOpenAIServer, Reply, first_user, screenwriter
 
 _ITEM = re.compile(r"^(\d+)\. 候选人：(.*)$", re.M)
 
