@@ -55,7 +55,8 @@ def team(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
     (ws / "broken" / "screenplay.json").mkdir()  # saving over it fails with an error that is not ours
     port = _free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", REELFORGE_LOG="INFO", XDG_CONFIG_HOME=str(tmp / "xdg"),
-               REELFORGE_SERVER__LOGIN_ATTEMPTS="3", REELFORGE_LEDGER__DB=str(tmp / "ledger.sqlite"))
+               REELFORGE_SERVER__LOGIN_ATTEMPTS="3", REELFORGE_LEDGER__DB=str(tmp / "ledger.sqlite"),
+               REELFORGE_LOG_DIR=str(tmp / "logs"))
     log_path = tmp / "server.log"
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "ui", "--port", str(port), "--workspace", str(ws)],
@@ -163,8 +164,10 @@ def test_errors_that_are_not_ours_reach_the_browser_as_a_reference(team) -> None
     ref = re.search(r"reference ([0-9a-f]{8})", text)
     assert ref and "IsADirectoryError" not in text and "screenplay.json" not in text
     time.sleep(0.5)
-    log = log_path.read_text(encoding="utf-8")
-    assert f"[ref {ref.group(1)}]" in log and "Traceback" in log and "IsADirectoryError" in log
+    console = log_path.read_text(encoding="utf-8")
+    assert f"[ref {ref.group(1)}]" in console and "Traceback" not in console  # one line on the console
+    full = (log_path.parent / "logs" / "studio.log").read_text(encoding="utf-8")  # the traceback in the studio's log
+    assert f"[ref {ref.group(1)}]" in full and "Traceback" in full and "IsADirectoryError" in full
 
 
 def test_failed_logins_lock_the_account(team) -> None:  # type: ignore[no-untyped-def]

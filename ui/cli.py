@@ -306,9 +306,15 @@ def cmd_enhance(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from core.log import run_log, user_log_dir
     from ui.app import launch
 
-    launch(host=args.host, port=args.port, sample=args.sample, workspace=args.workspace, config=_config(args))
+    config = _config(args)
+    server_log = user_log_dir() / "studio.log"
+    with run_log(server_log) as handler:  # the console shows one line per error; the full traceback goes here
+        if handler is not None:
+            log.info("studio log with full tracebacks: %s", server_log)
+        launch(host=args.host, port=args.port, sample=args.sample, workspace=args.workspace, config=config)
     return 0
 
 
