@@ -536,7 +536,7 @@ class Studio:
         """``make --dry-run``: the screenplay (made only when that is free: the offline engine, or
         already made), then each episode's quote. Nothing billable is sent."""
         s = (settings or self.settings()).validate()
-        self.ws.create({"studio": asdict(s)})
+        self.ws.create({"studio": asdict(s)}, ignore=[novel] if novel is not None else [])
         with self.ws.lock(), UsageStore(self.ws.usage_db) as usage:
             source = self._import_source(novel)
             params = {"engine": s.script_engine, "episodes": s.episodes, "episode_seconds": s.episode_seconds,

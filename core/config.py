@@ -124,6 +124,26 @@ class ReviewConfig:
 
 
 @dataclass(slots=True)
+class ServerConfig:
+    """The studio's web server: accounts, sessions, login throttling, uploads."""
+
+    users_file: str = ""  # accounts file; empty: ~/.config/reelforge/users.json (never inside a project)
+    session_hours: float = 12.0  # a login lasts at most this long
+    idle_minutes: float = 120.0  # and ends after this long without a request from it
+    login_attempts: int = 5  # failed logins of one account within the lockout window before it is locked
+    address_attempts: int = 20  # failed logins from one client address before that address is locked
+    lockout_minutes: float = 15.0  # the window failures are counted in, and how long a lock lasts
+    max_upload_mb: int = 64  # largest file the studio accepts (a novel, an invoice scan)
+
+    def check(self) -> None:
+        for name in ("session_hours", "idle_minutes", "login_attempts", "address_attempts", "lockout_minutes",
+                     "max_upload_mb"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"[server] {name} = {getattr(self, name)!r} must be positive",
+                                  hint="remove the setting to use the default")
+
+
+@dataclass(slots=True)
 class Config:
     device: str = "auto"
     workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
@@ -135,6 +155,7 @@ class Config:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     # [providers.NAME] tables: base_url, concurrency, timeout_s, max_retries, poll_first_s, poll_max_s,
     # task_timeout_s and provider-specific keys (pipelines.providers.base.ProviderSettings); API keys
     # never go here (environment or the 0600 secrets file)
@@ -321,5 +342,6 @@ def load_config(path: str | os.PathLike[str] | None = None,
         _apply(cfg, overrides, "")
         cfg.sources.append("environment")
     parse_fps(cfg.render.fps)  # validate early
+    cfg.server.check()
     check_frame_size(cfg.render.width, cfg.render.height, what="[render] width x height")
     return cfg

@@ -43,8 +43,9 @@ class Ledger:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, archive_dir: str | os.PathLike[str] | None = None,
-                 timeout: float = 60.0) -> None:
-        self.store = Store(path, archive_dir=archive_dir, timeout=timeout)
+                 timeout: float = 60.0, actor: str | None = None) -> None:
+        # actor: the person the audit log names for writes (a studio account); None: the OS login user
+        self.store = Store(path, archive_dir=archive_dir, timeout=timeout, actor=actor)
         self.path = self.store.path
         self.archive_dir = self.store.archive_dir
         self.integrity = Integrity(self.store)

@@ -160,6 +160,22 @@ class RecordedClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimSignoff:
+    """Who prepared (recorded) a claim and who approved it, from the chained audit log."""
+
+    claim_id: int
+    prepared_by: str
+    prepared_at: str
+    approved_by: str = ""  # empty: not approved yet
+    approved_at: str = ""
+    note: str = ""
+
+    @property
+    def approved(self) -> bool:
+        return bool(self.approved_by)
+
+
+@dataclass(frozen=True, slots=True)
 class HeadcountFact:
     """A recorded headcount: for ``year``, or (``year`` None) from ``evidence_date`` on."""
 

@@ -137,8 +137,9 @@ class Store:
     """One ledger file and its document archive."""
 
     def __init__(self, path: str | os.PathLike[str], *, archive_dir: str | os.PathLike[str] | None = None,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, actor: str | None = None) -> None:
         self.path = Path(path).expanduser().resolve()
+        self.actor = actor  # who the audit log names for this session's writes (None: the OS login user)
         if self.path.exists() and self.path.is_dir():
             raise LedgerError(f"ledger path {str(self.path)!r} is a folder", hint="give a file name, e.g. ledger.sqlite")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +223,8 @@ class Store:
             return
         self._begin_immediate()
         writer = Writer(self.conn, current_head(self.conn))
+        if self.actor:
+            writer.actor = self.actor
         self._writer = writer
         try:
             yield writer

@@ -71,9 +71,20 @@ def test_make_and_review_through_the_studio_api(studio) -> None:  # type: ignore
     video = Path(result[0]["video"] if isinstance(result[0], dict) else result[0])
     assert video.name == "ep01.mp4" and (ws / "demo" / "out" / "ep01.mp4").exists()
     assert "synth:ep01" in result[2]
-    gallery, shot_update, message = client.predict("demo", 1, api_name="/review_load")
-    assert gallery and "待审" in message
+    gallery, shot_update, message, state = client.predict("demo", 1, api_name="/review_load")
+    assert gallery and "待审" in message and "草稿 Draft" in state
     shot_id = gallery[0]["caption"].split(" · ")[0]
-    assert "已通过" in client.predict("demo", 1, shot_id, "", api_name="/review_approve")
+    assert "已通过" in client.predict("demo", 1, shot_id, "", "", api_name="/review_approve")
     render = json.loads((ws / "demo" / "synth" / "ep01" / "render.json").read_text(encoding="utf-8"))
     assert next(s for s in render["shots"] if s["id"] == shot_id)["review"] == "approved"
+    # the single user is an admin: the episode goes through its states, each on the trail
+    client.predict("demo", 1, "", api_name="/episode_submit")
+    message, state = client.predict("demo", 1, "看过了 fine", api_name="/episode_approve")
+    assert "已通过" in message and "已通过 Approved" in state
+    trail = [json.loads(line) for line in (ws / "demo" / "trail.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [t["action"] for t in trail] == ["project.make", "shot.approve", "episode.submit", "episode.approve"]
+    assert trail[1]["subject"] == f"ep01/{shot_id}" and len(trail[1]["hashes"]["clip"]) == 64
+    import hashlib
+
+    video_hash = hashlib.sha256((ws / "demo" / "out" / "ep01.mp4").read_bytes()).hexdigest()
+    assert trail[3]["hashes"]["video"] == video_hash and trail[3]["state"] == {"from": "in_review", "to": "approved"}

@@ -6,6 +6,7 @@ Bound to 127.0.0.1 by default. Only the workspace folder is served to the browse
 from __future__ import annotations
 
 import copy
+import html
 import logging
 import re
 import threading
@@ -13,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config, load_config
-from core.errors import ReelForgeError
+from core.errors import InputError
 from core.screenplay import Series
 from core.workspace import Workspace
+from ui.access import StudioAccess
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +52,28 @@ def project_status(root: Path, name: str) -> str:
     return "\n".join(rows)
 
 
-def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
+NOVEL_TYPES = (".txt", ".md", ".epub", ".docx")  # what the script reader reads; nothing else is accepted
+
+
+def _project_dir(workspace: Path, name: str) -> Path:
+    """A project's folder from a name the browser sent: an existing project, or an error."""
+    from core.paths import safe_join
+
+    if not name or not name.strip():
+        raise InputError("先选择项目 · choose a project first")
+    folder = safe_join(workspace, name.strip())
+    if not (folder / "project.json").is_file():
+        raise InputError(f"没有项目 {name!r} · there is no project {name!r}", hint="pick one from the list")
+    return folder
+
+
+def build_app(config: Config, workspace: Path, sample: bool = False, access: StudioAccess | None = None) -> Any:
+    """The studio's page. Every handler is guarded by ``access`` (default: single-user) on the
+    server side: a Gradio endpoint called without the page is checked the same way."""
     import gradio as gr
 
     from agents.studio import Studio, StudioSettings
+    from core.trail import Trail
     from core.workspace import sha256_file
     from ui.providers_panel import (
         LOCAL,
@@ -68,12 +88,19 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
         wants_providers,
     )
 
+    access = access or StudioAccess.single_user(config)
+    guard = access.action
     workspace.mkdir(parents=True, exist_ok=True)
     sample_text = SAMPLE.read_text(encoding="utf-8") if sample and SAMPLE.exists() else ""
 
     def prepare(novel_file: str | None, novel_text: str, name: str, episodes: int, seconds: float,
                 size_label: str, tts: str, enhance: bool, image: str, video_model: str, voice: str,
                 budget: str) -> tuple[str, Workspace, Path, Any, str]:
+        """The project, its novel and the run's settings from the page's choices, and the key of
+        those choices (a quote is for exactly them). Errors are ours: the guard shows them."""
+        if novel_file and Path(novel_file).suffix.lower() not in NOVEL_TYPES:
+            raise InputError(f"{Path(novel_file).name} 不是小说文件 · is not a novel file",
+                             hint="上传 upload " + ", ".join(NOVEL_TYPES))
         name = _safe_name(name or (Path(novel_file).stem if novel_file else "sample"))
         ws = Workspace(workspace / name)
         ws.root.mkdir(parents=True, exist_ok=True)
@@ -83,36 +110,38 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
             source = ws.root / "pasted_novel.txt"
             source.write_text(novel_text, encoding="utf-8")
         else:
-            raise gr.Error("请上传小说文件或粘贴文本 · upload a novel or paste its text")
+            raise InputError("请上传小说文件或粘贴文本 · upload a novel or paste its text")
         w, h = SIZES.get(size_label, (1080, 1920))
-        try:
-            settings = StudioSettings.from_config(
-                config, episodes=int(episodes), episode_seconds=float(seconds), width=w, height=h, tts=tts,
-                enhance_scale=2.0 if enhance else 1.0, image=image or "", video=video_model or "",
-                voice=voice or "", budget=(budget or "").strip()).validate()
-        except ReelForgeError as e:
-            raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
+        settings = StudioSettings.from_config(
+            config, episodes=int(episodes), episode_seconds=float(seconds), width=w, height=h, tts=tts,
+            enhance_scale=2.0 if enhance else 1.0, image=image or "", video=video_model or "",
+            voice=voice or "", budget=(budget or "").strip()).validate()
         key = choice_key(sha256_file(source), episodes, seconds, (w, h), image, video_model, voice, budget)
         return name, ws, source, settings, key
 
-    def quote(novel_file: str | None, novel_text: str, name: str, episodes: int, seconds: float, size_label: str,
-              tts: str, enhance: bool, image: str, video_model: str, voice: str, budget: str) -> tuple[str, str]:
+    def quote_of(novel_file: str | None, novel_text: str, name: str, episodes: int, seconds: float,
+                 size_label: str, tts: str, enhance: bool, image: str, video_model: str, voice: str,
+                 budget: str) -> tuple[str, str]:
         name, ws, source, settings, key = prepare(novel_file, novel_text, name, episodes, seconds, size_label, tts,
                                                   enhance, image, video_model, voice, budget)
-        try:
-            return quote_for(Studio(ws, copy.deepcopy(config)), source, settings), key
-        except ReelForgeError as e:
-            raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
+        return quote_for(Studio(ws, copy.deepcopy(config)), source, settings), key
 
+    # a quote writes the project's screenplay (free with the offline engine) but sends nothing
+    # billable: the same right as making the project
+    quote = guard("project.make")(quote_of)
+
+    @guard("project.make")
     def make(novel_file: str | None, novel_text: str, name: str, episodes: int, seconds: float, size_label: str,
              tts: str, enhance: bool, image: str = "", video_model: str = "", voice: str = "", budget: str = "",
-             quoted: str = "", progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+             quoted: str = "", request: gr.Request | None = None,
+             progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        who = access.who(request)
         name, ws, source, settings, key = prepare(novel_file, novel_text, name, episodes, seconds, size_label, tts,
                                                   enhance, image, video_model, voice, budget)
         if wants_providers(image, video_model, voice) and quoted != key:
             # paid providers: the quote first; Make again with the same choices goes ahead
-            table, key = quote(novel_file, novel_text, name, episodes, seconds, size_label, tts, enhance, image,
-                               video_model, voice, budget)
+            table, key = quote_of(novel_file, novel_text, name, episodes, seconds, size_label, tts, enhance, image,
+                                  video_model, voice, budget)
             same = gr.update()
             return (None, [], table + "\n\n**请确认报价后再次点击“生成” · check the quote, then press Make again**",
                     [], same, same, same, key)
@@ -123,12 +152,13 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
             progress(fraction, desc=message)
 
         try:
-            result = Studio(ws, copy.deepcopy(config), progress=report, cancel=cancel).make(source, settings, command="ui make")
-        except ReelForgeError as e:
-            raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
+            result = Studio(ws, copy.deepcopy(config), progress=report, cancel=cancel).make(
+                source, settings, command="ui make")
         finally:
             _cancel.pop(name, None)
         finals = result.finals
+        Trail(ws.root).record(who, "project.make", "project", files={"screenplay": ws.screenplay_path,
+                                                                      **{p.name: p for p in finals}})
         reports = [r.html_path for r in result.qc if r.html_path]  # the delivery reports, to download
         files = [str(p) for p in finals + result.subtitles + [ws.screenplay_path] + reports if Path(p).exists()]
         lines = ["| 阶段 stage | 结果 | 用时 s | 引擎 engine |", "|---|---|---|---|"]
@@ -149,6 +179,7 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
                 gr.update(choices=choices, value=name), ws.screenplay_path.read_text(encoding="utf-8"),
                 gr.update(choices=choices, value=name), quoted)
 
+    @guard("run.stop")
     def stop(name: str) -> str:
         event = _cancel.get(_safe_name(name or ""))
         if event is None:
@@ -156,57 +187,83 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
         event.set()
         return "正在停止，已完成的镜头会保留 · stopping; finished shots are kept"
 
+    @guard("project.view")
     def load_project(name: str) -> tuple[str, str, Any, Any]:
         if not name:
             return "", "", [], None
-        ws = Workspace(workspace / name)
+        ws = Workspace(_project_dir(workspace, name))
         text = ws.screenplay_path.read_text(encoding="utf-8") if ws.screenplay_path.exists() else ""
         video = ws.episode_video(1)
-        return text, project_status(workspace, name), _gallery(ws, 1), (str(video) if video.exists() else None)
+        return text, project_status(workspace, ws.root.name), _gallery(ws, 1), \
+            (str(video) if video.exists() else None)
 
-    def save_screenplay(name: str, text: str) -> str:
-        if not name:
-            raise gr.Error("先选择项目 · choose a project first")
-        ws = Workspace(workspace / name)
-        try:
-            series = Series.from_json(text, origin="编辑的剧本 edited screenplay")
-        except ReelForgeError as e:
-            raise gr.Error(str(e)) from e
+    @guard("screenplay.edit")
+    def save_screenplay(name: str, text: str, request: gr.Request) -> str:
+        ws = Workspace(_project_dir(workspace, name))
+        series = Series.from_json(text, origin="编辑的剧本 edited screenplay")
         series.save(ws.screenplay_path)
+        Trail(ws.root).record(access.who(request), "screenplay.edit", "screenplay",
+                              files={"screenplay": ws.screenplay_path})
         return "已保存；再次点击“生成”只重做受影响的阶段 · saved; Make re-runs only what changed"
 
+    @guard("project.view")
     def voices_load(name: str, model: str) -> list[list[str]]:
-        if not name:
-            raise gr.Error("先选择项目 · choose a project first")
-        ws = Workspace(workspace / name)
+        ws = Workspace(_project_dir(workspace, name))
         if not ws.screenplay_path.exists():
-            raise gr.Error("这个项目还没有剧本 · this project has no screenplay yet")
-        try:
-            return voice_rows(Series.load(ws.screenplay_path), model or "")
-        except ReelForgeError as e:
-            raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
+            raise InputError("这个项目还没有剧本 · this project has no screenplay yet", hint="make it first")
+        return voice_rows(Series.load(ws.screenplay_path), model or "")
 
-    def voices_save(name: str, rows: Any) -> tuple[str, str]:
-        if not name:
-            raise gr.Error("先选择项目 · choose a project first")
-        ws = Workspace(workspace / name)
-        try:
-            series = Series.load(ws.screenplay_path)
-            changed = apply_voice_rows(series, list(rows or []))
-        except ReelForgeError as e:
-            raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
+    @guard("project.view")
+    def voices_for_model(name: str, model: str) -> list[list[str]]:
+        """The table again when the voice model changes (nothing while no project is chosen)."""
+        return voices_load(name, model) if name else []
+
+    @guard("screenplay.edit")
+    def voices_save(name: str, rows: Any, request: gr.Request) -> tuple[str, str]:
+        who = access.who(request)  # before anything changes
+        ws = Workspace(_project_dir(workspace, name))
+        series = Series.load(ws.screenplay_path)
+        changed = apply_voice_rows(series, list(rows or []))
         if changed:
             series.save(ws.screenplay_path)
+            Trail(ws.root).record(who, "screenplay.edit", "screenplay", files={"screenplay": ws.screenplay_path},
+                                  note=f"{changed} character voices")
         return (f"已保存 {changed} 个角色的配音；再次生成只重做受影响的集 · {changed} voices saved",
                 ws.screenplay_path.read_text(encoding="utf-8"))
+
+    @guard("project.view")
+    def sheets_load(name: str) -> tuple[Any, Any]:
+        items = sheet_items(_project_dir(workspace, name))
+        names = [caption.split(" · ")[0] for _, caption in items]
+        return items, gr.update(choices=names, value=names[0] if names else None)
+
+    # a character sheet is reviewed like a shot: the reviewer approves it, or rejects it for a new
+    # one (a new seed on the next Make)
+    _SHEET_ACTION = {"approve": "shot.approve", "regenerate": "shot.reject"}
+
+    def sheet_act(action: str) -> Any:
+        @guard(_SHEET_ACTION[action])
+        def act(name: str, character: str, request: gr.Request) -> tuple[str, Any]:
+            who = access.who(request)  # before anything changes
+            folder = _project_dir(workspace, name)
+            if not (character or "").strip():
+                raise InputError("先选择角色 · choose a character")
+            message = review_sheet_in(folder, character, action)
+            png = next((Path(p) for p, caption in sheet_items(folder) if caption.split(" · ")[0] == character), None)
+            Trail(folder).record(who, _SHEET_ACTION[action], f"sheet/{character}",
+                                 files={"sheet": png} if png is not None else {}, note=f"character sheet {action}")
+            return message, sheet_items(folder)
+        return act
 
     with gr.Blocks(title="ReelForge 影锻 · AI 微短剧工作室") as demo:
         gr.Markdown("# ReelForge 影锻 · AI 微短剧工作室\n小说 → 剧本 → 分镜配音 → 成片，全程离线可用。"
                     " Novel → screenplay → voiced shots → episode, offline.")
+        whoami = gr.Markdown()
         with gr.Tab("制作 Make"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    novel_file = gr.File(label="上传小说 Upload novel (.txt)", file_types=[".txt"], type="filepath")
+                    novel_file = gr.File(label="上传小说 Upload novel (.txt .md .epub .docx)",
+                                         file_types=list(NOVEL_TYPES), type="filepath")
                     novel_text = gr.Textbox(label="或粘贴文本 Or paste text", lines=10, value=sample_text,
                                             max_lines=20)
                     name = gr.Textbox(label="项目名 Project", value="sample" if sample else "")
@@ -262,26 +319,9 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
                     vc_save = gr.Button("保存配音 Save voices")
                 vc_msg = gr.Markdown()
         with gr.Tab("审片 Review"):
-            gr.Markdown("逐个镜头审看：通过、修改画面提示词或重新生成；再点“重新合成”只重做改动的镜头。"
-                        " Approve, edit the prompt of, or regenerate any shot; re-render redoes only what changed.")
-            with gr.Row():
-                rv_project = gr.Dropdown(list_projects(workspace), label="项目 Project", allow_custom_value=True)
-                rv_episode = gr.Number(value=1, precision=0, minimum=1, label="集 Episode")
-                rv_load = gr.Button("载入 Load")
-            rv_gallery = gr.Gallery(label="镜头 Shots", columns=6, height=260)
-            with gr.Row():
-                with gr.Column():
-                    rv_shot = gr.Dropdown([], label="镜头 Shot", allow_custom_value=True)
-                    rv_info = gr.Markdown()
-                    rv_prompt = gr.Textbox(label="画面提示词 Visual prompt", lines=3)
-                    with gr.Row():
-                        rv_approve = gr.Button("通过 Approve", variant="primary")
-                        rv_save = gr.Button("保存提示词 Save prompt")
-                        rv_regen = gr.Button("重新生成 Regenerate")
-                    rv_rerender = gr.Button("重新合成并剪辑 Re-render episode")
-                    rv_msg = gr.Markdown()
-                with gr.Column():
-                    rv_clip = gr.Video(label="镜头 Shot clip", height=420)
+            from ui.review_tab import build_review_tab
+
+            rv_project = build_review_tab(config, workspace, access)
             with gr.Accordion("角色设定图 Character sheets（生成服务 providers）", open=False):
                 gr.Markdown("设定图作为之后每个镜头的参考图。要求审片时，通过之前不会生成任何关键帧或视频。"
                             " Each sheet is the reference for every later shot; with review required, no keyframe "
@@ -297,109 +337,41 @@ def build_app(config: Config, workspace: Path, sample: bool = False) -> Any:
             try:
                 from ui.ledger_tab import build_ledger_tab
 
-                build_ledger_tab(str(Path(config.ledger.db).expanduser()))
+                build_ledger_tab(str(Path(config.ledger.db).expanduser()), access=access)
             except ImportError:
                 gr.Markdown("账本模块未安装 · the ledger module is not installed in this build")
         with gr.Tab("环境 Doctor"):
             doc = gr.Markdown()
             refresh = gr.Button("检查 Check")
 
-        def review_load(name: str, episode: float) -> tuple[Any, Any, str]:
-            if not name:
-                raise gr.Error("先选择项目 · choose a project first")
-            render = _render_of(workspace / name, int(episode or 1))
-            folder = Workspace(workspace / name).synth_dir(int(episode or 1))
-            items = [(str(folder / sh.keyframe), f"{sh.id} · {'✓' if sh.review == 'approved' else '…'}")
-                     for sh in render.shots]
-            ids = [sh.id for sh in render.shots]
-            return items, gr.update(choices=ids, value=ids[0] if ids else None), \
-                f"{len(ids)} 个镜头，{len(render.unapproved())} 个待审 · shots, pending review"
+        @guard("project.view")
+        def who_is_here(request: gr.Request) -> str:
+            p = access.who(request)
+            from core.permissions import ROLE_LABELS
 
-        def review_pick(name: str, episode: float, shot_id: str) -> tuple[str, str, Any]:
-            if not (name and shot_id):
-                return "", "", None
-            render = _render_of(workspace / name, int(episode or 1))
-            folder = Workspace(workspace / name).synth_dir(int(episode or 1))
-            shot = next(sh for sh in render.shots if sh.id == shot_id)
-            lines = "\n".join(f"- **{ln.speaker}**：{ln.text}" for ln in shot.lines) or "（无台词 · no lines）"
-            info = (f"**{shot.id}** · {shot.frames} 帧 frames · {shot.picture} · {shot.motion} · "
-                    f"审片 {shot.review}\n\n{lines}")
-            return info, shot.prompt, str(folder / shot.clip)
+            return (f"单用户模式 · single-user mode ({html.escape(p.name)})" if p.local else
+                    f"已登录 Logged in: **{html.escape(p.name)}** · {ROLE_LABELS[p.role]} · "
+                    f"[退出 Log out](/logout)")
 
-        def review_act(action: str) -> Any:
-            def act(name: str, episode: float, shot_id: str, prompt: str) -> str:
-                from agents.synth import review_shot
-
-                if not (name and shot_id):
-                    raise gr.Error("先选择项目和镜头 · choose a project and a shot")
-                try:
-                    review_shot(Workspace(workspace / name).synth_dir(int(episode or 1)), shot_id, action,
-                                prompt=prompt if action == "prompt" else None)
-                except ReelForgeError as e:
-                    raise gr.Error(str(e)) from e
-                return {"approve": "已通过 · approved", "prompt": "提示词已保存，重新合成后生效 · saved",
-                        "regenerate": "将用新种子重新生成 · a new seed on the next render"}[action]
-            return act
-
-        def review_rerender(name: str, episode: float, progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:
-            if not name:
-                raise gr.Error("先选择项目 · choose a project first")
-            studio = Studio(workspace / name, config, progress=lambda f, m: progress(f, desc=m))
-            try:
-                studio.ws.invalidate(f"synth:ep{int(episode or 1):02d}")
-                studio.synth(int(episode or 1))
-                out = studio.cut(int(episode or 1))
-            except ReelForgeError as e:
-                raise gr.Error(str(e)) from e
-            return str(out.video), "已重新合成 · re-rendered"
-
-        def sheets_load(name: str) -> tuple[Any, Any]:
-            if not name:
-                raise gr.Error("先选择项目 · choose a project first")
-            try:
-                items = sheet_items(workspace / name)
-            except ReelForgeError as e:
-                raise gr.Error(str(e)) from e
-            names = [caption.split(" · ")[0] for _, caption in items]
-            return items, gr.update(choices=names, value=names[0] if names else None)
-
-        def sheet_act(action: str) -> Any:
-            def act(name: str, character: str) -> tuple[str, Any]:
-                if not (name and character):
-                    raise gr.Error("先选择项目和角色 · choose a project and a character")
-                try:
-                    message = review_sheet_in(workspace / name, character, action)
-                    return message, sheet_items(workspace / name)
-                except ReelForgeError as e:
-                    raise gr.Error(f"{e.message}" + (f" — {e.hint}" if e.hint else "")) from e
-            return act
-
-        sh_load.click(sheets_load, [rv_project], [sh_gallery, sh_name], api_name="sheets_load")
-        sh_approve.click(sheet_act("approve"), [rv_project, sh_name], [sh_msg, sh_gallery], api_name="sheet_approve")
-        sh_regen.click(sheet_act("regenerate"), [rv_project, sh_name], [sh_msg, sh_gallery],
-                       api_name="sheet_regenerate")
-        rv_load.click(review_load, [rv_project, rv_episode], [rv_gallery, rv_shot, rv_msg])
-        rv_shot.change(review_pick, [rv_project, rv_episode, rv_shot], [rv_info, rv_prompt, rv_clip])
-        rv_approve.click(review_act("approve"), [rv_project, rv_episode, rv_shot, rv_prompt], [rv_msg],
-                         api_name="review_approve")
-        rv_save.click(review_act("prompt"), [rv_project, rv_episode, rv_shot, rv_prompt], [rv_msg],
-                      api_name="review_prompt")
-        rv_regen.click(review_act("regenerate"), [rv_project, rv_episode, rv_shot, rv_prompt], [rv_msg],
-                       api_name="review_regenerate")
-        rv_rerender.click(review_rerender, [rv_project, rv_episode], [rv_clip, rv_msg])
         make_inputs = [novel_file, novel_text, name, episodes, seconds, size, tts, enhance, image_model, video_model,
                        voice_model, budget]
         go.click(make, [*make_inputs, quoted], [video, files, report, gallery, project, editor, rv_project, quoted],
                  api_name="make")
         quote_btn.click(quote, make_inputs, [report, quoted], api_name="quote")
-        halt.click(stop, [name], [stop_msg])
-        project.change(load_project, [project], [editor, status, gallery, video])
-        save.click(save_screenplay, [project, editor], [saved])
+        halt.click(stop, [name], [stop_msg], api_name="stop")
+        project.change(load_project, [project], [editor, status, gallery, video], api_name="load_project")
+        save.click(save_screenplay, [project, editor], [saved], api_name="save_screenplay")
         vc_load.click(voices_load, [project, vc_model], [vc_table], api_name="voices_load")
-        vc_model.change(lambda n, m: voices_load(n, m) if n else [], [project, vc_model], [vc_table])
+        vc_model.change(voices_for_model, [project, vc_model], [vc_table], api_name="voices_for_model")
         vc_save.click(voices_save, [project, vc_table], [vc_msg, editor], api_name="voices_save")
-        refresh.click(_doctor_markdown, [], [doc])
-        demo.load(_doctor_markdown, [], [doc])
+        sh_load.click(sheets_load, [rv_project], [sh_gallery, sh_name], api_name="sheets_load")
+        sh_approve.click(sheet_act("approve"), [rv_project, sh_name], [sh_msg, sh_gallery], api_name="sheet_approve")
+        sh_regen.click(sheet_act("regenerate"), [rv_project, sh_name], [sh_msg, sh_gallery],
+                       api_name="sheet_regenerate")
+        doctor = guard("system.doctor")(_doctor_markdown)
+        refresh.click(doctor, [], [doc], api_name="doctor")
+        demo.load(doctor, [], [doc], api_name=False)
+        demo.load(who_is_here, [], [whoami], api_name="whoami")
     return demo
 
 
@@ -432,14 +404,18 @@ def _doctor_markdown() -> str:
 
 def launch(*, host: str = "127.0.0.1", port: int = 7860, sample: bool = False, workspace: str | None = None,
            config: Config | None = None) -> None:
+    """Start the studio. Loopback without accounts: single-user mode; with accounts: login
+    required (see :mod:`ui.access`); another address without accounts: refused."""
     import gradio as gr
+
+    from ui.access import plan_access
 
     config = config or load_config()
     root = Path(workspace or config.workspace.root).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
-    demo = build_app(config, root, sample=sample)
-    if host not in {"127.0.0.1", "localhost", "::1"}:
-        log.warning("the studio is listening on %s: anyone who can reach this address can use it", host)
-    log.info("studio: http://%s:%d  (workspace %s)", host, port, root)
+    access = plan_access(host, config, root)  # refuses an open door before anything is built
+    demo = build_app(config, root, sample=sample, access=access)
+    log.info("studio: http://%s:%d  (workspace %s, %s)", host, port, root, access.mode)
     demo.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, allowed_paths=[str(root)],
-                                                   theme=gr.themes.Soft(), inbrowser=False, show_error=True)
+                                                   theme=gr.themes.Soft(), inbrowser=False,
+                                                   **access.launch_kwargs())

@@ -306,9 +306,15 @@ def cmd_enhance(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from core.log import run_log, user_log_dir
     from ui.app import launch
 
-    launch(host=args.host, port=args.port, sample=args.sample, workspace=args.workspace, config=_config(args))
+    config = _config(args)
+    server_log = user_log_dir() / "studio.log"
+    with run_log(server_log) as handler:  # the console shows one line per error; the full traceback goes here
+        if handler is not None:
+            log.info("studio log with full tracebacks: %s", server_log)
+        launch(host=args.host, port=args.port, sample=args.sample, workspace=args.workspace, config=config)
     return 0
 
 
@@ -463,8 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="do not write epNN.qc.json / .qc.html beside the episode")
     p.set_defaults(func=cmd_qc)
 
-    p = sub.add_parser("ui", help="start the studio in the browser (Gradio, 127.0.0.1)")
-    p.add_argument("--host", default="127.0.0.1")
+    p = sub.add_parser("ui", help="start the studio in the browser (Gradio, 127.0.0.1)",
+                       description="On 127.0.0.1 without accounts: single-user. With accounts (reelforge users add): "
+                                   "login required. Any other address needs accounts.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 needs accounts: reelforge users add)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--workspace", default=None, help="folder holding the projects")
     p.add_argument("--sample", action="store_true", help="open with the sample project filled in")
@@ -477,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     _mount_optional(sub, "ledger.cli")
     _mount_optional(sub, "ui.label_cli")
     _mount_optional(sub, "ui.models_cli")
+    _mount_optional(sub, "ui.users_cli")
     _mount_optional(sub, "ui.providers_cli")
     return parser
 

@@ -12,9 +12,12 @@ out are the exports it has just written to a fresh temporary folder.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import secrets
 import tempfile
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,14 +41,23 @@ def _err(e: Exception) -> str:
     if isinstance(e, ReelForgeError):
         hint = f"\n\n提示 hint: {e.hint}" if e.hint else ""
         return f"**错误 error:** {e.message}{hint}"
-    log.exception("ledger tab: unexpected error")
-    return f"**错误 error:** {type(e).__name__}: {e}"
+    ref = secrets.token_hex(4)  # the browser gets the reference; the server log the traceback
+    log.error("ledger tab: unexpected error [ref %s]", ref, exc_info=e)
+    return f"**错误 error:** 内部错误，编号 {ref}：服务器日志里有详情 · internal error, reference {ref}: see the server log"
+
+
+def _actor() -> str | None:
+    """The studio account acting now (the ledger's audit log names it); None: the OS user."""
+    from ui.access import acting
+
+    who = acting.get()
+    return who.name if who is not None and not who.local else None
 
 
 def _open(db: str) -> Ledger:
     if not db or not str(db).strip():
         raise ReelForgeError("no ledger file given", hint="enter the path of the ledger file, e.g. ledger.sqlite")
-    return Ledger(Path(str(db).strip()).expanduser())
+    return Ledger(Path(str(db).strip()).expanduser(), actor=_actor())
 
 
 def _year(value: Any) -> int:
@@ -179,6 +191,13 @@ def _claim_markdown(result: ClaimResult) -> str:
 
 def on_claim(db: str, measure: str, year: Any, project: str, record: bool) -> tuple[str, dict[str, Any]]:
     try:
+        if record:  # computing is seeing the ledger; recording a claim is preparing one
+            from core.permissions import require
+            from ui.access import acting
+
+            who = acting.get()
+            if who is not None:
+                require(who, "claim.prepare")
         with _open(db) as lg:
             y = _year(year)
             lg.integrity.require_intact(before=f"compute a claim for {y}")  # never from a ledger that fails verify
@@ -208,6 +227,22 @@ def on_claim(db: str, measure: str, year: Any, project: str, record: bool) -> tu
         return _err(e), {}
 
 
+def on_approve_claim(db: str, claim_id: Any, note: str) -> str:
+    """Record the acting person as the approver of a recorded claim; shows who prepared it."""
+    try:
+        try:
+            cid = int(Decimal(str(claim_id)))
+        except Exception as e:
+            raise ReelForgeError(f"claim number {claim_id!r} is not a number", hint="e.g. 1") from e
+        with _open(db) as lg:
+            s = lg.claims.approve(cid, note or "")
+        same = "（同一人 the same person）" if s.prepared_by == s.approved_by else ""
+        return (f"申报 #{s.claim_id} 已批准 approved：编制 prepared by {s.prepared_by} ({s.prepared_at})，"
+                f"批准 approved by {s.approved_by} ({s.approved_at}){same}")
+    except Exception as e:
+        return _err(e)
+
+
 def on_export(db: str, year: Any, measure: str, project: str) -> tuple[list[str], str]:
     try:
         with _open(db) as lg:
@@ -223,8 +258,13 @@ def on_export(db: str, year: Any, measure: str, project: str) -> tuple[list[str]
 
 
 # --- layout -----------------------------------------------------------------------------------
-def build_ledger_tab(default_db: str) -> None:
-    """Add the ledger's components to the enclosing ``gr.Blocks`` / ``gr.Tab`` context."""
+def build_ledger_tab(default_db: str, access: Any = None) -> None:
+    """Add the ledger's components to the enclosing ``gr.Blocks`` / ``gr.Tab`` context.
+
+    With ``access`` (a :class:`ui.access.StudioAccess`) every handler checks the person's role
+    on the server (``ledger.view``, ``ledger.edit``, ``claim.prepare``, ``claim.approve``,
+    ``ledger.export``); in a studio with accounts the ledger file is the configured one, never
+    a path sent by the browser."""
     try:
         import gradio as gr
     except ImportError as e:
@@ -232,15 +272,27 @@ def build_ledger_tab(default_db: str) -> None:
 
         raise MissingDependencyError("gradio", "ui") from e
 
+    locked = access is not None and access.mode == "accounts"
+
+    def wire(action: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if access is None:
+            return fn
+
+        @functools.wraps(fn)
+        def fixed(db: str, *rest: Any) -> Any:
+            return fn(default_db if locked else db, *rest)
+
+        return access.action(action)(fixed)  # type: ignore[no-any-return]
+
     gr.Markdown("## 费用台账与补贴申报 AI-spend ledger and subsidy claims\n"
                 "防篡改台账（只追加、哈希链），措施5/6 补贴计算，申报材料导出。"
                 "Append-only, hash-chained records; measure 5/6 claims; claim-ready exports.")
-    db = gr.Textbox(label="台账文件 Ledger file", value=default_db)
+    db = gr.Textbox(label="台账文件 Ledger file", value=default_db, interactive=not locked)
     with gr.Tabs():
         with gr.Tab("校验 Verify"):
             verify_btn = gr.Button("校验哈希链 Verify the chain", variant="primary")
             verify_out = gr.Markdown()
-            verify_btn.click(on_verify, inputs=[db], outputs=[verify_out])
+            verify_btn.click(wire("ledger.view", on_verify), inputs=[db], outputs=[verify_out])
 
         with gr.Tab("主体 Companies, vendors, projects"):
             with gr.Row():
@@ -249,7 +301,7 @@ def build_ledger_tab(default_db: str) -> None:
                 c_head = gr.Number(label="员工人数 Staff", value=1, precision=0)
             c_btn = gr.Button("添加公司 Add company")
             c_out = gr.Markdown()
-            c_btn.click(on_add_company, inputs=[db, c_name, c_uscc, c_head], outputs=[c_out])
+            c_btn.click(wire("ledger.edit", on_add_company), inputs=[db, c_name, c_uscc, c_head], outputs=[c_out])
             with gr.Row():
                 v_name = gr.Textbox(label="供应商名称 Vendor name")
                 v_uscc = gr.Textbox(label="统一社会信用代码 USCC")
@@ -257,7 +309,7 @@ def build_ledger_tab(default_db: str) -> None:
                 v_alias = gr.Textbox(label="用量记录中的名称 Names in usage records (comma separated)")
             v_btn = gr.Button("添加供应商 Add vendor")
             v_out = gr.Markdown()
-            v_btn.click(on_add_vendor, inputs=[db, v_name, v_uscc, v_rel, v_alias], outputs=[v_out])
+            v_btn.click(wire("ledger.edit", on_add_vendor), inputs=[db, v_name, v_uscc, v_rel, v_alias], outputs=[v_out])
             with gr.Row():
                 p_name = gr.Textbox(label="项目名称 Project")
                 p_type = gr.Dropdown(choices=[k for k in WORK_TYPES if k], label="作品类型 Work type")
@@ -266,7 +318,7 @@ def build_ledger_tab(default_db: str) -> None:
                 p_yz = gr.Checkbox(label="亦庄主题 Yizhuang theme")
             p_btn = gr.Button("添加项目 Add project")
             p_out = gr.Markdown()
-            p_btn.click(on_add_project, inputs=[db, p_name, p_type, p_ip, p_kind, p_yz], outputs=[p_out])
+            p_btn.click(wire("ledger.edit", on_add_project), inputs=[db, p_name, p_type, p_ip, p_kind, p_yz], outputs=[p_out])
 
         with gr.Tab("发票与付款 Invoices and payments"):
             with gr.Row():
@@ -284,7 +336,7 @@ def build_ledger_tab(default_db: str) -> None:
             i_file = gr.File(label="发票文件 Invoice file (archived with its sha256)", type="filepath")
             i_btn = gr.Button("添加发票 Add invoice", variant="primary")
             i_out = gr.Markdown()
-            i_btn.click(on_add_invoice, inputs=[db, i_vendor, i_number, i_code, i_date, i_ex, i_tax, i_total, i_rate,
+            i_btn.click(wire("ledger.edit", on_add_invoice), inputs=[db, i_vendor, i_number, i_code, i_date, i_ex, i_tax, i_total, i_rate,
                                                 i_cat, i_proj, i_file], outputs=[i_out])
             with gr.Row():
                 pay_inv = gr.Textbox(label="发票号码 Invoice number")
@@ -295,13 +347,13 @@ def build_ledger_tab(default_db: str) -> None:
             pay_file = gr.File(label="付款凭证 Payment proof", type="filepath")
             pay_btn = gr.Button("登记付款 Record payment")
             pay_out = gr.Markdown()
-            pay_btn.click(on_add_payment, inputs=[db, pay_inv, pay_code, pay_date, pay_amount, pay_ref, pay_file],
+            pay_btn.click(wire("ledger.edit", on_add_payment), inputs=[db, pay_inv, pay_code, pay_date, pay_amount, pay_ref, pay_file],
                           outputs=[pay_out])
             list_year = gr.Number(label="年度 Year (empty: all)", precision=0)
             list_btn = gr.Button("列出发票 List invoices")
             list_table = gr.Dataframe(headers=INVOICE_HEADERS, interactive=False)
             list_out = gr.Markdown()
-            list_btn.click(on_list_invoices, inputs=[db, list_year], outputs=[list_table, list_out])
+            list_btn.click(wire("ledger.view", on_list_invoices), inputs=[db, list_year], outputs=[list_table, list_out])
 
         with gr.Tab("用量 Usage"):
             u_dir = gr.Textbox(label="项目文件夹 Project folder (holds usage.sqlite)")
@@ -309,13 +361,13 @@ def build_ledger_tab(default_db: str) -> None:
             u_unpriced = gr.Checkbox(label="允许无价格事件 Import events without a price")
             u_btn = gr.Button("导入用量 Import usage")
             u_out = gr.Markdown()
-            u_btn.click(on_import_usage, inputs=[db, u_dir, u_proj, u_unpriced], outputs=[u_out])
+            u_btn.click(wire("ledger.edit", on_import_usage), inputs=[db, u_dir, u_proj, u_unpriced], outputs=[u_out])
             r_year = gr.Number(label="年度 Year", value=2025, precision=0)
             r_period = gr.Radio(choices=["month", "quarter", "year"], value="month", label="期间 Period")
             r_btn = gr.Button("对账 Reconcile usage against invoices")
             r_table = gr.Dataframe(headers=RECON_HEADERS, interactive=False)
             r_out = gr.Markdown()
-            r_btn.click(on_reconcile, inputs=[db, r_year, r_period], outputs=[r_table, r_out])
+            r_btn.click(wire("ledger.view", on_reconcile), inputs=[db, r_year, r_period], outputs=[r_table, r_out])
 
         with gr.Tab("申报 Claim"):
             with gr.Row():
@@ -326,7 +378,14 @@ def build_ledger_tab(default_db: str) -> None:
             k_btn = gr.Button("计算 Compute", variant="primary")
             k_out = gr.Markdown()
             k_json = gr.JSON(label="JSON")
-            k_btn.click(on_claim, inputs=[db, k_measure, k_year, k_proj, k_record], outputs=[k_out, k_json])
+            k_btn.click(wire("ledger.view", on_claim), inputs=[db, k_measure, k_year, k_proj, k_record],
+                        outputs=[k_out, k_json])
+            with gr.Row():
+                a_id = gr.Number(label="申报编号 Claim #", precision=0)
+                a_note = gr.Textbox(label="批准意见 Note")
+            a_btn = gr.Button("批准申报 Approve claim (admin)")
+            a_out = gr.Markdown()
+            a_btn.click(wire("claim.approve", on_approve_claim), inputs=[db, a_id, a_note], outputs=[a_out])
 
         with gr.Tab("导出 Export"):
             with gr.Row():
@@ -336,4 +395,4 @@ def build_ledger_tab(default_db: str) -> None:
             e_btn = gr.Button("导出申报材料 Export claim package", variant="primary")
             e_files = gr.File(label="申报材料 Claim package", file_count="multiple", interactive=False)
             e_out = gr.Markdown()
-            e_btn.click(on_export, inputs=[db, e_year, e_measure, e_proj], outputs=[e_files, e_out])
+            e_btn.click(wire("ledger.export", on_export), inputs=[db, e_year, e_measure, e_proj], outputs=[e_files, e_out])

@@ -20,7 +20,7 @@ from core.files import atomic_write_text
 
 REVIEW_FILE = "review.json"
 
-ReviewAction = Literal["approve", "prompt", "regenerate", "set", "reset"]
+ReviewAction = Literal["approve", "reject", "prompt", "regenerate", "set", "reset"]
 REVIEW_ACTIONS: tuple[str, ...] = get_args(ReviewAction)
 
 # a shot's own generation settings and their types
@@ -123,7 +123,7 @@ def save_review(out_dir: Path, shots: dict[str, ReviewEntry]) -> Path:
 
 def review_shot(out_dir: Path, shot_id: str, action: str, prompt: str | None = None,
                 settings: dict[str, Any] | None = None) -> ReviewEntry:
-    """The review gate: ``approve``, ``prompt`` (edit the keyframe prompt), ``regenerate`` (new seed),
+    """The review gate: ``approve``, ``reject`` (back to pending, nothing else changes), ``prompt`` (edit the keyframe prompt), ``regenerate`` (new seed),
     ``set`` (this shot's own seed, steps, guidance, scheduler or negative prompt) or ``reset``.
     Edits take effect on the next synth run; the shot is then pending again until approved."""
     if action not in REVIEW_ACTIONS:
@@ -137,6 +137,8 @@ def review_shot(out_dir: Path, shot_id: str, action: str, prompt: str | None = N
     entry = shots.setdefault(shot_id, ReviewEntry())
     if action == "approve":
         entry.status = "approved"
+    elif action == "reject":
+        entry.status = "pending"
     elif action == "prompt":
         if not prompt or not prompt.strip():
             raise InputError("an edited prompt must not be empty")

@@ -248,6 +248,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("claim_id", type=int)
     p.add_argument("--reason", required=True)
 
+    p = _cmd(top, "approve", reports.approve, "approve a recorded claim: the log names who prepared and who approved it")
+    p.add_argument("claim_id", type=int)
+    p.add_argument("--note", default="")
+
     p = _cmd(top, "reconcile", reports.reconcile, "usage estimates against invoices per vendor and period")
     p.add_argument("--year", required=True, type=int)
     p.add_argument("--period", default="month", choices=["month", "quarter", "year"])

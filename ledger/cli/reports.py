@@ -101,6 +101,13 @@ def withdraw(lg: Ledger, a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def approve(lg: Ledger, a: argparse.Namespace) -> int:
+    s = lg.claims.approve(a.claim_id, a.note)
+    print(f"已批准申报 claim #{s.claim_id} approved: 编制 prepared by {s.prepared_by} ({s.prepared_at}), "
+          f"批准 approved by {s.approved_by} ({s.approved_at})")
+    return EXIT_OK
+
+
 def reconcile(lg: Ledger, a: argparse.Namespace) -> int:
     rows = lg.recon.reconcile(a.year, period=a.period, company=a.company, record=a.record)
     if a.json:

@@ -14,7 +14,7 @@ from ledger import claims as claims_mod
 from ledger.checkpoints import local_time
 from ledger.claims import BestPlan, ClaimResult, InvoiceView
 from ledger.errors import ClaimConflictError, LedgerError, NotFoundError
-from ledger.models import RecordedClaim
+from ledger.models import ClaimSignoff, RecordedClaim
 from ledger.money import rate_str
 from ledger.policy import PolicySettings
 from ledger.services.common import active_claims, reversed_ids, text_field
@@ -76,7 +76,8 @@ class ClaimService:
     def record(self, measure: int, year: int, *, project: str | int | None = None,
                company: str | int | None = None, exclude_projects: Iterable[int] = ()) -> ClaimResult:
         """Verify the chain, recompute inside the write lock and record the claim; its invoices are
-        then held by it. A signed checkpoint covering it is written after the commit."""
+        then held by it. A signed checkpoint covering it is written after the commit. The
+        ledger's actor is recorded as the one who prepared it (see :meth:`signoff`)."""
         self._guard(f"record a claim for {year}")
         with self.store.write() as w:
             inputs = self._inputs(year, project, company)
@@ -113,7 +114,8 @@ class ClaimService:
                 "amount": format(ln.amount, "f"), "note": "; ".join(ln.flags)} for ln in result.lines])
             w.audit("claim.record", {"id": cid, "measure": result.measure, "year": result.year,
                                      "project": result.project.name if result.project else None,
-                                     "claim_fen": result.claim_fen, "lines": len(result.lines)})
+                                     "claim_fen": result.claim_fen, "lines": len(result.lines),
+                                     "prepared_by": w.actor})
             w.checkpoint_reasons.append(f"claim.record #{cid}")
         result.claim_id = cid
         result.status = "recorded"
@@ -149,6 +151,45 @@ class ClaimService:
             rid = w.append("claims", values)
             w.audit("claim.withdraw", {"id": r["id"], "reversal": rid, "reason": reason})
             w.checkpoint_reasons.append(f"claim.withdraw #{r['id']}")
+
+    def approve(self, claim_id: int, note: str = "") -> ClaimSignoff:
+        """Record the ledger's actor as the approver of an active claim (once; a withdrawn claim
+        cannot be approved). Preparer and approver may be the same person in a one-person
+        company; :meth:`signoff` shows both, so a reader sees it."""
+        self._guard(f"approve claim #{claim_id}")
+        with self.store.write() as w:
+            rows = self.store.query("SELECT id, claim_fen FROM claims WHERE id = ? AND reverses IS NULL",
+                                    (int(claim_id),))
+            if not rows:
+                raise NotFoundError(f"claim #{claim_id} is not in the ledger", hint="list them: ledger claims")
+            if int(claim_id) in reversed_ids(self.store, "claims"):
+                raise LedgerError(f"claim #{claim_id} is withdrawn; there is nothing to approve")
+            current = self.signoff(claim_id)
+            if current.approved:
+                raise ClaimConflictError(f"claim #{claim_id} was approved by {current.approved_by} at "
+                                         f"{current.approved_at}", hint="an approval is recorded once")
+            w.audit("claim.approve", {"id": int(claim_id), "claim_fen": rows[0]["claim_fen"], "approved_by": w.actor,
+                                      "prepared_by": current.prepared_by, "note": note.strip()})
+            w.checkpoint_reasons.append(f"claim.approve #{claim_id}")
+        if current.prepared_by == w.actor:
+            log.warning("claim #%s approved by the person who prepared it (%s)", claim_id, w.actor)
+        return self.signoff(claim_id)
+
+    def signoff(self, claim_id: int) -> ClaimSignoff:
+        """Who prepared and who approved a recorded claim (from the audit log)."""
+        prepared = approved = None
+        for r in self.store.query("SELECT actor, action, detail, created_at FROM audit_log "
+                                  "WHERE action IN ('claim.record', 'claim.approve') ORDER BY id"):
+            detail = json.loads(r["detail"])
+            if int(detail.get("id", -1)) != int(claim_id):
+                continue
+            if r["action"] == "claim.record":
+                prepared = (str(detail.get("prepared_by") or r["actor"]), r["created_at"])
+            elif approved is None:
+                approved = (str(detail.get("approved_by") or r["actor"]), r["created_at"], str(detail.get("note", "")))
+        if prepared is None:
+            raise NotFoundError(f"claim #{claim_id} has no record in the audit log", hint="list them: ledger claims")
+        return ClaimSignoff(int(claim_id), prepared[0], prepared[1], *(approved or ("", "", "")))
 
     def recorded(self, year: int | None = None, company: str | int | None = None) -> list[RecordedClaim]:
         """Every recorded claim (withdrawn ones too), oldest first."""
