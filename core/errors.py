@@ -70,6 +70,10 @@ class WorkspaceError(ReelForgeError):
     """A project folder or its manifest is missing or inconsistent."""
 
 
+class Cancelled(ReelForgeError):
+    """The run was stopped by the user (Ctrl-C or the UI's stop button); the workspace is resumable."""
+
+
 class StageError(ReelForgeError):
     """A stage of the chain failed; ``stage`` names it."""
 

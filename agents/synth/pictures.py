@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from agents.synth.job import EpisodeJob
 from agents.synth.quote import Quote
+from core.atomic import atomic_write_text
 from pipelines.consistency import ConsistencyScore
 
 
@@ -59,7 +60,7 @@ class Keyframe:
         self.consistency = score
         stored = json.loads(self.record.read_text(encoding="utf-8"))
         stored["consistency"] = consistency_json(score)
-        self.record.write_text(json.dumps(stored, ensure_ascii=False, indent=2), encoding="utf-8")
+        atomic_write_text(self.record, json.dumps(stored, ensure_ascii=False, indent=2))
 
 
 def consistency_json(score: ConsistencyScore) -> dict[str, Any]:
