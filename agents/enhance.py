@@ -34,8 +34,15 @@ from pipelines.video import process_video
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES = ("auto", "classic", "animevideov3", "x4plus", "x4plus-anime", "rf-x2", "rf-x4",
-               "animevideov3-x2", "animevideov3-x3", "animevideov3-x4")
+# methods that are not one model: the rest are the names of models.SR_MODELS (manifest or plug-in)
+METHODS = ("auto", "classic", "animevideov3")
+
+
+def model_names() -> list[str]:
+    """Every name ``method`` accepts: the methods above and the registered super-resolution models."""
+    from models import SR_MODELS
+
+    return [*METHODS, *SR_MODELS.names()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +50,7 @@ class EnhanceInput:
     src: Path
     dst: Path
     scale: float = 2
-    method: str = "auto"  # auto | classic | a registry model name (animevideov3, x4plus, rf-x2, ...)
+    method: str = "auto"  # auto | classic | animevideov3 | a models.SR_MODELS name (x4plus, rf-x2, a plug-in...)
     crf: int = 18
     preset: str = "veryfast"
     device: str = "auto"
@@ -63,8 +70,9 @@ class EnhanceInput:
             raise InputError(f"input {str(self.src)!r} does not exist", hint="check the path")
         if self.src.resolve() == self.dst.resolve():
             raise InputError("output path is the input path", hint="choose another output file; the input is kept")
-        if self.method not in MODEL_NAMES:
-            raise FieldError("model", self.method, "is not a model name", hint=f"use one of {', '.join(MODEL_NAMES)}")
+        names = model_names()
+        if self.method not in names:
+            raise FieldError("model", self.method, "is not a model name", hint=f"use one of {', '.join(names)}")
         if isinstance(self.scale, bool) or not isinstance(self.scale, int | float) or not 1 <= self.scale <= 16:
             raise FieldError("scale", self.scale, "must be a number from 1 to 16", hint="2, 3 or 4 for a neural model")
         if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:

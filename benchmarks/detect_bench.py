@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.detect_data import DATA, LABELS, OPENCV, transnet_test_video  # noqa: E402
 from pipelines.detect.base import Boundary  # noqa: E402
-from pipelines.detect.evaluate import load_truth, score  # noqa: E402
+from tests.support.shot_scores import load_truth, score  # noqa: E402
 
 
 def sets() -> dict[str, tuple[Path, list[Boundary]]]:
@@ -69,9 +69,10 @@ def run_scenedetect(path: Path, kind: str) -> tuple[list[int], int, float]:
 
 def run_ours(path: Path, name: str) -> tuple[list[Boundary], int, float]:
     from pipelines.detect import get_detector
+    from pipelines.detect.transnet import TransNetDetector
 
     det = get_detector(name, **({"device": "auto", "fuse": False} if name == "transnet" else {}))
-    if name == "transnet":
+    if isinstance(det, TransNetDetector):
         det._load()  # noqa: SLF001 - load time is start-up, reported apart
     t = time.perf_counter()
     d = det.detect(path)
@@ -99,19 +100,21 @@ def main() -> None:
         n_dec, t_dec = decode_only(path)
         done: dict[str, tuple[list[Boundary], float]] = {}
         for det in detectors:
+            pred: list[int] | list[Boundary]
             if det.startswith("psd-"):
                 pred, n, dt = run_scenedetect(path, det[4:])
             else:
-                pred, n, dt = run_ours(path, det)
-                done[det] = (pred, dt)
-                json.dump({"detector": det, "seconds": dt, "boundaries": [b.to_dict() for b in pred]},
+                ours, n, dt = run_ours(path, det)
+                pred = ours
+                done[det] = (ours, dt)
+                json.dump({"detector": det, "seconds": dt, "boundaries": [b.to_dict() for b in ours]},
                           open(DATA / f"pred_{name}_{det}.json", "w"))
             s0, s1 = score(pred, truth, 0), score(pred, truth, 1)
             rows.append((name, det, len(truth), s0, s1, n / dt, n_dec / t_dec))
             if det == "transnet" and "fast" in done:  # the shipped default: the network + our fast cuts
                 from pipelines.detect.transnet import fuse_boundaries
 
-                fused = fuse_boundaries(pred, done["fast"][0])
+                fused = fuse_boundaries(done[det][0], done["fast"][0])
                 f0, f1 = score(fused, truth, 0), score(fused, truth, 1)
                 rows.append((name, "transnet+fast", len(truth), f0, f1, n / (dt + done["fast"][1]), n_dec / t_dec))
                 print(f"{name:9s} transnet+fast P/R/F1@0 {f0.precision:.3f}/{f0.recall:.3f}/{f0.f1:.3f}", flush=True)

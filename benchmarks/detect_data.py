@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.media import VideoWriter, iter_frames  # noqa: E402
-from pipelines.detect.joined import ShotSpec, build_joined  # noqa: E402
+from tests.support.joined_shots import ShotSpec, build_joined  # noqa: E402
 
 DATA = Path(__file__).parent / ".data"
 LABELS = Path(__file__).parent / "labels"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU session: the measurements that need a CUDA device, in one go (about 8 minutes).
+# One GPU session: the measurements that need a CUDA device, in one go (about 10 minutes).
 # Carry: .whl (PyAV and diffusers wheels for Python 3.12) and .bench (a 540p clip, converted
 # official weights). Results land in $OUT (default ./gpu-results).
 set -u
@@ -11,6 +11,8 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 REELFORGE_MODELS__CACHE_DIR=
 echo "== super-resolution" | tee -a "$OUT/env.log"
 timeout 300 python3 -m benchmarks.sr_throughput --device cuda --rounds 3 --frames 256 --e2e .bench/clip540p.mp4 \
   --e2e-frames 270 --json "$OUT/sr.json" --out /tmp/sr 2>&1 | grep -v -E "^(0\.00%|\s*warnings\.warn)" | tee "$OUT/sr.log"
+echo "== super-resolution model stage (eager vs torch.compile)" | tee -a "$OUT/env.log"
+timeout 300 python3 -m benchmarks.sr_model_stage 2>&1 | grep -v -E "^\s*warnings\.warn" | tee "$OUT/sr_stage.log"
 echo "== keyframe plumbing overhead" | tee -a "$OUT/env.log"
 timeout 180 python3 -m benchmarks.synth_gpu 2>&1 | tail -20 | tee "$OUT/synth.log"
 echo "== local LLM device" | tee -a "$OUT/env.log"

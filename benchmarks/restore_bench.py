@@ -20,6 +20,8 @@ pictures for deblocking. Nothing is downloaded; the benchmark stops if they are 
   previous frame, cross-fade. RIFE runs with random weights for its speed only (no quality
   claim: no weights are shipped).
 - **Scene cuts**: the cut score for every consecutive pair of the whole Megamind clip.
+- **1080p speed**: the temporal denoiser per frame and the flow interpolator per new frame on
+  Megamind frames resized to 1920x1080 (``--only hd`` runs this part alone).
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ def degrade(image: np.ndarray, sigma: float, quality: int, rng: np.random.Genera
         out = np.clip(np.rint(image.astype(np.float32) + rng.normal(0, sigma, image.shape)), 0, 255).astype(np.uint8)
     if quality:
         ok, buf = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        assert decoded is not None, "OpenCV could not decode its own JPEG"
+        out = decoded[:, :, ::-1].copy()
     return out
 
 
@@ -110,8 +114,8 @@ def bench_denoise(clips: dict[str, list[np.ndarray]], quick: bool) -> None:
 def bench_deblock() -> None:
     from pipelines.denoise import deblock, detect_blocks, psnr
 
-    pictures = [cv2.imread(str(DATA / p)) for p in PICTURES if (DATA / p).exists()]
-    pictures = [p[:, :, ::-1].copy() for p in pictures if p is not None]
+    read = [cv2.imread(str(DATA / p)) for p in PICTURES if (DATA / p).exists()]
+    pictures = [p[:, :, ::-1].copy() for p in read if p is not None]
     rows = []
     for q in (10, 20, 35):
         gains, before, after, ms = [], [], [], []
@@ -188,6 +192,27 @@ def bench_cuts() -> None:
           f"{[round(scores[c - 1], 1) for c in cuts]}; highest score inside a shot {inside[-1]:.1f}")
 
 
+def bench_hd(frames: int = 8) -> None:
+    from pipelines.denoise import TemporalDenoiser
+    from pipelines.interpolate import FlowInterpolator
+
+    clip = [cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_LANCZOS4)
+            for f in load_clip("Megamind.avi", 101, frames + 1)]
+    rng = np.random.default_rng(11)
+    noisy = [degrade(f, 15, 0, rng) for f in clip]
+    t = time.perf_counter()
+    TemporalDenoiser()(noisy)
+    t_den = (time.perf_counter() - t) / len(noisy)
+    flow = FlowInterpolator()
+    flow.interpolate(clip[0], clip[1], [0.5])  # warm-up
+    t = time.perf_counter()
+    for a, b in zip(clip[:frames], clip[1:frames + 1], strict=True):
+        flow.interpolate(a, b, [0.5])
+    t_flow = (time.perf_counter() - t) / frames
+    print(f"\n1080p (Megamind frames resized to 1920x1080): temporal denoise {t_den:.2f} s/frame over "
+          f"{len(noisy)} frames (sigma 15); flow interpolation {t_flow:.2f} s per new frame over {frames} pairs")
+
+
 def bench_files(tmp: Path) -> None:
     from core.media import probe, trim
     from pipelines.denoise import denoise_video
@@ -216,10 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks restore_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=20, help="frames per clip for the denoise table")
     parser.add_argument("--quick", action="store_true", help="fewer frames (a smoke run, not for the record)")
+    parser.add_argument("--only", choices=("hd",), default=None, help="run one part alone")
     args = parser.parse_args(argv)
     if not (DATA / "vtest.avi").exists() or not (DATA / "Megamind.avi").exists():
         raise SystemExit(f"the opencv-doc sample clips are not in {DATA} (apt-get install opencv-doc)")
     print(f"machine: {describe_machine()}")
+    if args.only == "hd":
+        bench_hd()
+        return 0
     n = 10 if args.quick else args.frames
     clips = {"vtest": load_clip("vtest.avi", 0, n), "megamind": load_clip("Megamind.avi", 101, n)}
     bench_denoise(clips, args.quick)
@@ -228,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_interpolation(interp_clips, args.quick)
     bench_rife_speed(interp_clips["vtest"][0])
     bench_cuts()
+    bench_hd(4 if args.quick else 8)
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,12 +20,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.screenplay import Series
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _series(shots: int, moving: bool) -> object:
-    from core.screenplay import CameraMove, Character, Episode, Line, Scene, Series, Shot
+def _series(shots: int, moving: bool) -> Series:
+    from core.screenplay import CameraMove, Character, Episode, Line, LineKind, Scene, Series, Shot
 
     moves = [CameraMove.PUSH_IN, CameraMove.PAN_LEFT, CameraMove.TILT_UP, CameraMove.PULL_OUT, CameraMove.HANDHELD]
     texts = ["我们先前——比你阔的多啦！", "你那里配姓赵！", "阿Q没有家，住在未庄的土谷祠里。"]
@@ -34,7 +38,7 @@ def _series(shots: int, moving: bool) -> object:
         who = ["阿Q", "赵太爷", ""][i % 3]
         items.append(Shot(id=f"e01s01k{i:02d}", camera=moves[i % len(moves)] if moving else CameraMove.STATIC,
                           characters=[who] if who else [], visual_prompt=f"未庄，镜头{i}",
-                          lines=[Line(speaker=who, text=texts[i % 3], kind="dialogue" if who else "narration")]))
+                          lines=[Line(speaker=who, text=texts[i % 3], kind=LineKind.DIALOGUE if who else LineKind.NARRATION)]))
     return Series(title="基准", characters=[Character(name="阿Q", appearance="瘦小，黄辫子"), Character(name="赵太爷")],
                   episodes=[Episode(number=1, scenes=[Scene(id="e01s01", place="未庄", shots=items)])])
 
@@ -51,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     from agents.base import RunContext
     from agents.synth import SynthAgent, SynthInput
     from core.config import load_config
-    from pipelines.diffusion import random_sd_pipeline
-    from pipelines.tts import ENGINES, TTSOptions, VoiceSpec, get_engine
+    from pipelines.tts import ENGINES, TTSOptions, VoiceSpec, engine_class, get_engine
+    from tests.support.tiny_pipelines import random_sd_pipeline
 
     print(f"machine: {platform.node()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads) | python {platform.python_version()}")
@@ -77,15 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<24}{per:>9.2f}{fps:>10.1f}{frames:>8}")
     print(f"camera moves cost {rows[1][1] / rows[0][1]:.2f}x the static baseline per shot")
     print(f"{'TTS engine':<24}{'s/line':>9}{'audio s':>10}")
-    for name in ENGINES:
-        cls = ENGINES[name]
+    for name in ENGINES.names():
+        cls = engine_class(name)
         if name == "silence" or not cls.available(TTSOptions()):
             continue
-        engine = get_engine(name, TTSOptions())
+        voice = get_engine(name, TTSOptions())
         text = "我们先前比你阔的多啦！你算是什么东西！" if name != "piper" else "We were much richer than you before!"
-        engine.synthesize(text, VoiceSpec())  # warm-up (model load)
+        voice.synthesize(text, VoiceSpec())  # warm-up (model load)
         t = time.perf_counter()
-        speech = [engine.synthesize(text, VoiceSpec()) for _ in range(3)]
+        speech = [voice.synthesize(text, VoiceSpec()) for _ in range(3)]
         per = (time.perf_counter() - t) / 3
         print(f"{name:<24}{per:>9.3f}{float(speech[0].seconds):>10.2f}")
     return 0

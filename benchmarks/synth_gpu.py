@@ -51,12 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import transformers
 
-    from pipelines.diffusion import (
-        KeyframePipeline,
-        KeyframeRequest,
-        PipelineOptions,
-        build_random_sd,
-    )
+    from pipelines.diffusion import KeyframePipeline, KeyframeRequest, PipelineOptions
+    from tests.support.tiny_pipelines import build_random_sd
 
     dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
     t0 = time.perf_counter()

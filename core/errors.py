@@ -87,11 +87,15 @@ class ModelError(ReelForgeError):
 
 
 class MissingDependencyError(ReelForgeError, ImportError):
-    """An optional dependency is not installed; the hint names the extra to install."""
+    """An optional dependency is not installed; the hint names the extra to install.
 
-    def __init__(self, package: str, extra: str) -> None:
+    ``hint`` replaces the pip command when the dependency is not a pip extra (a Debian program,
+    a package installed with ``--no-deps``).
+    """
+
+    def __init__(self, package: str, extra: str, *, hint: str | None = None) -> None:
         ReelForgeError.__init__(
             self,
             f"optional dependency {package!r} is not installed",
-            hint=f"pip install 'reelforge[{extra}]'",
+            hint=hint or f"pip install 'reelforge[{extra}]'",
         )

@@ -10,12 +10,12 @@ quantisation table); its bias and PReLU slopes are raw fp32.
 The graph is parsed, recognised as SRVGGNetCompact or RRDBNet, checked node by node against
 what that architecture must look like (activations, residual coefficients, resampling), and
 mapped onto the module's state dict, which is then loaded with ``strict=True`` and saved as
-safetensors. Run ``python -m models.ncnn_convert --help``.
+safetensors. The command line is ``reelforge models convert`` (:mod:`ui.models_cli`); this module
+imports nothing of ours but ``core.errors`` and ``models.weights_io``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import struct
 from collections.abc import Iterator
@@ -431,31 +431,3 @@ def ncnn_models_dir() -> Path:
         )
     return Path(next(iter(spec.submodule_search_locations))) / "models"
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m models.ncnn_convert",
-        description="Convert an official Real-ESRGAN ncnn model to safetensors / 把官方 ncnn 模型转换为 safetensors",
-    )
-    parser.add_argument("--name", help="a registry name (e.g. x4plus); converted into the model cache")
-    parser.add_argument("--param", help="an ncnn .param file (with --out)")
-    parser.add_argument("--bin", help="the .bin file (default: next to --param)")
-    parser.add_argument("--out", help="output .safetensors path (with --param)")
-    parser.add_argument("--cache-dir", help="model cache (default: config models.cache_dir)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.name:
-        from models.registry import ensure_official
-
-        path = ensure_official(args.name, args.cache_dir)
-        print(path)
-        return 0
-    if not (args.param and args.out):
-        parser.error("give --name, or --param and --out")
-    converted = convert_ncnn(args.param, args.bin)
-    print(save_safetensors(converted, args.out, source=Path(args.param).name))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

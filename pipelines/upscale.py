@@ -1,7 +1,14 @@
-"""Upscaling. The foundation ships the honest classic method; neural models plug in here.
+"""Upscaling: the classic method, and the neural models of :data:`models.SR_MODELS`.
 
 ``classic``: Lanczos-4 resampling followed by a mild unsharp mask. It invents no detail and
-says so in every report; the neural super-resolution models replace it where installed.
+says so in every report; it runs when asked for, for factors no model has, and (logged) when a
+model cannot load.
+
+:class:`NeuralUpscaler` runs a super-resolution model from the registry :data:`models.SR_MODELS`
+in an :class:`~pipelines.sr.SRRunner`: the manifest models of :mod:`models.registry` (sha256-pinned,
+official weights converted on first use) chosen by content and scale (:data:`CONTENT_MODELS`)
+or by name, and models that third-party packages register as ``sr-model.<name>`` entry points
+(the module must carry ``scale`` and ``licence``).
 """
 
 from __future__ import annotations
@@ -83,7 +90,7 @@ def classify_content(images: list[np.ndarray]) -> str:
         gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.int16)
         lap = np.abs(cv2.Laplacian(gray, cv2.CV_16S, ksize=3))
         flat_shares.append(float((lap <= 2).mean()))
-        q = (small >> 3).reshape(-1, 3).astype(np.int32)
+        q = (small.astype(np.int32) >> 3).reshape(-1, 3)
         colours.append(len(np.unique(q[:, 0] * 1024 + q[:, 1] * 32 + q[:, 2])) / q.shape[0])
     flat, distinct = float(np.median(flat_shares)), float(np.median(colours))
     return "anime" if flat > 0.55 and distinct < 0.25 else "live-action"
@@ -106,11 +113,15 @@ class NeuralUpscaler:
         import torch
 
         from core.device import dtype_from_name, resolve_device
-        from models.registry import ensure_official, get_spec, load_model
+        from models import SR_MODELS
+        from models.registry import REGISTRY, ensure_official, get_spec, load_model
         from pipelines.sr import SRRunner, TileSpec
 
         if scale not in (2, 3, 4):
             raise InputError(f"scale must be 2, 3 or 4, got {scale}")
+        if name not in REGISTRY and name in SR_MODELS:
+            return cls._load_plugin(name, scale, device=device, precision=precision, tile=tile, compile=compile,
+                                    cache_dir=cache_dir)
         spec = get_spec(name)
         notes: list[str] = []
         if spec.scale < scale:
@@ -142,6 +153,38 @@ class NeuralUpscaler:
             notes.append(f"{str(dtype).replace('torch.', '')} on the CPU: faster on CPUs with bf16 units, "
                          "and its error against fp32 is measured in benchmarks/RESULTS.md")
         return cls(name, scale, runner, spec.licence, spec.content, notes)
+
+    @classmethod
+    def _load_plugin(cls, name: str, scale: int, *, device: str, precision: str, tile: int, compile: bool,
+                     cache_dir: str | None) -> NeuralUpscaler:
+        """A model a third-party package registered in :data:`models.SR_MODELS`."""
+        from core.device import dtype_from_name, resolve_device
+        from core.errors import ModelError
+        from models import SR_MODELS
+        from pipelines.sr import SRRunner, TileSpec
+
+        if precision.strip().lower() == "int8":
+            raise InputError(f"precision int8 is available for the animevideov3 models, not {name!r}")
+        dev = resolve_device(device)
+        dtype = dtype_from_name(precision, dev)
+        model = SR_MODELS.create(name, dev, dtype, cache_dir=cache_dir, channels_last=True)
+        model_scale, licence = getattr(model, "scale", None), getattr(model, "licence", None)
+        plugin = SR_MODELS.get(name).plugin or "a plug-in"
+        if not isinstance(model_scale, int) or model_scale not in (2, 3, 4, 8):
+            raise ModelError(f"super-resolution plug-in {name!r} ({plugin}) gives no usable scale ({model_scale!r})",
+                             hint="the module must carry scale = 2, 3, 4 or 8")
+        if not isinstance(licence, str) or not licence.strip():
+            raise ModelError(f"super-resolution plug-in {name!r} ({plugin}) does not say its licence",
+                             hint="the module must carry licence = '<SPDX id> (<where the weights come from>)'")
+        if model_scale < scale:
+            raise InputError(f"model {name!r} upscales x{model_scale}, less than the x{scale} asked for",
+                             hint="choose a larger model or a smaller --scale")
+        notes = [f"{name} is a plug-in model from {plugin}"]
+        if model_scale != scale:
+            notes.append(f"{name} upscales x{model_scale}; the result is resized to x{scale} on the device")
+        runner = SRRunner(model, model_scale, dev, dtype, tile=TileSpec(tile, 16) if tile else None,
+                          compile=compile, pre_pad=10)
+        return cls(name, scale, runner, licence, "", notes)
 
     @property
     def device(self) -> Any:

@@ -70,3 +70,47 @@ def test_safe_join(tmp_path: Path) -> None:
     os.symlink(outside, tmp_path / "link")
     with pytest.raises(InputError):
         safe_join(tmp_path, "link", "f.txt")
+
+
+def probe_for_test(name: str, config: object) -> str:
+    return f"{name} needs a setting (config {config})"
+
+
+def test_registry_install_step_and_probe() -> None:
+    reg: Registry[object] = Registry("test-kind-d")
+    reg.add("prog", "fractions:Fraction", install="apt-get install some-program",
+            probe=lambda name, config: f"{name}: program not on PATH")
+    reg.add("fine", "fractions:Fraction", probe=lambda name, config: "")
+    reg.add("boom", "fractions:Fraction", probe=lambda name, config: 1 / 0)  # type: ignore[arg-type, return-value]
+    reg.add("lazy", "fractions:Fraction", probe="tests.test_core_registry_paths:probe_for_test")
+    reg.add("gone", "no_such_module_rf:X", requires=("no_such_module_rf",), install="pip install --no-deps rf-x==1")
+    by_name = {s.name: s for s in reg.status()}
+    assert not by_name["prog"].available and by_name["prog"].reason == "prog: program not on PATH"
+    assert by_name["prog"].install == "apt-get install some-program"
+    assert by_name["fine"].available and by_name["fine"].install == ""
+    assert not by_name["boom"].available and by_name["boom"].reason.startswith("check failed: division by zero")
+    assert not by_name["lazy"].available and by_name["lazy"].reason == "lazy needs a setting (config None)"
+    assert by_name["gone"].install == "pip install --no-deps rf-x==1"
+    # create() does not run probes: a component raises its own error when it cannot run
+    assert reg.create("prog", 3) == 3
+    with pytest.raises(MissingDependencyError) as e:
+        reg.create("gone")
+    assert e.value.hint == "pip install --no-deps rf-x==1"
+    with pytest.raises(ValueError, match="module:attribute"):
+        reg.add("bad", "fractions:Fraction", probe="not-a-target")
+
+
+_POPULATED: list[str] = []
+
+
+def populate_for_test(reg: Registry[object]) -> None:
+    _POPULATED.append(reg.kind)
+    reg.add("late", "fractions:Fraction", description="added on first read")
+
+
+def test_registry_populate_runs_once_on_first_read() -> None:
+    reg: Registry[object] = Registry("test-kind-e", populate="tests.test_core_registry_paths:populate_for_test")
+    assert _POPULATED == []  # declaring imports nothing
+    assert reg.names() == ["late"] and "late" in reg
+    assert reg.create("late", 1, 4) == 0.25
+    assert _POPULATED == ["test-kind-e"]

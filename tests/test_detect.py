@@ -14,10 +14,17 @@ import pytest
 
 from core.errors import CorruptMediaError, InputError
 from pipelines.detect import Boundary, get_detector
-from pipelines.detect.evaluate import score
 from pipelines.detect.fast import FastDetector
-from pipelines.detect.joined import ShotSpec, build_joined
-from pipelines.detect.transnet import CONTEXT, STEP, WINDOW, to_boundaries, windows
+from pipelines.detect.transnet import (
+    CONTEXT,
+    STEP,
+    WINDOW,
+    TransNetDetector,
+    to_boundaries,
+    windows,
+)
+from tests.support.joined_shots import ShotSpec, build_joined
+from tests.support.shot_scores import score
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,10 +151,13 @@ def test_transnet_runs_in_half_precision() -> None:
 def test_transnet_device_and_dtype_follow_the_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch")
     det = get_detector("transnet", device="cpu")
+    assert isinstance(det, TransNetDetector)
     det._load()  # noqa: SLF001
     assert str(det._device) == "cpu" and str(det._dtype) == "torch.float32"  # noqa: SLF001
+    cuda = get_detector("transnet", device="cuda")
+    assert isinstance(cuda, TransNetDetector)
     with pytest.raises(Exception, match="CUDA"):
-        get_detector("transnet", device="cuda")._load()  # noqa: SLF001
+        cuda._load()  # noqa: SLF001
 
 
 @pytest.mark.slow
@@ -169,7 +179,7 @@ def test_cli_json_is_the_only_stdout(opencv_data: Path) -> None:
 
 
 def test_unknown_detector_and_corrupt_file(tmp_path: Path, opencv_data: Path) -> None:
-    with pytest.raises(InputError, match="unknown shot detector"):
+    with pytest.raises(InputError, match="unknown detector 'magic'"):
         get_detector("magic")
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)

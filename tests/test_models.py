@@ -6,6 +6,7 @@ import importlib.util
 import math
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,7 +84,8 @@ def test_channels_last_and_bf16_forward() -> None:
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         ref = model(x)
-        cl = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+        cl = model.to(memory_format=torch.channels_last)(  # type: ignore[call-overload]  # torch's stubs lack it
+            x.contiguous(memory_format=torch.channels_last))
         bf = model.to(torch.bfloat16)(x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
     assert torch.allclose(ref, cl, atol=1e-5)
     assert (bf.float() - ref).abs().mean() < 0.02
@@ -108,7 +110,7 @@ def test_strict_load_random_weights(tmp_path: Path, suffix: str) -> None:
 
 
 def test_load_our_safetensors_by_path_uses_metadata(tmp_path: Path) -> None:
-    kwargs = {"num_feat": 8, "num_conv": 2, "upscale": 2, "act_type": "prelu"}
+    kwargs: dict[str, Any] = {"num_feat": 8, "num_conv": 2, "upscale": 2, "act_type": "prelu"}
     src = SRVGGNetCompact(**kwargs)
     state = _randomize(src, seed=2)
     path = save_weights(state, tmp_path / "tiny.safetensors", arch="srvgg", kwargs=kwargs, source="test")
@@ -134,7 +136,7 @@ def test_safetensors_without_the_package_round_trips(tmp_path: Path) -> None:
 
 
 def test_sha256_mismatch_is_refused(tmp_path: Path) -> None:
-    kwargs = {"num_feat": 8, "num_conv": 1, "upscale": 2}
+    kwargs: dict[str, Any] = {"num_feat": 8, "num_conv": 1, "upscale": 2}
     path = save_weights(_randomize(SRVGGNetCompact(**kwargs)), tmp_path / "w.safetensors", arch="srvgg",
                         kwargs=kwargs, source="test")
     with pytest.raises(ModelError, match="sha256"):
@@ -156,7 +158,7 @@ def test_wrong_shapes_and_missing_files_raise_model_error(tmp_path: Path) -> Non
         registry.load_model("animevideov3-x4", weights=path, sha256=sha256_file(path))
     with pytest.raises(ModelError) as err:
         registry.load_model("x4plus", cache_dir=tmp_path / "empty")
-    assert "does not exist" in str(err.value) and "ncnn_convert --name x4plus" in str(err.value)
+    assert "does not exist" in str(err.value) and "reelforge models convert --name x4plus" in str(err.value)
     with pytest.raises(ModelError, match="unknown model"):
         registry.load_model("x5plus")
 
@@ -193,6 +195,7 @@ def _write_ncnn_srvgg(model: SRVGGNetCompact, folder: Path, fp16: bool) -> Path:
             data += struct.pack("<I", 0x01306B47) + raw + b"\0" * (-len(raw) % 4)
         else:
             data += struct.pack("<I", 0) + w.astype("<f4").tobytes()
+        assert conv.bias is not None
         data += conv.bias.detach().numpy().astype("<f4").tobytes()
         blob = out
         if i < len(acts):

@@ -28,6 +28,7 @@ from core.media import iter_frames, probe, read_audio, write_wav
 from core.screenplay import CameraMove, Character, Episode, Line, LineKind, Scene, Series, Shot
 from pipelines.audio import integrated_loudness
 from pipelines.tts import ENGINES, Speech, TTSEngine, TTSError, VoiceSpec
+from tests.support.registries import registered
 
 FPS = 25
 RATE = 48000
@@ -160,9 +161,9 @@ class _Flaky(TTSEngine):
 
 
 def test_a_shot_whose_tts_fails_is_reported_and_the_rest_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(ENGINES, "flaky", _Flaky)
     ctx = _ctx()
-    render = _synth(tmp_path, ctx, tts="flaky")
+    with registered(ENGINES, "flaky", _Flaky):
+        render = _synth(tmp_path, ctx, tts="flaky")
     failed = [ln for s in render.shots for ln in s.lines if ln.engine == "silence"]
     assert [ln.text for ln in failed] == ["你那里配姓赵！"]
     assert any("TTS failed" in n and "e01s01k02" in n for n in render.notes)

@@ -27,8 +27,8 @@ from pipelines.diffusion import (  # noqa: E402
     KeyframeRequest,
     PipelineOptions,
     fit_to_frame,
-    random_sd_pipeline,
 )
+from tests.support.tiny_pipelines import random_sd_pipeline, random_svd_pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -219,7 +219,7 @@ def test_consistency_scores_with_a_configured_encoder(tmp_path: Path) -> None:
 def test_image_to_video_with_a_tiny_svd(tiny_sd: Path, tmp_path: Path) -> None:
     from fractions import Fraction
 
-    from pipelines.motion import VideoPipeline, random_svd_pipeline, retime
+    from pipelines.motion import VideoPipeline, retime
 
     folder = random_svd_pipeline(tmp_path / "tiny-svd")
     vp = VideoPipeline(folder, device="cpu")
@@ -233,9 +233,7 @@ def test_image_to_video_with_a_tiny_svd(tiny_sd: Path, tmp_path: Path) -> None:
     timeline = retime(frames, Fraction(7), Fraction(25), 20)
     assert timeline[0] is frames[0] and timeline[4] is frames[1] and timeline[19] is frames[2]
     with pytest.raises(Exception, match="does not take an image"):
-        from pipelines.diffusion import random_sd_pipeline as sd
-
-        VideoPipeline(sd(tmp_path / "t2i"), device="cpu").load()
+        VideoPipeline(random_sd_pipeline(tmp_path / "t2i"), device="cpu").load()
 
     # through the agent: one shot, keyframe from the tiny SD, motion from the tiny SVD
     one = series()

@@ -323,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output")
     p.add_argument("--scale", type=float, default=2.0, help="2, 3 or 4 (any factor with --model classic)")
     p.add_argument("--model", "--method", dest="model", default="auto",
-                   help="auto (by content), animevideov3, x4plus, x4plus-anime, rf-x2, rf-x4, classic")
+                   help="auto (by content), animevideov3, x4plus, x4plus-anime, rf-x2, rf-x4, classic, "
+                        "or an installed plug-in model (reelforge doctor lists them)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N, mps")
     p.add_argument("--precision", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp32, bf16, fp16, int8 (CPU, animevideov3)")
     p.add_argument("--tile", type=int, default=0, help="tile side in input pixels for large frames (0: whole)")
@@ -352,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _mount_optional(sub, "ledger.cli")
     _mount_optional(sub, "ui.label_cli")
+    _mount_optional(sub, "ui.models_cli")
     return parser
 
 

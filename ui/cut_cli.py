@@ -91,8 +91,9 @@ def cmd_silence(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("detect", help="find shot boundaries (cuts, dissolves, fades) in a video")
     p.add_argument("video")
-    p.add_argument("--detector", choices=["fast", "transnet"], default="fast",
-                   help="fast: our CPU detector (default); transnet: TransNetV2 (GPU when present)")
+    p.add_argument("--detector", default="fast",
+                   help="fast: our CPU detector (default); transnet: TransNetV2 (GPU when present); "
+                        "or an installed plug-in's name (reelforge doctor lists them)")
     p.add_argument("--device", default="auto", help="transnet: auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--network-only", action="store_true",
                    help="transnet: the network's boundaries alone (by default the fast detector's hard cuts "

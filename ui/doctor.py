@@ -1,8 +1,16 @@
-"""``reelforge doctor``: a truthful report of what this machine can do for ReelForge."""
+"""``reelforge doctor``: a truthful report of what this machine can do for ReelForge.
+
+Besides the machine (torch, codecs, fonts), it lists every component registry
+(:func:`core.registry.registries`): what is usable here, what is not, why, and the command that
+installs it. The packages that declare registries are imported first (:data:`REGISTRY_HOMES`);
+a package that declares a new registry is added there.
+"""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import logging
 import os
 import platform
 import shutil
@@ -11,6 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config
+
+log = logging.getLogger(__name__)
+
+# the packages whose __init__ declares (or will declare) a component registry (core.registry);
+# one that is not part of this build is skipped
+REGISTRY_HOMES = ("pipelines", "pipelines.detect", "pipelines.timeline", "pipelines.providers", "agents.script",
+                  "agents.synth", "models")
 
 
 def _cpu_flags() -> set[str]:
@@ -60,11 +75,52 @@ def _fonts_section() -> list[dict[str, str]]:
     return [{"name": f.name, "path": str(f.path), "licence": f.licence, "source": f.source} for f in available_cjk_fonts()]
 
 
-def _tts_section() -> list[dict[str, Any]]:
-    from pipelines.tts import ENGINES
+def _tts_section(config: Config) -> list[dict[str, Any]]:
+    from core.errors import ReelForgeError
+    from pipelines.tts import ENGINES, TTSOptions, engine_class
 
-    return [{"engine": name, "available": cls.available(), "licence": cls.licence, "description": cls.description}
-            for name, cls in ENGINES.items()]
+    options = TTSOptions.from_config(config.tts)
+    out: list[dict[str, Any]] = []
+    for name in ENGINES.names():
+        try:
+            cls = engine_class(name)
+        except (ReelForgeError, ImportError) as e:  # a broken plug-in: shown under registries
+            out.append({"engine": name, "available": False, "licence": "", "description": str(e)})
+            continue
+        out.append({"engine": name, "available": cls.available(options), "licence": cls.licence,
+                    "description": cls.description})
+    return out
+
+
+def import_registry_homes() -> dict[str, str]:
+    """Import every package of :data:`REGISTRY_HOMES`; returns the ones that failed, with why."""
+    errors: dict[str, str] = {}
+    for home in REGISTRY_HOMES:
+        try:
+            importlib.import_module(home)
+        except ModuleNotFoundError as e:
+            if e.name != home:  # the package is here but something it imports is not
+                errors[home] = f"{type(e).__name__}: {e}"
+        except Exception as e:  # noqa: BLE001 - the report shows the problem instead of failing
+            errors[home] = f"{type(e).__name__}: {e}"
+        if home in errors:
+            log.warning("doctor could not import %s: %s", home, errors[home])
+    return errors
+
+
+def _registries_section(config: Config) -> dict[str, Any]:
+    """Every registry: each component's availability, the reason when it is not, the install step."""
+    from core.registry import registries
+
+    errors = import_registry_homes()
+    out: dict[str, Any] = {}
+    for kind, reg in sorted(registries().items()):
+        out[kind] = {"title": reg.title, "components": [
+            {"name": st.name, "available": st.available, "description": st.description, "reason": st.reason,
+             "install": st.install} for st in reg.status(config)]}
+    if errors:
+        out["_import_errors"] = errors
+    return out
 
 
 def _models_section(config: Config) -> dict[str, Any]:
@@ -80,11 +136,11 @@ def _models_section(config: Config) -> dict[str, Any]:
         packages[pkg] = importlib.util.find_spec(pkg) is not None
     section["packages"] = packages
     try:
-        from models.registry import describe_models  # type: ignore[attr-defined]
-
+        from models.registry import describe_models
+    except ImportError as e:  # torch missing: the models package cannot load
+        section["super_resolution"] = f"unavailable: {e}"
+    else:
         section["super_resolution"] = describe_models(config.models.cache_dir)
-    except ImportError:
-        section["super_resolution"] = "not installed in this build"
     return section
 
 
@@ -107,8 +163,9 @@ def doctor_report(config: Config) -> dict[str, Any]:
         "torch": _torch_section(),
         "media": _media_section(),
         "fonts": _fonts_section(),
-        "tts": _tts_section(),
+        "tts": _tts_section(config),
         "models": _models_section(config),
+        "registries": _registries_section(config),
         "llm": {"endpoint": llm.base_url or None, "model": llm.model or None, "key_set": bool(llm.api_key),
                 "local_model": llm.local_model_path or None},
         "workspace": {"root": str(workspace), "free_gib": round(disk.free / 2**30, 1)},
@@ -153,7 +210,7 @@ def format_report(r: dict[str, Any]) -> str:
     mo = r["models"]
     pk = ", ".join(f"{k}{'' if v else ' (not installed)'}" for k, v in mo["packages"].items())
     rows.append(f"  model packages: {pk}")
-    rows.append(f"  super-resolution: {mo['super_resolution']}")
+    rows.extend(_format_sr(mo["super_resolution"]))
     rows.append(f"  image model: {mo['image_model'] or 'not configured (animatic engine only)'}")
     llm = r["llm"]
     rows.append(f"  LLM endpoint: {llm['endpoint'] or 'not configured (offline script engine)'}"
@@ -161,4 +218,32 @@ def format_report(r: dict[str, Any]) -> str:
     rows.append(f"  workspace: {r['workspace']['root']} ({r['workspace']['free_gib']} GiB free)")
     rows.append(f"  sample videos (opencv-doc): {_yes(r['sample_videos'])}")
     rows.append(f"  config: {', '.join(r['config_sources'])}")
+    rows.extend(_format_registries(r["registries"]))
     return "\n".join(rows)
+
+
+def _format_sr(sr: Any) -> list[str]:
+    if isinstance(sr, str):
+        return [f"  super-resolution / 超分: {sr}"]
+    by_state: dict[str, list[str]] = {}
+    for m in sr:
+        by_state.setdefault(m["state"], []).append(m["name"])
+    rows = ["  super-resolution / 超分: " + "; ".join(f"{state}: {', '.join(names)}" for state, names in by_state.items())]
+    rows.extend(f"    {m['name']}: {m['install']}" for m in sr if not m["ready"] and m["install"])
+    return rows
+
+
+def _format_registries(regs: dict[str, Any]) -> list[str]:
+    rows = ["  components / 组件 (installed plug-ins: entry-point group reelforge.plugins):"]
+    for kind, reg in regs.items():
+        if kind.startswith("_"):
+            continue
+        ready = [c["name"] for c in reg["components"] if c["available"]]
+        rows.append(f"    {kind} ({reg['title']}): {', '.join(ready) or 'none usable'}")
+        for c in reg["components"]:
+            if not c["available"]:
+                rows.append(f"      {c['name']}: not usable: {c['reason']}"
+                            + (f" -> {c['install']}" if c["install"] else ""))
+    for home, err in regs.get("_import_errors", {}).items():
+        rows.append(f"    {home}: could not be imported: {err}")
+    return rows

@@ -1,4 +1,7 @@
-"""Plain data shared by the script engines, and the engine registry."""
+"""Plain data shared by the script engines, and the engine interface.
+
+The registry of engines is :data:`agents.script.ENGINES`.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ class ScriptInput:
     source: Path | str
     episodes: int | None = None
     episode_seconds: float = 90.0
-    engine: str = "offline"  # offline | openai | local
+    engine: str = "offline"  # offline | openai | local | a plug-in's name (agents.script.ENGINES)
     title: str | None = None
 
     def check(self) -> None:
@@ -53,8 +56,12 @@ class ScriptInput:
                 f"episode_seconds must be between {MIN_EPISODE_SECONDS:g} and {MAX_EPISODE_SECONDS:g}, got {seconds:g}",
                 hint="a micro-drama episode is usually 60-120 s",
             )
-        if self.engine not in ENGINE_NAMES:
-            raise InputError(f"unknown script engine {self.engine!r}", hint=f"use one of {', '.join(ENGINE_NAMES)}")
+        from agents.script import (
+            ENGINES,  # the package declares the registry after importing this module
+        )
+
+        if self.engine not in ENGINES:
+            raise InputError(f"unknown script engine {self.engine!r}", hint=f"use one of {', '.join(ENGINES.names())}")
 
 
 @dataclass(slots=True)
@@ -73,5 +80,3 @@ class ScriptEngine(ABC):
     def generate(self, novel: NovelText, inp: ScriptInput, ctx: RunContext) -> EngineResult:
         """Write the screenplay; report progress with ``ctx.step`` and fallbacks with ``ctx.warn``."""
 
-
-ENGINE_NAMES = ("offline", "openai", "local")

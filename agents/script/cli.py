@@ -18,7 +18,7 @@ from typing import Any
 
 from agents.base import Cancelled, RunContext
 from agents.script.agent import ScriptAgent
-from agents.script.base import ENGINE_NAMES, ScriptInput
+from agents.script.base import ScriptInput
 from agents.script.export import FORMATS, export, format_for
 from core.config import load_config
 from core.errors import InputError, ReelForgeError
@@ -39,8 +39,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="输出文件 (output file; the format follows the suffix unless --format is given)")
     p.add_argument("--format", choices=FORMATS, default=None, help="输出格式 (output format)")
-    p.add_argument("--engine", choices=ENGINE_NAMES, default="offline",
-                   help="offline: 规则引擎，无需模型 (rules, no model); openai: OpenAI 兼容接口; local: 本地模型")
+    p.add_argument("--engine", default="offline",
+                   help="offline: 规则引擎，无需模型 (rules, no model); openai: OpenAI 兼容接口; local: 本地模型; "
+                        "或已安装插件的名字 (or an installed plug-in's name; reelforge doctor lists them)")
     p.add_argument("--episodes", type=int, default=None, help="集数；不填则改编全书 (episodes; default: the whole novel)")
     p.add_argument("--episode-seconds", type=float, default=90.0, help="每集目标时长（秒）(target seconds per episode)")
     p.add_argument("--title", default=None, help="剧名 (series title)")

@@ -1,4 +1,6 @@
-"""Shot-boundary detection: the result types, the detector interface and the registry.
+"""Shot-boundary detection: the result types and the detector interface.
+
+The registry of detectors is :data:`pipelines.detect.DETECTORS`.
 
 A boundary's ``frame`` is the first frame of the new shot. ``start``/``end`` are the first and
 last frames the transition touches: for a hard cut ``(frame - 1, frame)``, for a dissolve the
@@ -16,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar
-
-from core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,3 @@ class Detector(ABC):
     def detect(self, path: str | os.PathLike[str], *, progress: ProgressFn | None = None) -> Detection:
         """Find the shot boundaries of a video file."""
 
-
-def get_detector(name: str, **kwargs: Any) -> Detector:
-    from pipelines.detect.fast import FastDetector
-    from pipelines.detect.transnet import TransNetDetector
-
-    registry: dict[str, type[Detector]] = {cls.name: cls for cls in (FastDetector, TransNetDetector)}
-    if name not in registry:
-        raise InputError(f"unknown shot detector {name!r}", hint=f"use one of {sorted(registry)}")
-    return registry[name](**kwargs)

