@@ -290,7 +290,11 @@ class _Run:
                  board: ProgressBoard, cancel: threading.Event) -> None:
         self.ex, self.ray, self.plan = ex, ray, plan
         self.on_start, self.on_result, self.board, self.cancel = on_start, on_result, board, cancel
-        self.sink = ray.remote(ProgressSink).options(num_cpus=0).remote()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # the progress actor lives on the driver's node: a worker node that dies does not take it along
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        self.sink = ray.remote(ProgressSink).options(num_cpus=0, scheduling_strategy=here, max_restarts=-1).remote()
         self.shared = ray.put(plan.shared)
         self.task_fn = ray.remote(run_task)
         self.pools: dict[str, list[Any]] = {}
@@ -357,11 +361,19 @@ class _Run:
             now = time.monotonic()
             if now - last_poll >= 0.5:
                 last_poll = now
-                for tid, (fraction, message) in self.ray.get(self.sink.take.remote()).items():
-                    self.board.update(tid, fraction, message)
+                self._poll_progress()
         if self.failed is not None:
             raise TaskFailed(self.failed)
         return self.results
+
+    def _poll_progress(self) -> None:
+        try:
+            latest = self.ray.get(self.sink.take.remote(), timeout=10)
+        except self.ray.exceptions.RayError as e:  # progress only: the tasks go on, the bar waits
+            log.warning("progress from the workers is unavailable for now: %s", str(e).splitlines()[0] if str(e) else e)
+            return
+        for tid, (fraction, message) in latest.items():
+            self.board.update(tid, fraction, message)
 
     def _submit(self) -> None:
         blocked: list[tuple[int, str]] = []
