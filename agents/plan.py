@@ -62,6 +62,11 @@ def stage_of(task: Task) -> str | None:
     return None
 
 
+def _is(factory: Any, kind: type) -> bool:
+    """The engine a registry factory makes is a ``kind`` (a factory that is not a class: unknown, False)."""
+    return isinstance(factory, type) and issubclass(factory, kind)
+
+
 def _rel(root: Path, path: Path) -> str:
     return path.resolve().relative_to(root).as_posix()
 
@@ -89,10 +94,10 @@ def series_plan(root: Path, config: Config, run_id: str, work: Sequence[EpisodeW
                 shared=shared_data(config.without_secrets() if remote else config, run_id, inputs, custom))
     plan.shared["secrets_redacted"] = remote
     settings = {n: resolve_settings(inp, config) for n, inp in inputs.items()}
-    engines = {n: PICTURE_ENGINES.factory(s.engine) for n, s in settings.items()}
+    engines: dict[int, Any] = {n: PICTURE_ENGINES.factory(s.engine) for n, s in settings.items()}
 
-    sheets = [n for n in inputs if not custom_synth and isinstance(engines[n], type)
-              and issubclass(engines[n], KeyframeEngine) and settings[n].synth.consistency != "off"]
+    sheets = [n for n in inputs if not custom_synth and _is(engines[n], KeyframeEngine)
+              and settings[n].synth.consistency != "off"]
     if sheets:
         s = settings[sheets[0]]
         pool = plan.add_pool(picture_pool(s.engine, s.device))
@@ -131,8 +136,8 @@ def _synth_tasks(plan: Plan, root: Path, w: EpisodeWork, s: Any, engine: Any, sh
     n, tag = w.number, w.tag
     ep_dir = _rel(root, inp.out_dir)
     shots = [shot for scene in inp.series.episode(n).scenes for shot in scene.shots]
-    generating = not (isinstance(engine, type) and issubclass(engine, AnimaticEngine))
-    per_shot = generating and isinstance(engine, type) and issubclass(engine, KeyframeEngine)
+    generating = not _is(engine, AnimaticEngine)
+    per_shot = generating and _is(engine, KeyframeEngine)
     pool = plan.add_pool(picture_pool(s.engine, s.device)).name if generating else ""
     voice_res = Resources()
     if inp.tts == "http":  # a paid service: its calls are limited across the cluster

@@ -107,7 +107,8 @@ def test_enhance_a_folder_makes_each_file_once(tmp_path: Path, capsys: pytest.Ca
     assert main(args) == 0
     assert capsys.readouterr().out.split() == [str(dst / "a.png"), str(dst / "b.png")]
     for name in ("a.png", "b.png"):
-        assert cv2.imread(str(dst / name)).shape == (48, 64, 3)
+        img = cv2.imread(str(dst / name))
+        assert img is not None and img.shape == (48, 64, 3)
     stamps = {p.name: p.stat().st_mtime_ns for p in dst.glob("*.png")}
     assert main(args) == 0  # a second run keeps what is finished
     assert {p.name: p.stat().st_mtime_ns for p in dst.glob("*.png")} == stamps
