@@ -50,7 +50,7 @@ def machine() -> str:
 
 def make_source(folder: Path, events: int) -> None:
     """A project's usage.sqlite with ``events`` records across a few runs, units and models."""
-    kinds = [
+    kinds: list[tuple[str, str, str, str, int | Decimal, str]] = [
         ("script", "llm", "deepseek-chat", "input_token", 1200, "deepseek"),
         ("script", "llm", "deepseek-chat", "output_token", 400, "deepseek"),
         ("script", "llm", "deepseek-chat", "cached_token", 800, "deepseek"),
@@ -186,14 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nLedger benchmark — {args.events:,} usage events, {args.invoices} invoices")
     print(f"machine: {machine()}")
     print(f"load average at the start: {load_at_start} (1/5/15 min; the machine is shared)")
-    head = ("step", "rows", "seconds", "rows/s", "target", "")
+    head: tuple[str, ...] = ("step", "rows", "seconds", "rows/s", "target", "")
     body = [(s, f"{n:,}", f"{sec:.2f}", f"{n / sec:,.0f}" if sec > 0 and n > 1 else "", tgt, v)
             for s, n, sec, tgt, v in results]
-    widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
+    widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(len(head))]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in body:
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+    for row in body:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
     missed = [r for r in results if r[4] == "MISSED"]
     return 1 if missed else 0
 

@@ -179,7 +179,8 @@ def build_model(scale: int) -> SRVGGNetCompact:
         last = model.body[-1]
         assert isinstance(last, nn.Conv2d)
         last.weight.mul_(0.1)
-        last.bias.zero_()
+        if last.bias is not None:
+            last.bias.zero_()
     return model
 
 
@@ -360,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(scale)
     if args.init and not (ckpt_path.exists() and not args.fresh):
         init_from(model, args.init)
-    model = model.to(device).to(memory_format=torch.channels_last)
+    model = model.to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
     ema = EMA(model, args.ema)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     state = RunState(history=[])
@@ -468,7 +469,7 @@ def _train(args: argparse.Namespace, device: torch.device, scale: int, batch: in
 
     final = build_model(scale)
     final.load_state_dict({k: v.cpu() for k, v in ema.shadow.items()})
-    final = final.eval().to(device).to(memory_format=torch.channels_last)
+    final = final.eval().to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     val_psnr = validate(final, val, scale, device)
     if not args.no_export:
         info = {"steps": state.step, "train_minutes": round(state.train_seconds / 60, 1),

@@ -174,7 +174,7 @@ def _character_sprite(spec: CardSpec) -> tuple[Image.Image, tuple[int, int]] | N
         name_font = _font(max(14, int(unit * 0.06)))
         name_w = int(name_font.getlength(spec.speaker)) + 2 * max(2, unit // 250)
         half_w = max(r + 8, name_w // 2 + 4)
-        top, bottom = cy - r - 8, cy + r + int(unit * 0.07) + name_font.size
+        top, bottom = cy - r - 8, cy + r + int(unit * 0.07) + int(name_font.size)
         sprite = Image.new("RGBA", (2 * half_w, bottom - top), (0, 0, 0, 0))
         d = ImageDraw.Draw(sprite)
         ox, oy = half_w - cx, -top

@@ -72,7 +72,7 @@ class SRRunner:
         self.pre_pad = pre_pad  # reflect-pad the frame first, like the official ncnn runtime (10 px)
         model = model.eval().to(device=device, dtype=dtype)
         if channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
         for p in model.parameters():
             p.requires_grad_(False)
         self.eager = model

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -55,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
-def lg(tmp_path: Path) -> Ledger:
+def lg(tmp_path: Path) -> Iterator[Ledger]:
     ledger = Ledger(tmp_path / "studio.sqlite")
     ledger.master.add_company("影锻文化传媒有限公司", USCC_STUDIO, 10)
     ledger.master.add_vendor("深度求索", USCC_DEEPSEEK, aliases=["deepseek"])

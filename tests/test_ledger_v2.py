@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import stat
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def ai_usage(lg: Ledger, project: str, run: str = "run-1") -> None:
 
 
 @pytest.fixture()
-def lg(tmp_path: Path) -> Ledger:
+def lg(tmp_path: Path) -> Iterator[Ledger]:
     ledger = Ledger(tmp_path / "studio.sqlite")
     ledger.master.add_company("影锻文化传媒有限公司", USCC_STUDIO, 10)
     ledger.master.add_vendor("深度求索", USCC_DEEPSEEK, aliases=["deepseek"])

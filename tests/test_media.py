@@ -5,6 +5,7 @@ import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -204,7 +205,7 @@ def test_prefetch_propagates_errors_and_stops() -> None:
 
     with pytest.raises(ValueError, match="decoder broke"):
         list(Prefetch(boom, maxsize=1))
-    it = iter(Prefetch(lambda: iter(range(10_000)), maxsize=2))
+    it: Any = iter(Prefetch(lambda: iter(range(10_000)), maxsize=2))
     assert next(it) == 0
     it.close()  # consumer leaves early: producer must not hang
 

@@ -118,8 +118,10 @@ def test_i420_video_path_end_to_end(tmp_path) -> None:  # type: ignore[no-untype
 
     src = make_clip(tmp_path / "a.mp4", 12)
     model = TinySR(2)
-    nn.init.zeros_(model.body[-2].weight)
-    nn.init.zeros_(model.body[-2].bias)  # the net is now a plain nearest x2: frame numbers stay readable
+    last = model.body[-2]
+    assert isinstance(last, nn.Conv2d) and last.bias is not None
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)  # the net is now a plain nearest x2: frame numbers stay readable
     up = I420Upscaler(SRRunner(model, 2, torch.device("cpu"), torch.float32))
     job = process_video(src, tmp_path / "b.mp4", up, out_size=(256, 144), batch=4, output="i420")
     assert job.frames == 12 and probe(tmp_path / "b.mp4").video.width == 256  # type: ignore[union-attr]

@@ -327,7 +327,7 @@ def test_edl_reels_unique_with_full_names_and_ascii_header(tmp_path: Path) -> No
     events = [ln for ln in lines if ln[:3].isdigit()]
     names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("* FROM CLIP NAME:")]
     urls = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("* FROM CLIP:")]
-    reel_of = {}
+    reel_of: dict[str, str] = {}
     for ev, name, url in zip(events, names, urls, strict=True):
         reel = ev.split()[1]
         assert reel_of.setdefault(reel, name) == name, f"reel {reel} names two sources"

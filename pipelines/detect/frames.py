@@ -21,7 +21,7 @@ from core.media import decoded_frames, probe
 
 log = logging.getLogger(__name__)
 
-_PLANAR = {"yuv420p": 2, "yuvj420p": 2, "yuv422p": (2, 1), "yuvj422p": (2, 1), "yuv444p": 1, "yuvj444p": 1}
+_PLANAR: dict[str, int | tuple[int, int]] = {"yuv420p": 2, "yuvj420p": 2, "yuv422p": (2, 1), "yuvj422p": (2, 1), "yuv444p": 1, "yuvj444p": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +102,8 @@ def small_rgb(path: str | os.PathLike[str], size: tuple[int, int] = (48, 27), *,
             w, h = h, w
         r = VideoReformatter()
         for frame in decoded_frames(path, threads=threads):
-            img = r.reformat(frame, width=w, height=h, format="rgb24",
-                             interpolation=Interpolation.BICUBIC).to_ndarray()
+            img: np.ndarray = r.reformat(frame, width=w, height=h, format="rgb24",
+                                         interpolation=Interpolation.BICUBIC).to_ndarray()
             if v.rotation:
                 img = np.ascontiguousarray(np.rot90(img, k=(v.rotation // 90) % 4))
             yield img
