@@ -260,7 +260,6 @@ def test_usage_records_name_the_model_cards_licences(tiny_sd: Path, tmp_path: Pa
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from models.modelcard import is_placeholder_licence
-    from pipelines.motion import random_svd_pipeline
 
     image = shutil.copytree(tiny_sd, tmp_path / "carded-sd")
     (image / "README.md").write_text("---\nlicense: creativeml-openrail-m\nlibrary_name: diffusers\n---\n# tiny\n",
