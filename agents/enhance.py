@@ -10,6 +10,7 @@ GPU or CPU seconds go to the usage records.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +21,20 @@ import numpy as np
 from agents.base import Agent, AgentResult, RunContext
 from core.aigc import AIGC_KEY
 from core.errors import FieldError, InputError, MediaError, ModelError
-from core.media import iter_frames, probe
+from core.files import atomic_path, check_distinct, check_writable, sweep_parts
+from core.media import (
+    VIDEO_CONTAINERS,
+    check_complete,
+    check_video_output,
+    iter_frames,
+    one_report_per_file,
+    probe,
+    strict_media,
+)
 from core.usage import UsageRecord, seconds_since
 from pipelines.upscale import (
     CONTENT_MODELS,
+    IMAGE_SUFFIXES,
     ClassicUpscaler,
     NeuralUpscaler,
     classify_content,
@@ -63,13 +74,15 @@ class EnhanceInput:
     fps: str | None = None  # frame-rate conversion target, e.g. "50" or "60000/1001"
     interpolation: str = "flow"  # flow (no weights) | rife (needs rife_weights)
     rife_weights: str | None = None
+    strict: bool = False  # a truncated input (fewer frames than its container lists) is an error, not a warning
 
     def check(self) -> None:
         """Refuse bad values before any work, naming the field, the value and the fix."""
         if not self.src.exists():
             raise InputError(f"input {str(self.src)!r} does not exist", hint="check the path")
-        if self.src.resolve() == self.dst.resolve():
-            raise InputError("output path is the input path", hint="choose another output file; the input is kept")
+        if self.src.is_dir():
+            raise InputError(f"input {str(self.src)!r} is a folder", hint="give one image or video file")
+        check_distinct(self.src, self.dst)  # the same file by another name, or a link to it, too
         names = model_names()
         if self.method not in names:
             raise FieldError("model", self.method, "is not a model name", hint=f"use one of {', '.join(names)}")
@@ -118,13 +131,22 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
         self._models: dict[tuple[Any, ...], NeuralUpscaler] = {}
 
     def run(self, inp: EnhanceInput, ctx: RunContext) -> AgentResult[EnhanceOutput]:
+        with one_report_per_file(), strict_media(inp.strict):
+            return self._run(inp, ctx)
+
+    def _run(self, inp: EnhanceInput, ctx: RunContext) -> AgentResult[EnhanceOutput]:
         image = is_image(inp.src)
+        self._check_output(inp, image)  # format, folder and room, before the work
         target_fps = None
         if inp.fps:
             from pipelines.interpolate import parse_fps
 
             target_fps = parse_fps(inp.fps)
         start = time.perf_counter()
+        if not image:
+            short = check_complete(inp.src)  # before the work: a truncated file makes a short output
+            if short:
+                ctx.notes.append(short)
         sample = self._sample(inp.src, image)
         content = classify_content(sample)
         upscaler, engine, licence = self._upscaler(inp, content, ctx)
@@ -149,6 +171,36 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
         return AgentResult(output=out, engine=engine, files=[out.path], usage=usage, notes=list(ctx.notes))
 
     # ------------------------------------------------------------------------------------
+    @staticmethod
+    def _check_output(inp: EnhanceInput, image: bool) -> None:
+        """Everything about the output that can fail, checked before the work: its format, its folder, the room."""
+        dst = inp.dst
+        if dst.is_dir() or str(dst).endswith(("/", os.sep)):
+            raise InputError(f"output {str(dst)!r} is a folder",
+                             hint=f"give a file name, e.g. {dst / (inp.src.stem + '_x2' + inp.src.suffix)}")
+        if image:
+            if dst.suffix.lower() in VIDEO_CONTAINERS:
+                raise InputError(f"{str(inp.src)!r} is a still image and cannot be written as the video {str(dst)!r}",
+                                 hint=f"use an image name, e.g. {dst.with_suffix('.png').name}")
+            if not is_image(dst):
+                raise InputError(f"cannot write an image to {str(dst)!r}: unknown image format {dst.suffix or '(none)'}",
+                                 hint=f"use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
+            need = 0
+        else:
+            if is_image(dst):
+                raise InputError(f"{str(inp.src)!r} is a video and cannot be written as the image {str(dst)!r}",
+                                 hint=f"use a video name, e.g. {dst.with_suffix('.mp4').name}")
+            check_video_output(dst)
+            info = probe(inp.src)
+            if info.video is None:
+                raise MediaError(f"{str(inp.src)!r} has no video stream")
+            w, h = video_output_size(*info.video.display_size, inp.scale)
+            # ~0.1 bit a pixel at CRF 18, plus the sound: a low estimate, so a close call still runs
+            need = w * h * max(1, info.video.frames) // 80 + 2**20
+            if inp.fps:
+                need *= 3  # a near-lossless intermediate precedes the frame-rate conversion
+        check_writable(dst.expanduser().absolute().parent, need_bytes=need, what="output")
+
     def _sample(self, src: Path, image: bool) -> list[np.ndarray]:
         if image:
             return [self._read_image(src)[0]]
@@ -249,7 +301,8 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
         if inp.dst.suffix.lower() in {".jpg", ".jpeg"}:
             img = img.convert("RGB")
             kwargs["quality"] = 95
-        img.save(inp.dst, **kwargs)
+        with atomic_path(inp.dst) as tmp:
+            img.save(tmp, format=Image.registered_extensions()[inp.dst.suffix.lower()], **kwargs)
         method = getattr(up, "name", "classic")
         return EnhanceOutput(inp.dst, "image", (out.shape[1], out.shape[0]), 1, method,
                              str(getattr(up, "device", "cpu")), content)
@@ -286,11 +339,12 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
             denoiser = TemporalDenoiser(DenoiseSettings(strength=inp.denoise_strength))
             upscale_fn = fn
             fn = lambda imgs: upscale_fn(denoiser(imgs))  # noqa: E731
-        first_dst = inp.dst if target_fps is None else inp.dst.with_name(f".{inp.dst.stem}.pre-fps.mp4")
+        first_dst = inp.dst if target_fps is None else inp.dst.with_name(f".{inp.dst.stem}.{os.getpid()}.pre-fps.mp4")
         # before a frame-rate conversion the intermediate is encoded near-losslessly
         crf = inp.crf if target_fps is None else min(inp.crf, 10)
-        job = process_video(inp.src, first_dst, fn, out_size=size, crf=crf, preset=inp.preset, progress=progress,
-                            cancel=ctx.cancel, batch=batch, output=output)
+        sweep_parts(inp.dst)  # part files and intermediates of an earlier run that was killed
+        job = process_video(inp.src, first_dst, fn, out_size=size, crf=crf, preset=inp.preset,
+                            progress=progress, cancel=ctx.cancel, batch=batch, output=output)
         frames = job.frames
         if denoiser is not None:
             log.info("denoise: %s", denoiser.stats.as_dict())

@@ -96,7 +96,10 @@ def series_plan(root: Path, config: Config, run_id: str, work: Sequence[EpisodeW
     settings = {n: resolve_settings(inp, config) for n, inp in inputs.items()}
     engines: dict[int, Any] = {n: PICTURE_ENGINES.factory(s.engine) for n, s in settings.items()}
 
-    sheets = [n for n in inputs if not custom_synth and _is(engines[n], KeyframeEngine)
+    # an episode made through generation providers (--image/--video/--voice) runs whole, in one task:
+    # the synth agent opens the provider sessions, checks the quote against the budget, then pays
+    whole = {n for n, inp in inputs.items() if custom_synth or inp.providers is not None}
+    sheets = [n for n in inputs if n not in whole and _is(engines[n], KeyframeEngine)
               and settings[n].synth.consistency != "off"]
     if sheets:
         s = settings[sheets[0]]
@@ -107,7 +110,7 @@ def series_plan(root: Path, config: Config, run_id: str, work: Sequence[EpisodeW
         after_synth: tuple[str, ...] = ()
         if w.synth is not None:
             after_synth = (_synth_tasks(plan, root, w, settings[w.number], engines[w.number], bool(sheets))
-                           if not custom_synth else _whole_synth(plan, root, w))
+                           if w.number not in whole else _whole_synth(plan, root, w))
         plan.add(Task(f"{w.tag}/cut", "cut", w.cut, after=after_synth, inputs=(f"{w.cut['synth_dir']}/render.json",),
                       outputs=(w.cut["video"], w.cut["srt"]), weight=WEIGHTS["cut"], group=w.tag,
                       label=f"{w.tag} 成片 · cut"))

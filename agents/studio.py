@@ -16,10 +16,10 @@ episodes come out alike whichever executor ran them.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,16 @@ from agents.base import Agent, Cancelled, RunContext
 from agents.cut import CutAgent, CutInput, CutOutput, review_gate
 from agents.enhance import EnhanceAgent
 from agents.plan import EpisodeWork, series_plan, stage_of
-from agents.synth import EpisodeRender, SynthAgent, SynthInput
-from core.config import Config, parse_fps
-from core.errors import InputError, ReelForgeError, StageError
+from agents.qc import QCAgent, QCInput, QCReport, identity_failures, remaster_sound, write_report
+from agents.synth import EpisodeRender, SynthAgent, SynthInput, review_shot
+from core.config import Config, check_frame_size, parse_fps
+from core.errors import InputError, ReelForgeError, StageError, WorkspaceError
 from core.executor import Executor, Task, TaskFailed, TaskResult
+from core.files import atomic_write_bytes, check_writable, storage_error
+from core.log import log_traceback, run_log
 from core.screenplay import Series
 from core.usage import UsageStore
-from core.workspace import Workspace, sha256_text
+from core.workspace import Workspace, sha256_file, sha256_text
 from pipelines.cards import LabelStyle
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,14 @@ class StudioSettings:
     audio_rate: int = 48000
     tts: str = "auto"
     enhance_scale: float = 1.0  # 1: no enhance stage
+    qc: bool = True  # measure each episode after the cut (and fix what can be fixed)
+    platform: str = "douyin"  # the platform the QC holds the episode to
+    regenerate: int = 2  # identity fix: new seeds per failing shot, at most this many rounds
+    # generation providers, "PROVIDER:MODEL" ("" : the local engines); the run's budget in yuan ("": none)
+    image: str = ""
+    video: str = ""
+    voice: str = ""
+    budget: str = ""
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> StudioSettings:
@@ -72,8 +83,7 @@ class StudioSettings:
         return base
 
     def validate(self) -> StudioSettings:
-        if self.width <= 0 or self.height <= 0 or self.width % 2 or self.height % 2:
-            raise InputError(f"size {self.width}x{self.height} must be positive and even", hint="e.g. --size 1080x1920")
+        check_frame_size(self.width, self.height)
         parse_fps(self.fps)
         if self.episodes is not None and self.episodes < 1:
             raise InputError(f"episodes must be at least 1, got {self.episodes}")
@@ -81,7 +91,31 @@ class StudioSettings:
             raise InputError(f"episode length must be positive, got {self.episode_seconds}")
         if self.enhance_scale < 1:
             raise InputError(f"enhance scale must be >= 1, got {self.enhance_scale}")
+        from pipelines.qc import PLATFORMS
+
+        if self.platform.lower() not in PLATFORMS:
+            raise InputError(f"unknown platform {self.platform!r}", hint=f"use one of {', '.join(PLATFORMS)}")
+        if self.regenerate < 0:
+            raise InputError(f"regenerate must be 0 or more, got {self.regenerate}")
+        self.providers()  # a bad PROVIDER:MODEL is refused before any work
+        if self.budget:
+            from decimal import Decimal, InvalidOperation
+
+            try:
+                ok = Decimal(self.budget) >= 0
+            except InvalidOperation:
+                ok = False
+            if not ok:
+                raise InputError(f"--budget {self.budget!r} must be an amount in yuan", hint="e.g. --budget 30 or 12.50")
         return self
+
+    def providers(self) -> Any:
+        """The ``PROVIDER:MODEL`` picks as an :class:`agents.synth.providers.ProviderChoice`, or None."""
+        if not (self.image or self.video or self.voice):
+            return None
+        from agents.synth.providers import ProviderChoice
+
+        return ProviderChoice.parse(self.image or None, self.video or None, self.voice or None)
 
 
 @dataclass(slots=True)
@@ -104,9 +138,14 @@ class StudioResult:
     run_id: str = ""
     executor: str = "local"
     tasks: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> status -> count
+    qc: list[QCReport] = field(default_factory=list)  # one delivery report per episode (when QC ran)
 
     def count(self, kind: str, status: str) -> int:
         return self.tasks.get(kind, {}).get(status, 0)
+
+    @property
+    def qc_failed(self) -> list[QCReport]:
+        return [r for r in self.qc if not r.passed]
 
     @property
     def finals(self) -> list[Path]:
@@ -142,7 +181,8 @@ class Studio:
 
             executor = executor_for(None, config)  # [cluster] address; empty: this process
         self.executor = executor
-        self.agents: dict[str, Agent[Any, Any]] = {"synth": SynthAgent(), "cut": CutAgent(), "enhance": EnhanceAgent()}
+        self.agents: dict[str, Agent[Any, Any]] = {"synth": SynthAgent(), "cut": CutAgent(), "enhance": EnhanceAgent(),
+                                                   "qc": QCAgent()}
         self.agents.update(agents or {})
         # sha256 of stage inputs as this run read them (the screenplay): recorded instead of the file's
         # hash at the end of a stage, so an edit made meanwhile is rendered by the next run
@@ -187,22 +227,35 @@ class Studio:
 
     # ------------------------------------------------------------------------------------
     def make(self, novel: str | Path | None, settings: StudioSettings | None = None,
-             *, command: str = "make", span: tuple[int, int] | None = None) -> StudioResult:
+             *, command: str = "make", span: tuple[int, int] | None = None, adopt: bool = False) -> StudioResult:
         """Run the whole chain. ``novel`` may be None when the project already has its source.
 
         ``span`` (A, B) makes episodes A to B of the screenplay instead of the first
-        ``settings.episodes``."""
+        ``settings.episodes``. ``adopt`` lets an existing non-empty folder become the project; the
+        files already in it are kept and never overwritten (a stage that would replace one stops
+        and names it).
+        """
         settings = (settings or self.settings()).validate()
-        self.ws.create({"studio": asdict(settings)})
+        if novel is not None:
+            src = Path(novel)
+            if not src.is_file():
+                raise InputError(f"novel {str(src)!r} does not exist or is not a file")
+        self.ws.create({"studio": asdict(settings)}, adopt=adopt, ignore=[novel] if novel is not None else [])
+        check_writable(self.ws.root, need_bytes=_need_bytes(settings), what="project")
         with self.ws.lock(), UsageStore(self.ws.usage_db) as usage:
             run_id = usage.start_run(command)
-            handler = self._log_to_project(run_id)
             result = StudioResult(project=self.ws.root, run_id=run_id, executor=self.executor.name)
-            try:
+            with self._run_log(run_id):
                 source = self._import_source(novel)
                 series = self._stage_script(source, settings, usage, run_id, result)
                 numbers = select_episodes(series, settings.episodes, span)
-                self._run_episodes(series, numbers, settings, usage, run_id, result)
+                if settings.budget:
+                    # what is left of the run's budget caps each episode: one plan per episode, so an
+                    # episode's caps count what the episodes before it spent
+                    for n in numbers:
+                        self._run_episodes(series, [n], settings, usage, run_id, result, numbers)
+                else:
+                    self._run_episodes(series, numbers, settings, usage, run_id, result, numbers)
                 for n in numbers:
                     result.episodes.append(self.ws.episode_video(n))
                     result.subtitles.append(self.ws.episode_srt(n))
@@ -211,23 +264,27 @@ class Studio:
                 if self.progress:
                     self.progress(1.0, "完成 · done")
                 return result
-            finally:
-                logging.getLogger().removeHandler(handler)
-                handler.close()
 
-    def _log_to_project(self, run_id: str) -> logging.Handler:
-        self.ws.logs_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.ws.logs_dir / f"run-{run_id}.log", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-        handler.setLevel(logging.INFO)
-        logging.getLogger().addHandler(handler)
-        if logging.getLogger().level > logging.INFO:
-            logging.getLogger().setLevel(logging.INFO)
-        return handler
+    @contextmanager
+    def _run_log(self, run_id: str) -> Iterator[Path]:
+        """``logs/run-RUN.log`` holds the run's log, and the full traceback when it fails (the
+        console shows one line; the error carries the log's path as ``log_path``)."""
+        path = self.ws.logs_dir / f"run-{run_id}.log"
+        with run_log(path) as handler:
+            try:
+                yield path
+            except BaseException as e:
+                log_traceback(e, handler, path)
+                raise
 
     def _import_source(self, novel: str | Path | None) -> Path:
+        """Copy the novel into ``source/``; a source this project copied earlier is replaced, nothing else."""
+        recorded = self.ws.source_record()
         existing = sorted(p for p in self.ws.source_dir.glob("*") if p.is_file())
         if novel is None:
+            named = self.ws.source_dir / recorded["name"] if recorded.get("name") else None
+            if named is not None and named.is_file():
+                return named
             if not existing:
                 raise InputError(f"project {str(self.ws.root)!r} has no source novel", hint="pass the novel file")
             return existing[0]
@@ -235,18 +292,35 @@ class Studio:
         if not src.is_file():
             raise InputError(f"novel {str(src)!r} does not exist or is not a file")
         dst = self.ws.source_dir / src.name
-        if src.resolve() != dst.resolve():
-            if dst.exists() and dst.read_bytes() == src.read_bytes():
-                return dst
-            for old in existing:
-                if old != dst:
-                    old.unlink()  # one source per project; the manifest notices the change
-            shutil.copyfile(src, dst)
+        if src.resolve() == dst.resolve():
+            return dst
+        if dst.exists() and dst.read_bytes() == src.read_bytes():
+            self.ws.set_source_record(dst.name, sha256_file(dst))
+            return dst
+        if dst.exists() and not _ours(self.ws, dst, recorded):
+            raise WorkspaceError(f"{self.ws.rel(dst)} is already in the project and differs from {str(src)!r}",
+                                 hint="rename the novel, or move the file out of the project's source folder")
+        for old in existing:
+            if old != dst and _ours(self.ws, old, recorded):
+                old.unlink()  # one source per project; the manifest notices the change
+            elif old != dst:
+                log.warning("source/%s was not copied here by ReelForge: kept", old.name)
+        try:
+            atomic_write_bytes(dst, src.read_bytes())
+        except OSError as e:
+            raise storage_error(e, "read", src) from e
+        self.ws.set_source_record(dst.name, sha256_file(dst))
         return dst
 
-    def _run_stage(self, stage: str, fn: Callable[[], Any], result: StudioResult, ctx: RunContext) -> Any:
-        self.ws.mark_running(stage, ctx.run_id)
+    def _run_stage(self, stage: str, fn: Callable[[], Any], result: StudioResult, ctx: RunContext,
+                   outputs: tuple[Path, ...] = ()) -> Any:
+        foreign = self.ws.foreign(outputs)
+        if foreign:
+            raise WorkspaceError(f"stage {stage!r} would replace files that were in the folder before the project: "
+                                 f"{', '.join(foreign[:5])}", hint="move them out of the project folder first")
         try:
+            # inside the try: a signal that lands while "running" is being written is still recorded
+            self.ws.mark_running(stage, ctx.run_id)
             out = fn()
         except KeyboardInterrupt as e:
             self.ws.mark_failed(stage, ctx.run_id, "interrupted")
@@ -259,6 +333,11 @@ class Studio:
             self.ws.mark_failed(stage, ctx.run_id, str(e))
             result.stages.append(StageReport(stage, "failed", detail=str(e)))
             raise
+        except OSError as e:  # a full disk, a folder made read-only meanwhile: one plain message
+            err = storage_error(e)
+            self.ws.mark_failed(stage, ctx.run_id, err.message)
+            result.stages.append(StageReport(stage, "failed", detail=err.message))
+            raise err from e
         except Exception as e:
             self.ws.mark_failed(stage, ctx.run_id, repr(e))
             raise StageError(stage, repr(e)) from e
@@ -292,7 +371,7 @@ class Studio:
         agent = self._script_agent()
         inp = ScriptInput(source=source, episodes=s.episodes, episode_seconds=s.episode_seconds,
                           engine=s.script_engine, title=s.title)
-        res = self._run_stage("script", lambda: agent(inp, ctx), result, ctx)
+        res = self._run_stage("script", lambda: agent(inp, ctx), result, ctx, (self.ws.screenplay_path,))
         series: Series = res.output
         series.save(self.ws.screenplay_path)
         self._read[str(self.ws.screenplay_path)] = sha256_text(series.to_json())  # what synth will render
@@ -303,10 +382,18 @@ class Studio:
 
     # -- the episodes, as a plan of tasks -----------------------------------------------------
     def _run_episodes(self, series: Series, numbers: list[int], s: StudioSettings, usage: UsageStore, run_id: str,
-                      result: StudioResult) -> None:
-        """Synth, cut and enhance of every episode in ``numbers``, as one plan on the executor."""
+                      result: StudioResult, made: list[int] | None = None) -> None:
+        """Synth, cut and enhance of every episode in ``numbers``, as one plan on the executor.
+
+        With ``s.qc`` each episode's delivery QC runs here on the driver as soon as its cut task
+        is done (before its enhance task may start): it measures, re-masters the sound and
+        regenerates failing shots through the single-stage synth and cut. ``made`` is every
+        episode of the make (for the progress bar)."""
+        made = made or numbers
+        self._budget_left(s, usage, run_id)  # the caps the tasks get: what is left of the run's budget
         work = []
         for n in numbers:
+            self._refuse_foreign(n, s)
             stage = f"synth:ep{n:02d}"
             state = self.ws.stage_state(stage, [self.ws.screenplay_path], self._synth_params(n, s), read=self._read)
             inp = None
@@ -325,7 +412,15 @@ class Studio:
             return self._task_starts(task, series, s, run_id, result)
 
         def on_result(res: TaskResult) -> None:
-            self._task_done(plan.task(res.task), res, s, usage, run_id, result)
+            task = plan.task(res.task)
+            self._task_done(task, res, s, usage, run_id, result)
+            if task.kind == "cut" and s.qc:
+                n = int(task.args["episode"])
+                i, span = made.index(n), 0.9 / len(made)
+                render = EpisodeRender.load(self.ws.synth_dir(n) / "render.json")
+                lo = 0.1 + i * span
+                result.qc.append(self._stage_qc(series, render, n, s, usage, run_id, result,
+                                                lo + span * 0.8, lo + span * 0.9))
 
         def progress(fraction: float, message: str) -> None:
             if self.progress is not None:
@@ -345,11 +440,37 @@ class Studio:
             done = sum(c for kinds in result.tasks.values() for st, c in kinds.items() if st == "done")
             log.info("make: tasks %s (%d made)", {k: dict(v) for k, v in result.tasks.items()}, done)
 
+    def _refuse_foreign(self, n: int, s: StudioSettings) -> None:
+        """Before any task: no stage of episode ``n`` may replace a file that was in an adopted folder."""
+        outputs: dict[str, tuple[Path, ...]] = {
+            f"synth:ep{n:02d}": (self.ws.synth_dir(n),),
+            f"cut:ep{n:02d}": (self.ws.episode_video(n), self.ws.episode_srt(n))}
+        if s.enhance_scale > 1:
+            outputs[f"enhance:ep{n:02d}"] = (self._enhanced_path(n, s),)
+        for stage, paths in outputs.items():
+            foreign = self.ws.foreign(paths)
+            if foreign:
+                raise WorkspaceError(f"stage {stage!r} would replace files that were in the folder before the project: "
+                                     f"{', '.join(foreign[:5])}", hint="move them out of the project folder first")
+
     def _synth_params(self, n: int, s: StudioSettings) -> dict[str, Any]:
         return {"episode": n, "w": s.width, "h": s.height, "fps": s.fps, "crf": s.crf, "preset": s.preset,
                 "rate": s.audio_rate, "tts": s.tts, "label": asdict(self.config.label),
-                "synth": asdict(self.config.synth), "models": asdict(self.config.models),
-                "voices": asdict(self.config.tts)}
+                # the budget shapes no output: a run under another budget reuses the episode
+                "synth": {k: v for k, v in asdict(self.config.synth).items() if k != "budget_cny"},
+                "models": asdict(self.config.models), "voices": asdict(self.config.tts),
+                "providers": [s.image, s.video, s.voice]}
+
+    def _budget_left(self, s: StudioSettings, usage: UsageStore, run_id: str) -> None:
+        """With a run budget, the caps the synth agent enforces: what is left of it after this run's spend."""
+        if not s.budget:
+            return
+        from decimal import Decimal
+
+        from agents.synth.providers import spent_in_run
+
+        left = Decimal(s.budget) - spent_in_run(usage, run_id)
+        self.config.synth.budget_cny = str(max(left, Decimal(0)))
 
     def _cut_params(self, series: Series, n: int) -> dict[str, Any]:
         return {"episode": n, "title": series.title, "producer": self.config.label.producer}
@@ -476,20 +597,22 @@ class Studio:
         return SynthInput(series=series, episode=number, out_dir=self.ws.synth_dir(number), width=s.width,
                           height=s.height, fps=parse_fps(s.fps), crf=s.crf, preset=s.preset, audio_rate=s.audio_rate,
                           tts=s.tts, label=LabelStyle(lab.text, lab.position, lab.opacity, lab.enabled),
-                          producer=lab.producer)
+                          producer=lab.producer, providers=s.providers())
 
     def _stage_synth(self, series: Series, number: int, s: StudioSettings, usage: UsageStore, run_id: str,
                      result: StudioResult, lo: float, hi: float) -> EpisodeRender:
         stage = f"synth:ep{number:02d}"
         render_path = self.ws.synth_dir(number) / "render.json"
         params = self._synth_params(number, s)
+        self._budget_left(s, usage, run_id)
         state = self.ws.stage_state(stage, [self.ws.screenplay_path], params, read=self._read)
         if state.fresh:
             self._reuse(stage, result, state.edited_outputs)
             return EpisodeRender.load(render_path)
         ctx = self._context(usage, run_id, lo, hi, stage)
         agent = self.agents["synth"]
-        res = self._run_stage(stage, lambda: agent(self._synth_input(series, number, s), ctx), result, ctx)
+        res = self._run_stage(stage, lambda: agent(self._synth_input(series, number, s), ctx), result, ctx,
+                              (self.ws.synth_dir(number),))
         self.ws.mark_done(stage, run_id, [self.ws.screenplay_path], params, [render_path],
                           report={"engine": res.engine, "notes": res.notes}, read=self._read)
         result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine, "; ".join(res.notes)))
@@ -512,27 +635,175 @@ class Studio:
         inp = CutInput(render=render, synth_dir=self.ws.synth_dir(number), video_out=video, srt_out=srt,
                        title=series.title, producer=self.config.label.producer,
                        review_required=self.config.review.required)
-        res = self._run_stage(stage, lambda: agent(inp, ctx), result, ctx)
+        res = self._run_stage(stage, lambda: agent(inp, ctx), result, ctx, (video, srt))
         self.ws.mark_done(stage, run_id, [render_path], params, [video, srt], report={"engine": res.engine})
         result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine))
         return res.output  # type: ignore[no-any-return]
+
+    def _measure(self, number: int, s: StudioSettings, usage: UsageStore, run_id: str, result: StudioResult,
+                 lo: float, hi: float) -> QCReport:
+        stage = f"qc:ep{number:02d}"
+        ctx = self._context(usage, run_id, lo, hi, stage)
+        agent = self.agents["qc"]
+        inp = QCInput(self.ws.root, number, s.platform)
+        res = self._run_stage(stage, lambda: agent(inp, ctx), result, ctx)
+        report: QCReport = res.output
+        video = self.ws.episode_video(number)
+        self.ws.mark_done(stage, run_id, [video], {"platform": s.platform},
+                          [p for p in (report.json_path, report.html_path) if p],
+                          report={"passed": report.passed, "failed": report.failed()})
+        result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine,
+                                         "passed" if report.passed else "failed: " + ", ".join(report.failed())))
+        return report
+
+    def _stage_qc(self, series: Series, render: EpisodeRender, number: int, s: StudioSettings, usage: UsageStore,
+                  run_id: str, result: StudioResult, lo: float, hi: float) -> QCReport:
+        """Measure the delivered episode, fix what can be fixed, measure again; the report lists the fixes.
+
+        Sound (loudness, true peak) is re-mastered in place. Faces that do not match their speaker
+        are regenerated with a new seed when the picture engine can do that (diffusers), then the
+        episode is synthesised and cut again (finished shots are reused) and measured again, at
+        most ``s.regenerate`` rounds. Never silent: every fix, and every fix not possible, is in
+        the report and the log.
+        """
+        report = self._measure(number, s, usage, run_id, result, lo, hi)
+        fixes: list[dict[str, Any]] = []
+        fixes += self._fix_sound(series, number, s, report, run_id)
+        if fixes and fixes[-1].get("fixed"):
+            report = self._measure(number, s, usage, run_id, result, lo, hi)
+        rounds = 0
+        while (shots := identity_failures(report)):
+            regen = _SynthRegenerator(self.ws.synth_dir(number), render)
+            if not regen.can_regenerate():
+                fixes.append({"check": "identity", "action": f"not fixed: the {render.engine} engine cannot make a shot "
+                              "again with another seed (diffusers can)", "shots": shots, "fixed": False})
+                break
+            if rounds >= s.regenerate:
+                fixes.append({"check": "identity", "action": f"not fixed after {rounds} round(s) of new seeds",
+                              "shots": shots, "fixed": False})
+                break
+            rounds += 1
+            log.info("qc fix: regenerating %s with new seeds (round %d)", ", ".join(shots), rounds)
+            regen.regenerate(shots)
+            self.ws.invalidate(f"synth:ep{number:02d}")
+            render = self._stage_synth(series, number, s, usage, run_id, result, lo, hi)
+            self._stage_cut(series, render, number, usage, run_id, result, lo, hi)
+            report = self._measure(number, s, usage, run_id, result, lo, hi)
+            sound = self._fix_sound(series, number, s, report, run_id)
+            if sound and sound[-1].get("fixed"):
+                report = self._measure(number, s, usage, run_id, result, lo, hi)
+            still = identity_failures(report)
+            fixes.append({"check": "identity", "action": f"regenerated {len(shots)} shot(s) with a new seed",
+                          "shots": shots, "round": rounds, "fixed": not any(x in still for x in shots)})
+            fixes += sound
+        if fixes:
+            report.fixes = fixes
+            write_report(report, self.ws.episode_video(number))
+            for f in fixes:
+                (log.info if f.get("fixed") else log.warning)("qc fix %s: %s", f["check"], f["action"])
+        if not report.passed:
+            note = f"episode {number}: QC failed on {', '.join(report.failed())} (report: {report.html_path})"
+            if note not in result.notes:
+                result.notes.append(note)
+        return report
+
+    def _fix_sound(self, series: Series, number: int, s: StudioSettings, report: QCReport, run_id: str) -> list[dict[str, Any]]:
+        fix = remaster_sound(self.ws, number, s.platform, report)
+        if fix is None:
+            return []
+        if fix.get("fixed"):
+            # the episode file changed on purpose: record it as the cut stage's output, so the next
+            # run does not take it for a hand edit
+            stage = f"cut:ep{number:02d}"
+            render_path = self.ws.synth_dir(number) / "render.json"
+            prior = self.ws.manifest()["stages"].get(stage, {}).get("report", {})
+            self.ws.mark_done(stage, run_id, [render_path], self._cut_params(series, number),
+                              [self.ws.episode_video(number), self.ws.episode_srt(number)],
+                              report={**prior, "qc_fix": fix["action"]})
+        return [fix]
 
     # -- single stages, for `reelforge synth/cut` and the UI -------------------------------
     def synth(self, episode: int, settings: StudioSettings | None = None) -> EpisodeRender:
         s = (settings or self.settings()).validate()
         self.ws.require()
         series = self._load_screenplay()
+        check_writable(self.ws.synth_dir(episode), need_bytes=_need_bytes(replace(s, episodes=1)), what="project")
         with self.ws.lock(), UsageStore(self.ws.usage_db) as usage:
             run_id = usage.start_run(f"synth ep{episode}")
-            return self._stage_synth(series, episode, s, usage, run_id, StudioResult(self.ws.root), 0.0, 1.0)
+            with self._run_log(run_id):
+                return self._stage_synth(series, episode, s, usage, run_id, StudioResult(self.ws.root), 0.0, 1.0)
+
+    def quote(self, episode: int, settings: StudioSettings | None = None) -> Any:
+        """What synthesizing ``episode`` will cost with these settings (providers, models), priced
+        from the price book; nothing is generated or sent. For the studio's quote before Make."""
+        from agents.synth import SynthAgent
+
+        s = (settings or self.settings()).validate()
+        series = self._load_screenplay()
+        if s.budget:
+            self.config.synth.budget_cny = s.budget
+        return SynthAgent().quote(self._synth_input(series, episode, s), self.config)
+
+    def quote_make(self, novel: str | Path | None, settings: StudioSettings | None = None,
+                   span: tuple[int, int] | None = None) -> list[Any]:
+        """``make --dry-run``: the screenplay (made only when that is free: the offline engine, or
+        already made), then each episode's quote. Nothing billable is sent."""
+        s = (settings or self.settings()).validate()
+        self.ws.create({"studio": asdict(s)})
+        with self.ws.lock(), UsageStore(self.ws.usage_db) as usage:
+            source = self._import_source(novel)
+            params = {"engine": s.script_engine, "episodes": s.episodes, "episode_seconds": s.episode_seconds,
+                      "title": s.title}
+            if not self.ws.stage_state("script", [source], params).fresh and s.script_engine != "offline":
+                raise InputError(f"a dry run cannot write the screenplay with the {s.script_engine!r} engine "
+                                 "without paying for it",
+                                 hint="run `reelforge script` first (it has its own quote), or use --engine offline")
+            run_id = usage.start_run("make --dry-run")
+            series = self._stage_script(source, s, usage, run_id, StudioResult(self.ws.root, run_id=run_id))
+        return [self.quote(n, s) for n in select_episodes(series, s.episodes, span)]
 
     def cut(self, episode: int) -> CutOutput:
         self.ws.require()
         series = Series.load(self.ws.screenplay_path)
         render = EpisodeRender.load(self.ws.synth_dir(episode) / "render.json")
+        check_writable(self.ws.out_dir, what="project")
         with self.ws.lock(), UsageStore(self.ws.usage_db) as usage:
             run_id = usage.start_run(f"cut ep{episode}")
-            return self._stage_cut(series, render, episode, usage, run_id, StudioResult(self.ws.root), 0.0, 1.0)
+            with self._run_log(run_id):
+                return self._stage_cut(series, render, episode, usage, run_id, StudioResult(self.ws.root), 0.0, 1.0)
+
+
+def _ours(ws: Workspace, path: Path, recorded: dict[str, str]) -> bool:
+    """True when ``path`` is the source this project copied in, unchanged since (projects made before
+    the source was recorded: any file of ``source/`` that was not there before the project)."""
+    if ws.foreign([path]):
+        return False
+    if not recorded:
+        return True
+    return path.name == recorded.get("name") and sha256_file(path) == recorded.get("sha256")
+
+
+def _need_bytes(s: StudioSettings) -> int:
+    """A generous guess of the disk a make needs: shots, their sound, the episode, twice over."""
+    episodes = s.episodes or 1
+    pixels = s.width * s.height
+    per_second = max(200_000, pixels // 4)  # bytes of H.264 + AAC at the project's CRF, with room to spare
+    return int(64 * 2**20 + 2 * episodes * s.episode_seconds * per_second * (s.enhance_scale ** 2))
+
+
+class _SynthRegenerator:
+    """The identity fix for the synth agent's own pictures: a new seed through the review gate."""
+
+    def __init__(self, synth_dir: Path, render: EpisodeRender) -> None:
+        self.synth_dir = synth_dir
+        self.render = render
+
+    def can_regenerate(self) -> bool:
+        return self.render.engine == "diffusers"
+
+    def regenerate(self, shots: list[str]) -> None:
+        for shot in shots:
+            review_shot(self.synth_dir, shot, "regenerate")
 
 
 def episode_duration(render: EpisodeRender) -> Fraction:

@@ -9,7 +9,7 @@ episode's mix). Per episode: ``synth.mix`` (every line timed, the sound mixed on
 ``synth.sheets`` (the characters' reference sheets, made once before any keyframe).
 
 Every kind is idempotent through the synth package's content-hash caches (speech per line,
-keyframes per request, clips per shot) and writes whole files only (:mod:`core.atomic`); it
+keyframes per request, clips per shot) and writes whole files only (:mod:`core.files`); it
 returns its usage records and notes to the driver, which alone writes the usage store and the
 manifest. What all tasks share (the config, each episode's part of the screenplay, the agents a
 caller put in place of the built-in ones) comes in ``ctx.shared``, see :func:`shared_data`.
@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, RunContext
-from core.atomic import atomic_path, atomic_write_bytes, atomic_write_text, temp_name
 from core.config import Config
 from core.executor import TaskContext, TaskOutput
+from core.files import atomic_path, atomic_write_bytes, atomic_write_text, temp_name
 from core.registry import Registry
 from core.screenplay import Series, Shot
 from core.usage import UsageRecord, seconds_since

@@ -2,7 +2,7 @@
 
     python -m benchmarks.script_llm [--requests 16] [--latency 0.2] [--concurrency 1,2,4,8]
 
-The loopback server (:mod:`agents.script.llm.fake_server`) answers each request after a fixed
+The loopback server (:mod:`tests.support.fake_llm_server`) answers each request after a fixed
 latency, like a remote model whose time is spent generating, so the client's own overhead and its
 concurrency cap are what is measured. The baseline is concurrency 1 (sequential) in the same run.
 Target: near-linear speed-up up to the concurrency limit. A second table runs the whole LLM
@@ -19,10 +19,10 @@ from agents.base import RunContext
 from agents.script.base import ScriptInput
 from agents.script.llm.client import OpenAICompatClient
 from agents.script.llm.engine import LLMEngine
-from agents.script.llm.fake_server import FakeOpenAIServer, Reply, screenwriter, task_of
 from agents.script.reader import literal_text
 from benchmarks.script_offline import machine
 from core.config import Config
+from tests.support.fake_llm_server import FakeOpenAIServer, Reply, screenwriter, task_of
 
 NOVEL = "".join(
     f"第{n}章\n" + "".join(f"    张三来到城隍庙，见李四坐在窗边。\n    “你来晚了！”李四冷冷地说。\n"

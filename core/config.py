@@ -67,6 +67,7 @@ class LLMConfig:
     max_retries: int = 4
     concurrency: int = 4
     local_model_path: str = ""  # a transformers folder or a GGUF file
+    fallback: str = "auto"  # a level the model cannot write: offline (fill it from the offline engine) | none | auto
 
 
 @dataclass(slots=True)
@@ -143,6 +144,10 @@ class Config:
     synth: SynthConfig = field(default_factory=SynthConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    # [providers.NAME] tables: base_url, concurrency, timeout_s, max_retries, poll_first_s, poll_max_s,
+    # task_timeout_s and provider-specific keys (pipelines.providers.base.ProviderSettings); API keys
+    # never go here (environment or the 0600 secrets file)
+    providers: dict[str, dict[str, str]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # where settings came from, for `doctor`
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,6 +179,23 @@ def with_local_secrets(config: Config, local: Config) -> Config:
     for section, key in missing:
         setattr(getattr(copy, section), key, getattr(getattr(local, section), key))
     return copy
+
+
+MIN_FRAME_SIDE = 64  # below this no card, subtitle or label can be laid out
+MAX_FRAME_SIDE = 8192
+
+
+def check_frame_size(width: int, height: int, *, what: str = "size") -> tuple[int, int]:
+    """``(width, height)`` if it is a frame size we can render (even, 64..8192 px a side), else a ConfigError."""
+    if not (isinstance(width, int) and isinstance(height, int)):
+        raise ConfigError(f"{what} {width!r}x{height!r} must be whole numbers of pixels")
+    if width % 2 or height % 2:
+        raise ConfigError(f"{what} {width}x{height} must have even sides (yuv420p video)",
+                          hint=f"e.g. {width + width % 2}x{height + height % 2}")
+    if not (MIN_FRAME_SIDE <= width <= MAX_FRAME_SIDE and MIN_FRAME_SIDE <= height <= MAX_FRAME_SIDE):
+        raise ConfigError(f"{what} {width}x{height} is out of range: each side must be "
+                          f"{MIN_FRAME_SIDE}-{MAX_FRAME_SIDE} pixels", hint="e.g. 1080x1920 (9:16) or 1920x1080")
+    return width, height
 
 
 def parse_fps(text: str | int | Fraction) -> Fraction:
@@ -226,7 +248,15 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a table, got {value!r}")
-        return {str(k): str(v) for k, v in value.items()}
+        args = typing.get_args(typ)
+        if len(args) == 2 and typing.get_origin(args[1]) is dict:  # a table of tables
+            return {str(k): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            if isinstance(v, dict | list):
+                raise ConfigError(f"{where}.{k} must be a plain value, got a {type(v).__name__}")
+            out[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
+        return out
     if origin in (types.UnionType, typing.Union):
         return value
     return value
@@ -246,6 +276,14 @@ def _apply(obj: Any, data: dict[str, Any], where: str) -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}{key} must be a table, got {value!r}")
             _apply(current, value, f"{where}{key}.")
+        elif isinstance(current, dict) and isinstance(value, dict) and current:
+            # tables merge across sources (a provider's base_url from the env, its concurrency from a file)
+            merged = _coerce(value, hints[key], f"{where}{key}")
+            for k, v in merged.items():
+                if isinstance(v, dict) and isinstance(current.get(k), dict):
+                    current[k] = {**current[k], **v}
+                else:
+                    current[k] = v
         else:
             setattr(obj, key, _coerce(value, hints[key], f"{where}{key}"))
 
@@ -289,9 +327,23 @@ def load_config(path: str | os.PathLike[str] | None = None,
             if required:
                 raise ConfigError(f"config file {str(file)!r} does not exist", hint="check the path or unset REELFORGE_CONFIG")
             continue
+        if file.is_dir():
+            raise ConfigError(f"config file {str(file)!r} is a folder",
+                              hint="point --config or REELFORGE_CONFIG at the config.toml file inside it")
         try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raw = file.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"config file {str(file)!r} cannot be read: {e.strerror or e}") from e
+        if raw.startswith(b"\xef\xbb\xbf"):  # Notepad's UTF-8 signature; TOML forbids it, we read past it
+            log.warning("config file %s starts with a UTF-8 byte-order mark (BOM): ignored; "
+                        "save it as UTF-8 without BOM", file)
+            raw = raw[3:]
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {str(file)!r} is not UTF-8 text (byte {e.start})",
+                              hint="save it as UTF-8") from e
+        except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {str(file)!r} is not valid TOML: {e}") from e
         _apply(cfg, data, "")
         cfg.sources.append(str(file))
@@ -300,6 +352,5 @@ def load_config(path: str | os.PathLike[str] | None = None,
         _apply(cfg, overrides, "")
         cfg.sources.append("environment")
     parse_fps(cfg.render.fps)  # validate early
-    if cfg.render.width <= 0 or cfg.render.height <= 0:
-        raise ConfigError(f"render size {cfg.render.width}x{cfg.render.height} must be positive")
+    check_frame_size(cfg.render.width, cfg.render.height, what="[render] width x height")
     return cfg

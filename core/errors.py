@@ -72,6 +72,19 @@ class WorkspaceError(ReelForgeError):
 
 class Cancelled(ReelForgeError):
     """The run was stopped by the user (Ctrl-C or the UI's stop button); the workspace is resumable."""
+class StorageError(ReelForgeError):
+    """A file or folder cannot be read or written: permissions, a read-only disk, a full disk.
+
+    ``path`` names it; the message says what was being done and why it failed (one line).
+    """
+
+    def __init__(self, message: str, *, path: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
+
+class DiskFullError(StorageError):
+    """The disk (or quota) holding ``path`` is full."""
 
 
 class StageError(ReelForgeError):

@@ -5,6 +5,11 @@ agents read it, a person may edit the JSON in between). JSON field names are fix
 ``characters`` (``name``, ``aliases``), ``episodes``, ``scenes``, ``shots``, ``lines``
 (``speaker``, ``text``, ``kind``). JSON is UTF-8 with Chinese written as is.
 
+Ids become file names (``synth/ep01/shots/<shot id>.mp4``), so every shot and scene id is checked
+at load with :func:`core.paths.check_name` (a safe single path component), and ids that would
+name the same file twice in one episode (``k01`` twice, or ``K01`` and ``k01`` on a
+case-insensitive disk) are refused by name.
+
 Source spans are character offsets into the novel text as decoded by
 ``agents.script`` (BOM removed, line endings normalised to ``\\n``), so every line can be traced
 back: ``novel_text[span.start:span.end]`` contains the line's text.
@@ -17,11 +22,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import InputError
+from core.files import atomic_write_text, storage_error
+from core.paths import check_name
 
 SCHEMA_VERSION = 1
+
+
+def _safe_id(value: str, field: str) -> str:
+    """``value`` if it can be a file name, else a ValueError pydantic reports with its JSON path."""
+    try:
+        return check_name(value, field)
+    except InputError as e:
+        raise ValueError(f"{e.message} ({e.hint})") from None
 
 
 class _Model(BaseModel):
@@ -85,7 +100,7 @@ class Location(_Model):
 
 class Line(_Model):
     speaker: str = ""  # empty or "旁白" for narration
-    text: str = Field(min_length=1)
+    text: str = Field(min_length=1, max_length=1000)
     kind: LineKind = LineKind.DIALOGUE
     source: SourceSpan | None = None
     emotion: str = ""
@@ -96,11 +111,16 @@ class Shot(_Model):
     size: ShotSize = ShotSize.MEDIUM
     camera: CameraMove = CameraMove.STATIC
     visual_prompt: str = ""
-    seconds: float = Field(default=3.0, gt=0, description="planned length; synthesis sets the final one")
+    seconds: float = Field(default=3.0, gt=0, le=600, description="planned length; synthesis sets the final one")
     lines: list[Line] = Field(default_factory=list)
     sfx: list[str] = Field(default_factory=list)
     characters: list[str] = Field(default_factory=list)
     source: SourceSpan | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_file_name(cls, value: str) -> str:
+        return _safe_id(value, "shot id")
 
 
 class Scene(_Model):
@@ -113,15 +133,36 @@ class Scene(_Model):
     shots: list[Shot] = Field(default_factory=list)
     source: SourceSpan | None = None
 
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_file_name(cls, value: str) -> str:
+        return _safe_id(value, "scene id")
+
 
 class Episode(_Model):
-    number: int = Field(ge=1)
+    number: int = Field(ge=1, le=9999)
     title: str = ""
-    target_seconds: float = Field(default=90.0, gt=0)
+    target_seconds: float = Field(default=90.0, gt=0, le=7200)
     hook: str = ""  # opening hook
     cliffhanger: str = ""  # closing cliffhanger
     paywall: bool = False  # 付费卡点: the episode ends on a pay point
     scenes: list[Scene] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_shot_ids(self) -> Episode:
+        # each shot's files are named by its id in one folder per episode; compare case-folded,
+        # because "K01" and "k01" are one file on macOS and Windows disks
+        seen: dict[str, str] = {}
+        dups: list[str] = []
+        for shot in self.shots():
+            key = shot.id.casefold()
+            if key in seen and shot.id not in dups:
+                dups.append(shot.id if seen[key] == shot.id else f"{seen[key]}/{shot.id}")
+            seen.setdefault(key, shot.id)
+        if dups:
+            raise ValueError(f"episode {self.number} has duplicate shot ids: {', '.join(dups)}; "
+                             "each shot needs its own id")
+        return self
 
     def shots(self) -> list[Shot]:
         return [shot for scene in self.scenes for shot in scene.shots]
@@ -146,6 +187,14 @@ class Series(_Model):
     source: SourceInfo = Field(default_factory=SourceInfo)
     engine: str = ""  # which script engine wrote it
 
+    @model_validator(mode="after")
+    def _unique_episode_numbers(self) -> Series:
+        numbers = [ep.number for ep in self.episodes]
+        dups = sorted({n for n in numbers if numbers.count(n) > 1})
+        if dups:
+            raise ValueError(f"duplicate episode numbers: {', '.join(map(str, dups))}; each episode needs its own")
+        return self
+
     def episode(self, number: int) -> Episode:
         for ep in self.episodes:
             if ep.number == number:
@@ -166,12 +215,8 @@ class Series(_Model):
         return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)  # atomic: a killed run never leaves half a screenplay
-        return path
+        # atomic: a killed run or a full disk never leaves half a screenplay
+        return atomic_write_text(path, self.to_json())
 
     @classmethod
     def from_json(cls, text: str, *, origin: str = "screenplay") -> Series:
@@ -197,6 +242,8 @@ class Series(_Model):
             raise InputError(f"screenplay {str(path)!r} does not exist", hint="run `reelforge script` first") from e
         except UnicodeDecodeError as e:
             raise InputError(f"screenplay {str(path)!r} is not UTF-8 text") from e
+        except OSError as e:
+            raise storage_error(e, "read", path) from e
         return cls.from_json(text, origin=str(path))
 
 

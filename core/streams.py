@@ -6,6 +6,7 @@ re-raised in the consumer; closing the consumer stops the producer.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -32,7 +33,9 @@ class Prefetch(Generic[T]):
         self._source = source
         self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # the producer runs in the caller's context (e.g. core.media.strict_media applies there too)
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._run,), name=name, daemon=True)
         self._started = False
 
     def _put(self, item: object) -> bool:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.files import atomic_write_text
 
 TRACK_KINDS = ("video", "audio")
 TRANSITION_KINDS = ("dissolve", "fade_in", "fade_out", "dip_to_black")
@@ -255,12 +256,7 @@ class Timeline:
                              hint="re-create it with `reelforge cut rough PROJECT`") from e
 
     def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(p)
-        return p
+        return atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Timeline:

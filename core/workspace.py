@@ -31,7 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import WorkspaceError
+from core.errors import ReelForgeError, WorkspaceError
+from core.files import atomic_write_text, pid_alive, storage_error, sweep_parts
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,8 @@ def params_hash(params: Mapping[str, Any]) -> str:
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    # a temporary file renamed over the real one, removed again when the disk is full
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,25 +130,79 @@ class Workspace:
     def exists(self) -> bool:
         return self.project_file.exists()
 
-    def create(self, settings: Mapping[str, Any] | None = None) -> Workspace:
+    def create(self, settings: Mapping[str, Any] | None = None, *, adopt: bool = False,
+               ignore: Iterable[str | os.PathLike[str]] = ()) -> Workspace:
+        """Make the folder a project (or update its settings).
+
+        An existing folder that holds files but no ``project.json`` is refused unless ``adopt``:
+        a project writes and replaces files under fixed names, and those must not be the user's.
+        ``ignore`` names files that do not count (the novel being imported, placed there first).
+        When adopted, the files already there are listed in ``project.json`` and are never
+        deleted or overwritten (:meth:`foreign`).
+        """
         if self.root.exists() and not self.root.is_dir():
             raise WorkspaceError(f"project path {str(self.root)!r} exists and is not a folder")
-        for sub in ("source", "out", "logs", "synth"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        adopted: list[str] = []
+        if not self.project_file.exists() and self.root.is_dir():
+            skip = {Path(p).resolve() for p in ignore}
+            present = sorted(self.rel(p) for p in _walk_files(self.root, limit=10_000) if p.resolve() not in skip)
+            if present and not adopt:
+                shown = ", ".join(present[:5]) + (f" and {len(present) - 5} more" if len(present) > 5 else "")
+                raise WorkspaceError(
+                    f"folder {str(self.root)!r} is not empty and is not a ReelForge project (it holds {shown})",
+                    hint="choose a new or empty folder for the project, or pass --adopt to make this folder one "
+                         "(files already there are kept and never overwritten)")
+            adopted = present
+        try:
+            for sub in ("source", "out", "logs", "synth"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise storage_error(e, "create the project folder", self.root) from e
         if not self.project_file.exists():
-            _write_json_atomic(self.project_file, {
+            data: dict[str, Any] = {
                 "format": "reelforge-project",
                 "version": MANIFEST_VERSION,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "settings": dict(settings or {}),
-            })
+            }
+            if adopted:
+                data["adopted_files"] = adopted
+                log.warning("folder %s made a project: its %d files are kept and never overwritten",
+                            self.root, len(adopted))
+            _write_json_atomic(self.project_file, data)
         elif settings:
             data = self.project()
             data.setdefault("settings", {}).update(settings)
             _write_json_atomic(self.project_file, data)
         if not self.manifest_path.exists():
             _write_json_atomic(self.manifest_path, {"version": MANIFEST_VERSION, "stages": {}})
+        self._sweep_temp()
         return self
+
+    def _sweep_temp(self) -> None:
+        """Remove temporary files a killed run left in the project folder (``.NAME.PID.tmp``)."""
+        sweep_parts(self.manifest_path)
+
+    def foreign(self, paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+        """Of ``paths`` (files or folders), the files that were here before the project: never ours to replace."""
+        adopted = self.project().get("adopted_files", []) if self.project_file.exists() else []
+        if not adopted:
+            return []
+        out = []
+        for item in paths:
+            rel = self.rel(item)
+            out += [a for a in adopted if a == rel or a.startswith(rel.rstrip("/") + "/")]
+        return sorted(set(out))
+
+    def source_record(self) -> dict[str, str]:
+        """The novel this project imported into ``source/`` (name and sha256), if recorded."""
+        rec = self.project().get("source", {}) if self.project_file.exists() else {}
+        return dict(rec) if isinstance(rec, dict) else {}
+
+    def set_source_record(self, name: str, sha256: str) -> None:
+        data = self.project()
+        data["source"] = {"name": name, "sha256": sha256}
+        _write_json_atomic(self.project_file, data)
 
     def require(self) -> Workspace:
         if not self.exists():
@@ -251,11 +305,16 @@ class Workspace:
         _write_json_atomic(self.manifest_path, data)
 
     def mark_failed(self, stage: str, run_id: str, error: str) -> None:
-        data = self.manifest()
-        rec = data["stages"].get(stage, {})
-        rec.update({"status": "failed", "run_id": run_id, "error": error})
-        data["stages"][stage] = rec
-        _write_json_atomic(self.manifest_path, data)
+        """Record a failure; best effort, because it runs while another error (a full disk) is raised."""
+        try:
+            data = self.manifest()
+            rec = data["stages"].get(stage, {})
+            rec.update({"status": "failed", "run_id": run_id, "error": error})
+            data["stages"][stage] = rec
+            _write_json_atomic(self.manifest_path, data)
+        except (OSError, ReelForgeError) as e:
+            # the stage stays "running" in the manifest; a later run re-runs it all the same
+            log.warning("could not record the failure of %s in the manifest: %s", stage, e)
 
     def invalidate(self, stage: str) -> None:
         """Force ``stage`` to re-run next time (outputs stay on disk)."""
@@ -303,11 +362,21 @@ class ProjectLock:
         self.path.unlink(missing_ok=True)
 
 
+_OS_LITTER = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+def _walk_files(root: Path, limit: int) -> list[Path]:
+    """Files under ``root`` (hidden ones too), at most ``limit``: enough to say it is not empty."""
+    out: list[Path] = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if name in _OS_LITTER:
+                continue
+            out.append(Path(dirpath) / name)
+            if len(out) >= limit:
+                return out
+    return out
+
+
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)

@@ -27,14 +27,15 @@ log = logging.getLogger(__name__)
 class SafeArea:
     """Fractions of the frame kept clear of platform UI (status bar, buttons, captions).
 
-    Defaults follow the common vertical-video guidance: top 10 %, bottom 20 %, right 12 %
-    (the like/comment column), left 6 %.
+    Defaults clear the UI regions the QC agent checks (:mod:`pipelines.qc.platforms`): the top
+    bar (10 %), the bottom info band (20 %) and the right column of buttons (15 %, kept 16 % so an
+    outline's last pixels stay out too); the left margin is 8 % so centred text sits near the middle.
     """
 
     top: float = 0.10
     bottom: float = 0.20
-    left: float = 0.06
-    right: float = 0.12
+    left: float = 0.08
+    right: float = 0.16
 
     def box(self, width: int, height: int) -> tuple[int, int, int, int]:
         return (int(width * self.left), int(height * self.top),
@@ -47,6 +48,9 @@ class LabelStyle:
     position: str = "top-right"
     opacity: float = 0.85
     enabled: bool = True
+    # True: the corner of the UI-safe area (below the apps' top bar, above their bottom band, clear
+    # of the right column of buttons); False: the frame's own corner (how marks were placed before)
+    inset: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +72,7 @@ class CardSpec:
 @lru_cache(maxsize=32)
 def _font(size: int) -> ImageFont.FreeTypeFont:
     info: FontInfo = find_cjk_font()
-    return ImageFont.truetype(str(info.path), size=size, index=info.index)
+    return ImageFont.truetype(str(info.path), size=max(1, size), index=info.index)
 
 
 def _hue(text: str) -> float:
@@ -101,9 +105,22 @@ def wrap_text(text: str, font: ImageFont.FreeTypeFont, max_width: int, max_lines
         lines.append(current)
     if len(lines) > max_lines:
         lines = lines[: max_lines - 1] + ["".join(lines[max_lines - 1:])]
-        while font.getlength(lines[-1]) > max_width and len(lines[-1]) > 1:
-            lines[-1] = lines[-1][:-2] + "…"
+        lines[-1] = fit_line(lines[-1], font, max_width) or lines[-1][:1]
     return lines
+
+
+def fit_line(text: str, font: ImageFont.FreeTypeFont, max_width: float, ellipsis: str = "…") -> str:
+    """``text``, or its longest head + ``ellipsis`` that fits ``max_width``; "" when not even that fits.
+
+    Each step drops one more character, so it ends for any width (a 2-pixel frame included).
+    """
+    if font.getlength(text) <= max_width:
+        return text
+    for n in range(len(text) - 1, -1, -1):
+        candidate = text[:n] + ellipsis
+        if font.getlength(candidate) <= max_width:
+            return candidate
+    return ""
 
 
 def _outlined(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font: ImageFont.FreeTypeFont,
@@ -143,6 +160,14 @@ def draw_label(img: Image.Image, style: LabelStyle) -> None:
     margin = max(6, int(min(w, h) * 0.03))
     x = margin if "left" in style.position else w - box_w - margin
     y = margin if "top" in style.position else h - box_h - margin
+    if style.inset:
+        safe = SafeArea()
+        if "top" in style.position:
+            y = int(h * safe.top) + margin
+        else:
+            y = int(h * (1 - safe.bottom)) - box_h - margin
+            if "right" in style.position:  # beside the right column of buttons
+                x = int(w * (1 - safe.right)) - box_w - margin
     overlay = Image.new("RGBA", (box_w, box_h), (0, 0, 0, 0))
     od = ImageDraw.Draw(overlay)
     alpha = int(255 * max(0.0, min(1.0, style.opacity)))
@@ -204,9 +229,7 @@ def render_overlay(spec: CardSpec) -> np.ndarray:
     unit = min(w, h)
     if spec.show_header and spec.header:
         header_font = _font(max(12, int(unit * 0.035)))
-        header = spec.header
-        while header and header_font.getlength(header) > (x1 - x0):
-            header = header[:-2] + "…"
+        header = fit_line(spec.header, header_font, x1 - x0)
         draw.text((x0, y0), header, font=header_font, fill=(255, 255, 255), stroke_width=max(1, unit // 400),
                   stroke_fill=(0, 0, 0))
     if spec.subtitle:

@@ -90,9 +90,13 @@ def label_video(src: str | Path, dst: str | Path, *, style: LabelStyle | None = 
     """Re-encode ``src`` with the visible mark (throughout, or for the first ``seconds``) and the
     implicit ``AIGC`` tag (``label``, else the one ``src`` carries, else a new one)."""
     from core.aigc import make_label
-    from core.media import probe
+    from core.files import check_distinct, check_writable
+    from core.media import check_video_output, probe
     from pipelines.video import process_video
 
+    check_distinct(src, dst)  # as enhance does: the input is never overwritten in place
+    check_video_output(dst)
+    check_writable(Path(dst).expanduser().absolute().parent, what="output")
     info = probe(src)
     if info.video is None:
         raise UnsupportedMediaError(f"{str(src)!r} has no video stream")
@@ -277,11 +281,58 @@ def check_media(path: str | Path, *, visible: bool = True, style: LabelStyle | N
     return report
 
 
+@dataclass(frozen=True, slots=True)
+class MarkTemplate:
+    """Where the visible mark sits in a frame of a given size, and its letters' and box's pixels."""
+
+    corner: str
+    scale: int  # the mark was drawn at 1/scale of the frame size and scaled up since (enhance)
+    x: int
+    y: int
+    text: np.ndarray  # bool mask of the letters
+    box: np.ndarray  # bool mask of the darkened box around them
+
+    @property
+    def rect(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of the mark in frame pixels."""
+        return self.x, self.y, self.x + self.text.shape[1], self.y + self.text.shape[0]
+
+
+def mark_templates(width: int, height: int, style: LabelStyle, corners: tuple[str, ...] = CORNERS,
+                   scales: tuple[int, ...] = (1, 2, 3, 4)) -> list[MarkTemplate]:
+    """The mark as each corner, scale and placement (inside the UI-safe area, or at the frame's
+    edge as marks were placed before) would put it in a ``width`` x ``height`` frame."""
+    from dataclasses import replace
+
+    out = []
+    for k in scales:
+        if min(width, height) // k < 64:
+            break
+        for corner in corners:
+            for inset in (True, False):
+                ov = LabelOverlay.build((width // k) - (width // k) % 2, (height // k) - (height // k) % 2,
+                                        replace(style, position=corner, inset=inset))
+                text = np.repeat(np.repeat(ov.text_mask(), k, 0), k, 1)
+                box = np.repeat(np.repeat(ov.box_mask(), k, 0), k, 1)
+                if text.sum() < 10 or box.sum() < 10:
+                    continue
+                out.append(MarkTemplate(corner, k, ov.x * k, ov.y * k, text, box))
+    return out
+
+
+def mark_present(image: np.ndarray, template: MarkTemplate) -> bool:
+    """True when the mark's letters are clearly brighter than its box (which darkens what lies beneath)."""
+    t = template
+    region = image[t.y:t.y + t.text.shape[0], t.x:t.x + t.text.shape[1]].astype(np.float32).mean(axis=2)
+    if region.shape != t.text.shape:
+        return False
+    letters = float(region[t.text].mean())
+    return letters - float(region[t.box].mean()) > 45 and letters > 150
+
+
 def find_visible_mark(path: Path, report: LabelReport, style: LabelStyle, seconds: float = 2.0) -> None:
     """Look for the mark in each corner over the first ``seconds``; the mark counts as present in a
     frame when its letters are clearly brighter than its box (which darkens what lies beneath)."""
-    from dataclasses import replace
-
     from core.media import iter_frames, probe
 
     v = probe(path).video
@@ -293,26 +344,10 @@ def find_visible_mark(path: Path, report: LabelReport, style: LabelStyle, second
     best = ("", 0)
     # the mark may have been drawn at a smaller size and the video upscaled since (enhance): try
     # the template at 1/k of the size, scaled back up by k
-    for k in (1, 2, 3, 4):
-        if min(w, h) // k < 64:
-            break
-        for corner in CORNERS:
-            ov = LabelOverlay.build((w // k) - (w // k) % 2, (h // k) - (h // k) % 2, replace(style, position=corner))
-            text = np.repeat(np.repeat(ov.text_mask(), k, 0), k, 1)
-            box = np.repeat(np.repeat(ov.box_mask(), k, 0), k, 1)
-            if text.sum() < 10 or box.sum() < 10:
-                continue
-            y0, x0 = ov.y * k, ov.x * k
-            hits = 0
-            for img in frames:
-                region = img[y0:y0 + text.shape[0], x0:x0 + text.shape[1]].astype(np.float32).mean(axis=2)
-                if region.shape != text.shape:
-                    continue
-                # letters bright, the box around them darkened: the template's shape stands out
-                if region[text].mean() - region[box].mean() > 45 and region[text].mean() > 150:
-                    hits += 1
-            if hits > best[1]:
-                best = (corner, hits)
+    for template in mark_templates(w, h, style):
+        hits = sum(1 for img in frames if mark_present(img, template))
+        if hits > best[1]:
+            best = (template.corner, hits)
     report.corner, report.frames_marked = best
     report.visible = report.frames_checked > 0 and best[1] >= 0.9 * report.frames_checked
     if not report.visible:

@@ -1,16 +1,43 @@
 """Subtitles from the script text, timed to the voice track: SRT, styled ASS, a soft MP4 track.
 
 Times come from integer frames at a rational fps, so they never drift.
+
+Cue text is screenplay data, which anyone may edit, so it is normalised for each format before it
+is written: a cue is one line (line breaks and control characters become spaces, so no text can
+end a cue early and start a forged one with its own timing line), SRT's ``-->`` and HTML-like tags
+are defused, and in ASS the override characters ``{``, ``}`` and ``\\`` are replaced by their
+full-width forms, which look alike and are never parsed. Names and titles in ASS header and
+``Name`` fields lose commas and line breaks, which would shift fields or add lines.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from core.files import atomic_write_text
 from core.media import frames_to_timecode
+
+# line and paragraph separators of every kind, and the other control characters
+_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f\ufeff]")
+_SPACES = re.compile(r"[ \t]{2,}")
+
+
+def one_line(text: str) -> str:
+    """``text`` as one display line: breaks and tabs become spaces, control characters go."""
+    text = _CONTROL.sub("", _BREAKS.sub(" ", text)).replace("\t", " ")
+    return _SPACES.sub(" ", text).strip()
+
+
+def srt_escape(text: str) -> str:
+    """Cue text safe in an SRT block: one line, no timing arrow, no markup a player would obey."""
+    text = one_line(text).replace("-->", "→")
+    text = re.sub(r"<(?=[A-Za-z/!?])", "＜", text)  # <i>, <font>, </b>: tags most players render
+    return text.replace("{\\", "｛\\")  # {\an8}: ASS override codes that libass honours in SRT too
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,21 +49,18 @@ class Cue:
 
 
 def srt_text(cues: Iterable[Cue], fps: Fraction) -> str:
-    blocks = []
-    for n, cue in enumerate(cues, 1):
+    blocks: list[str] = []
+    for cue in cues:
         if cue.end <= cue.start:
             continue
-        blocks.append(f"{n}\n{frames_to_timecode(cue.start, fps)} --> {frames_to_timecode(cue.end, fps)}\n{cue.text}\n")
+        text = srt_escape(cue.text) or " "  # an empty text line would end the block early
+        blocks.append(f"{len(blocks) + 1}\n{frames_to_timecode(cue.start, fps)} --> "
+                      f"{frames_to_timecode(cue.end, fps)}\n{text}\n")
     return "\n".join(blocks)
 
 
 def write_srt(path: str | Path, cues: Iterable[Cue], fps: Fraction) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(srt_text(cues, fps), encoding="utf-8")
-    tmp.replace(p)
-    return p
+    return atomic_write_text(path, srt_text(cues, fps))
 
 
 def parse_srt(text: str) -> list[tuple[str, str, str]]:
@@ -73,25 +97,31 @@ def _ass_time(frame: int, fps: Fraction) -> str:
 
 
 def _ass_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}").replace("\n", "\\N")
+    """Event text: one line; ``{ } \\`` as full-width look-alikes, so no override block or ``\\N`` is read."""
+    return one_line(text).replace("\\", "＼").replace("{", "｛").replace("}", "｝")
+
+
+def _ass_field(text: str) -> str:
+    """A header value or a comma-separated field (``Name``, ``Fontname``): one line, no commas."""
+    return _ass_escape(text).replace(",", "，")
 
 
 def ass_text(cues: Iterable[Cue], fps: Fraction, width: int, height: int, style: SubtitleStyle | None = None,
              title: str = "") -> str:
     """An ASS script (libass, 剪映, Aegisub, VLC): a dialogue style and a narration style."""
     st = style or SubtitleStyle()
-    font = st.font
+    font = _ass_field(st.font)
     if not font:
         try:
             from core.fonts import find_cjk_font
 
-            font = find_cjk_font().name
+            font = _ass_field(find_cjk_font().name)
         except Exception:  # noqa: BLE001 - a name is only a hint to the player
             font = "Noto Sans CJK SC"
     size = max(14, int(min(width, height) * st.size_ratio))
     margin_v = int(height * st.bottom_margin_ratio)
     head = [
-        "[Script Info]", f"Title: {title or 'ReelForge'}", "ScriptType: v4.00+", f"PlayResX: {width}",
+        "[Script Info]", f"Title: {_ass_escape(title) or 'ReelForge'}", "ScriptType: v4.00+", f"PlayResX: {width}",
         f"PlayResY: {height}", "WrapStyle: 0", "ScaledBorderAndShadow: yes", "YCbCr Matrix: TV.709", "",
         "[V4+ Styles]",
         "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
@@ -108,19 +138,14 @@ def ass_text(cues: Iterable[Cue], fps: Fraction, width: int, height: int, style:
         if cue.end <= cue.start:
             continue
         kind = "Narration" if cue.speaker in ("", "旁白") else "Dialogue"
-        rows.append(f"Dialogue: 0,{_ass_time(cue.start, fps)},{_ass_time(cue.end, fps)},{kind},{cue.speaker},0,0,0,,"
+        rows.append(f"Dialogue: 0,{_ass_time(cue.start, fps)},{_ass_time(cue.end, fps)},{kind},{_ass_field(cue.speaker)},0,0,0,,"
                     f"{_ass_escape(cue.text)}")
     return "\n".join(head + rows) + "\n"
 
 
 def write_ass(path: str | Path, cues: Iterable[Cue], fps: Fraction, width: int, height: int,
               style: SubtitleStyle | None = None, title: str = "") -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(ass_text(cues, fps, width, height, style, title), encoding="utf-8-sig")
-    tmp.replace(p)
-    return p
+    return atomic_write_text(path, ass_text(cues, fps, width, height, style, title), encoding="utf-8-sig")
 
 
 def parse_ass_events(text: str) -> list[tuple[str, str, str, str]]:
@@ -173,13 +198,19 @@ def align_to_speech(lines: Sequence[tuple[str, str]], runs: Sequence[tuple[int, 
 def add_soft_subtitles(src: str | Path, dst: str | Path, cues: Sequence[Cue], fps: Fraction,
                        language: str = "chi") -> Path:
     """Copy ``src`` (MP4) to ``dst`` with a selectable ``mov_text`` subtitle track (no re-encode)."""
+    from core.files import part_path, storage_error, sweep_parts
     from core.media import _av, open_input
+    from core.media.encode import discard_output
 
     av = _av()
     src, dst = Path(src), Path(dst)
-    tmp = dst.with_name(f".{dst.stem}.part{dst.suffix}")
+    tmp = part_path(dst)
     with open_input(src) as inp:
-        out = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart+use_metadata_tags"})
+        try:
+            sweep_parts(dst)
+            out = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart+use_metadata_tags"})
+        except OSError as e:
+            raise storage_error(e, "write", dst) from e
         try:
             for k, v in inp.metadata.items():
                 if k not in {"major_brand", "minor_version", "compatible_brands", "encoder"}:
@@ -201,17 +232,19 @@ def add_soft_subtitles(src: str | Path, dst: str | Path, cues: Sequence[Cue], fp
             for cue in cues:
                 if cue.end <= cue.start:
                     continue
-                data = cue.text.encode("utf-8")
+                data = one_line(cue.text).encode("utf-8")
                 pkt = av.Packet(len(data).to_bytes(2, "big") + data)
                 pkt.stream = sub
                 pkt.time_base = sub.time_base
                 pkt.pts = pkt.dts = cue.start
                 pkt.duration = cue.end - cue.start
                 out.mux(pkt)
-        except BaseException:
             out.close()
-            tmp.unlink(missing_ok=True)
+            tmp.replace(dst)
+        except OSError as e:
+            discard_output(out, tmp)
+            raise storage_error(e, "write", dst) from e
+        except BaseException:
+            discard_output(out, tmp)
             raise
-        out.close()
-    tmp.replace(dst)
     return dst

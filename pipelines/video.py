@@ -52,10 +52,12 @@ class _EncoderThread:
                 if item is None:
                     return
                 kind, payload = item
+                # a picture comes alone, or as (picture, presentation time) for variable frame rates
+                picture, time = payload if isinstance(payload, tuple) else (payload, None)
                 if kind == "video":
-                    self.writer.write(payload)  # type: ignore[arg-type]
+                    self.writer.write(picture, time)  # type: ignore[arg-type]
                 elif kind == "i420":
-                    self.writer.write_yuv420(payload)  # type: ignore[arg-type]
+                    self.writer.write_yuv420(picture, time)  # type: ignore[arg-type]
                 else:
                     self.writer.write_audio(payload)  # type: ignore[arg-type]
         except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
@@ -101,9 +103,17 @@ class AudioFeeder:
 
     def advance(self, frames: int, fps: Fraction) -> None:
         """Send the samples that cover the first ``frames`` output frames at ``fps``."""
+        if self.rate:
+            self.advance_to_sample(samples_for_frames(frames, fps, self.rate))
+
+    def advance_to(self, seconds: Fraction) -> None:
+        """Send the samples up to ``seconds`` of output (variable-frame-rate video)."""
+        if self.rate:
+            self.advance_to_sample(int(seconds * self.rate))
+
+    def advance_to_sample(self, want: int) -> None:
         if self.chunks is None or not self.rate:
             return
-        want = samples_for_frames(frames, fps, self.rate)
         while self.sent + len(self.pending) < want:
             chunk = next(self.chunks, None)
             if chunk is None:
@@ -144,6 +154,7 @@ def process_video(
     """Apply ``fn`` to batches of RGB frames of ``src`` and encode the results to ``dst``.
 
     ``output="i420"`` when ``fn`` returns BT.709 I420 planes (``H*3/2 x W``) it converted itself.
+    Variable-frame-rate input keeps each frame's source timestamp (MP4, MOV and MKV store them).
     """
     if output not in {"rgb", "i420"}:
         raise InputError(f"output must be rgb or i420, got {output!r}")
@@ -157,8 +168,10 @@ def process_video(
     meta.update(metadata or {})
     rate = info.audio.sample_rate if info.audio else None
     channels = min(2, info.audio.channels) if info.audio else 1
+    vfr = v.variable_fps
     writer = VideoWriter(dst, w, h, v.fps, codec=codec, crf=crf, preset=preset, audio_rate=rate,
-                         audio_channels=channels, metadata=meta, threads=threads)
+                         audio_channels=channels, metadata=meta, threads=threads,
+                         time_base=v.time_base if vfr else None)
     want_shape = (h * 3 // 2, w) if output == "i420" else (h, w)
     encoder = _EncoderThread(writer)
     audio = AudioFeeder(src, rate, channels, encoder)
@@ -167,18 +180,22 @@ def process_video(
     decoder: Prefetch[Frame] = Prefetch(lambda: iter_frames(src, size=decode_size), maxsize=prefetch, name="decode")
     try:
         pending: list[np.ndarray] = []
+        times: list[Fraction] = []
 
-        def flush(images: list[np.ndarray]) -> None:
+        def flush(images: list[np.ndarray], at: list[Fraction]) -> None:
             nonlocal done
             outputs = fn(images)
             if len(outputs) != len(images):
                 raise RuntimeError(f"frame function returned {len(outputs)} frames for {len(images)}")
-            for img in outputs:
+            for img, t in zip(outputs, at, strict=True):
                 if img.shape[:2] != want_shape:
                     raise RuntimeError(f"frame function returned shape {img.shape}, expected {want_shape} ({output})")
-                encoder.put("video" if output == "rgb" else "i420", img)
+                encoder.put("video" if output == "rgb" else "i420", (img, t if vfr else None))
             done += len(outputs)
-            audio.advance(done, v.fps)
+            if vfr:
+                audio.advance_to(at[-1] + 1 / v.fps)
+            else:
+                audio.advance(done, v.fps)
             if progress is not None:
                 progress(done, total)
 
@@ -186,11 +203,12 @@ def process_video(
             if cancel is not None and cancel.is_set():
                 raise KeyboardInterrupt
             pending.append(frame.image)
+            times.append(frame.time)
             if len(pending) >= batch:
-                flush(pending)
-                pending = []
+                flush(pending, times)
+                pending, times = [], []
         if pending:
-            flush(pending)
+            flush(pending, times)
         encoder.finish()
         writer.close()  # pads or cuts the audio to the exact video length
     except BaseException:

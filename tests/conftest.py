@@ -36,6 +36,8 @@ def opencv_data() -> Path:
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # keep user config and caches out of the tests
     monkeypatch.setenv("REELFORGE_CONFIG", str(tmp_path_factory.getbasetemp() / "no-config.toml"))
+    # tracebacks of failed runs outside a project go to a log folder of the test session
+    monkeypatch.setenv("REELFORGE_LOG_DIR", str(tmp_path_factory.getbasetemp() / "logs"))
     # the ledger's signing key and checkpoint log are user-level: keep the user's own out of the tests
     monkeypatch.setenv("REELFORGE_LEDGER_KEY_DIR", str(tmp_path_factory.getbasetemp() / "ledger-keys"))
     cfg = tmp_path_factory.getbasetemp() / "no-config.toml"

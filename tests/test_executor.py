@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from agents.studio import select_episodes
-from core.atomic import atomic_path, atomic_write_text
 from core.errors import InputError
 from core.executor import LocalExecutor, Plan, Task, TaskFailed, TaskResult
+from core.files import atomic_path, atomic_write_text
 from core.screenplay import Series
 from tests.support.toy_tasks import KINDS_PATH
 from ui.cli import main, parse_episodes

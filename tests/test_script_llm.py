@@ -17,12 +17,12 @@ from agents.base import RunContext
 from agents.script import ScriptAgent, ScriptInput
 from agents.script.llm.client import OpenAICompatClient
 from agents.script.llm.engine import Draft, LLMEngine, clear_level
-from agents.script.llm.fake_server import FakeOpenAIServer, Reply, screenwriter, task_of
 from agents.script.pricing import vendor_of
 from agents.script.reader import literal_text
 from core.config import Config
 from core.errors import ConfigError, ModelError
 from core.usage import UsageStore
+from tests.support.fake_llm_server import FakeOpenAIServer, Reply, screenwriter, task_of
 
 FAST = {"timeout_s": 0.4, "backoff_s": 0.01, "backoff_max_s": 0.05, "max_retries": 3}
 NOVEL = "".join(

@@ -81,6 +81,7 @@ def test_garbage_output_is_repaired_then_fails_cleanly(tiny: Path) -> None:
 def test_agent_local_engine_records_usage_and_raises_model_error(tiny: Path, tmp_path: Path) -> None:
     cfg = Config()
     cfg.llm.local_model_path = str(tiny)
+    cfg.llm.fallback = "none"
     cfg.device = "cpu"
     with UsageStore(tmp_path / "u.sqlite") as store:
         ctx = RunContext(config=cfg, usage=store)
@@ -90,8 +91,24 @@ def test_agent_local_engine_records_usage_and_raises_model_error(tiny: Path, tmp
         rows = list(store.events(ctx.run_id))
     units = sorted({r["unit"] for r in rows})
     assert units == ["cpu_second", "input_token", "output_token"]  # paid-for work is on the books despite the failure
-    assert len([r for r in rows if r["unit"] == "input_token"]) == 3  # the first level, asked three times
+    assert len([r for r in rows if r["unit"] == "input_token"]) == 2  # the first level, asked twice (a tiny model's budget)
     assert all(r["vendor"] == "" and r["device"] == "cpu" for r in rows)
+    assert all("cpu_time_s" in r["detail"] for r in rows if r["unit"] == "cpu_second")
+
+
+def test_a_tiny_local_model_falls_back_to_the_offline_engine_by_default(tiny: Path) -> None:
+    from agents.script import ENGINES
+    from agents.script.llm.engine import LLMEngine
+    from tests.support.registries import registered
+
+    def local(inp: ScriptInput, ctx: RunContext, agent: ScriptAgent) -> LLMEngine:  # short replies: a fast test
+        return LLMEngine(TransformersClient(tiny, device="cpu", max_new_tokens=8))
+
+    ctx = RunContext(config=Config())
+    with registered(ENGINES, "tiny-local", local):
+        result = ScriptAgent()(ScriptInput(source=NOVEL, engine="tiny-local", episodes=1), ctx)
+    assert result.output.engine.endswith("+offline") and result.output.episodes
+    assert any("filled by the offline engine" in n for n in result.notes)
 
 
 def test_context_overflow_and_bad_paths(tmp_path: Path) -> None:
@@ -106,10 +123,17 @@ def test_context_overflow_and_bad_paths(tmp_path: Path) -> None:
         open_local_client(tmp_path / "empty")
     with pytest.raises(ConfigError, match="needs a model"):
         ScriptAgent()(ScriptInput(source=NOVEL, engine="local"), RunContext(config=Config()))
+    # a damaged GGUF fails on its header, before any native code (or the runtime check) runs
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
+    with pytest.raises(ModelError, match="too short to be a GGUF model"):
+        open_local_client(gguf)
+    # a valid GGUF with no runtime installed names the extra to install
+    from agents.script.llm.gguf import write_probe_model
+
+    valid = write_probe_model(tmp_path / "probe.gguf")
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
         with pytest.raises(MissingDependencyError, match="llama-cpp-python"):
-            open_local_client(gguf)
+            open_local_client(valid)

@@ -66,8 +66,14 @@ def _check_screenplay(series: Series, text: str, target: float = 90.0) -> None:
                     assert line.source is not None
                     # traceable: the line IS the source text at its span
                     assert text[line.source.start:line.source.end] == line.text
-                    assert 2 <= len(line.text) <= MAX_LINE_CHARS
-                    assert not any(c in BAD_CHARS for c in line.text), line.text
+                    if line.kind == "narration":
+                        assert 2 <= len(line.text) <= MAX_LINE_CHARS
+                        assert not any(c in BAD_CHARS for c in line.text), line.text
+                    else:  # a quoted passage stays one line with its exact text, nested quotes and all
+                        before = text[line.source.start - 1]
+                        after = text[line.source.end] if line.source.end < len(text) else "\n"
+                        assert before in "“「『‘\"" or text[:line.source.start].rstrip().endswith(("：", ":")), line.text
+                        assert after in "”」』’\"\r\n" or line.text[-1] in "。！？!?…", line.text
                     assert not JUNK.search(line.text), line.text
                     assert line.text.strip() == line.text and "\n" not in line.text
                     if line.kind == "narration":

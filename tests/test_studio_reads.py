@@ -34,7 +34,7 @@ def novel(tmp_path: Path, novels_dir: Path) -> Path:
 
 
 def _settings() -> StudioSettings:
-    return StudioSettings(episodes=1, episode_seconds=20, width=180, height=320, tts="silence")
+    return StudioSettings(episodes=1, episode_seconds=20, width=180, height=320, tts="silence", qc=False)
 
 
 def _edit_first_line(path: Path) -> str:

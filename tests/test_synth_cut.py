@@ -61,13 +61,16 @@ def test_tts_engines_speak_chinese() -> None:
 def test_card_layout_and_wrapping() -> None:
     img = render_card(CardSpec(540, 960, "第1集 场1 · 日 · 外 · 未庄", "未庄", "day", "阿Q", "很长的一句台词" * 6))
     assert img.shape == (960, 540, 3) and img.dtype == np.uint8
-    # the visible label sits in the top-right corner: that region differs from a label-free card
+    # the visible label sits in the top-right corner of the UI-safe area (below the apps' top bar,
+    # 10 % of the height): that region differs from a label-free card, the bar above it does not
     from pipelines.cards import LabelStyle
 
     plain = render_card(CardSpec(540, 960, "h", "未庄", "day", "阿Q", "台词", label=LabelStyle(enabled=False)))
     labelled = render_card(CardSpec(540, 960, "h", "未庄", "day", "阿Q", "台词"))
-    corner = (slice(0, 100), slice(400, 540))
+    corner = (slice(96, 196), slice(400, 540))
     assert np.abs(plain[corner].astype(int) - labelled[corner].astype(int)).mean() > 5
+    bar = (slice(0, 96), slice(0, 540))
+    assert np.array_equal(plain[bar], labelled[bar])
     from pipelines.cards import _font
 
     lines = wrap_text("我们先前——比你阔的多啦！你算是什么东西！", _font(40), 300)

@@ -1,8 +1,14 @@
 """The ``reelforge`` command line.
 
 Logs go to standard error; results (paths, JSON) go to standard output. Exit codes: 0 done,
-1 a ReelForge error (message and fix on stderr), 2 bad usage, 130 stopped by Ctrl-C (the project
-stays resumable: run the same command again).
+1 a ReelForge error (message and fix on stderr), 2 bad usage, 3 a delivery check failed (only with
+``--strict``, or ``qc --strict``), 130 stopped by Ctrl-C, 143 stopped by SIGTERM (the project stays
+resumable: run the same command again; its lock is released).
+
+No traceback reaches the console: an operating-system error (a full disk, a read-only folder)
+becomes one line naming the path and the cause, any other unexpected error one line too, and the
+full traceback goes to the run's log (``PROJECT/logs/`` or ``$REELFORGE_LOG_DIR``), whose path is
+printed.
 """
 
 from __future__ import annotations
@@ -10,13 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from core.errors import ReelForgeError
-from core.log import setup_logging
+from core.log import log_traceback, setup_logging, user_log_dir
 
 log = logging.getLogger("reelforge")
 
@@ -35,14 +46,20 @@ def _version() -> str:
 def parse_size(text: str) -> tuple[int, int]:
     if text in ASPECTS:
         return ASPECTS[text]
+    from core.config import check_frame_size
+    from core.errors import ConfigError
+
     w, sep, h = text.lower().partition("x")
     try:
         size = int(w), int(h)
     except ValueError:
         raise argparse.ArgumentTypeError(f"size {text!r} must look like 1080x1920 or an aspect {list(ASPECTS)}") from None
-    if not sep or size[0] <= 0 or size[1] <= 0 or size[0] % 2 or size[1] % 2:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be WIDTHxHEIGHT with positive even numbers")
-    return size
+    if not sep:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be WIDTHxHEIGHT")
+    try:
+        return check_frame_size(*size)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 class Progress:
@@ -117,18 +134,24 @@ def cmd_make(args: argparse.Namespace) -> int:
     span = (count, last) if count is not None and last is not None else None
     overrides: dict[str, Any] = {"episodes": last if span else count, "episode_seconds": args.episode_seconds,
                                  "script_engine": args.engine, "title": args.title, "tts": args.tts,
-                                 "fps": args.fps, "enhance_scale": args.enhance}
+                                 "fps": args.fps, "enhance_scale": args.enhance, "platform": args.platform,
+                                 "qc": False if args.no_qc else None, "image": args.image,
+                                 "video": args.video, "voice": args.voice, "budget": args.budget}
     if args.size:
         overrides["width"], overrides["height"] = args.size
     project = Path(args.project) if args.project else Path(config.workspace.root).expanduser() / Path(args.novel).stem
     settings = StudioSettings.from_config(config, **overrides)
     if args.all_episodes:
         settings.episodes = None
+    if args.dry_run:
+        for quote in Studio(project, config).quote_make(args.novel, settings, span):
+            print(quote.table())
+        return 0
     progress = Progress(not args.quiet)
     executor = _executor(args, config)
     try:
         result = Studio(project, config, progress=progress, executor=executor).make(
-            args.novel, settings, command=" ".join(sys.argv[1:]), span=span)
+            args.novel, settings, command=" ".join(sys.argv[1:]), span=span, adopt=args.adopt)
     finally:
         progress.close()
         executor.close()
@@ -140,15 +163,58 @@ def cmd_make(args: argparse.Namespace) -> int:
         log.warning("note: %s", note)
     for srt in result.subtitles:
         log.info("subtitles: %s", srt)
+    for report in result.qc:
+        _log_qc(report)
     for path in result.finals:
         print(path)
+    if args.strict and result.qc_failed:
+        print(f"reelforge: delivery checks failed for {len(result.qc_failed)} episode(s) (--strict)", file=sys.stderr)
+        return STRICT_FAILED
+    return 0
+
+
+STRICT_FAILED = 3
+
+
+def _log_qc(report: Any) -> None:
+    marks = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
+    log.info("QC episode %d (%s): %s — %s", report.episode, report.platform, "passed" if report.passed else "FAILED",
+             report.html_path or "")
+    for c in report.checks:
+        (log.warning if c.status == "fail" else log.info)("  %s %-16s %s", marks.get(str(c.status), c.status), c.id, c.detail)
+    for fix in report.fixes:
+        log.info("  fixed: %s: %s", fix.get("check"), fix.get("action"))
+
+
+def cmd_qc(args: argparse.Namespace) -> int:
+    from agents.base import RunContext
+    from agents.qc import QCAgent, QCInput
+    from core.workspace import Workspace
+
+    ws = Workspace(args.project).require()
+    config = _config(args)
+    episodes = [args.episode]
+    if args.all_episodes:
+        episodes = sorted(int(p.stem[2:]) for p in ws.out_dir.glob("ep[0-9][0-9].mp4"))
+    reports = []
+    for n in episodes:
+        ctx = RunContext(config=config, workspace=ws)
+        reports.append(QCAgent()(QCInput(ws.root, n, args.platform, write=not args.no_report), ctx).output)
+    if args.json:
+        out: Any = reports[0].contract() if len(reports) == 1 and not args.all_episodes else [r.contract() for r in reports]
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        for r in reports:
+            _log_qc(r)
+            print(r.html_path or r.file)
+    if args.strict and any(not r.passed for r in reports):
+        return STRICT_FAILED
     return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from agents.studio import Studio
-    from agents.synth import SynthAgent, SynthInput, review_shot
-    from core.config import parse_fps
+    from agents.synth import review_shot
     from core.screenplay import Series
 
     config = _config(args)
@@ -168,6 +234,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
         settings.tts = args.tts
     if args.frame_size:
         settings.width, settings.height = args.frame_size
+    for key in ("image", "video", "voice", "budget"):
+        if getattr(args, key, None) is not None:
+            setattr(settings, key, getattr(args, key))
     reviews = [("approve", s, None) for s in args.approve] + [("regenerate", s, None) for s in args.regenerate]
     for item in args.edit_prompt:
         shot, sep, text = item.partition("=")
@@ -181,6 +250,16 @@ def cmd_synth(args: argparse.Namespace) -> int:
         if not sep or not sep2:
             raise argparse.ArgumentTypeError(f"--shot-setting {item!r} must look like SHOT:steps=8")
         settings_by_shot.setdefault(shot, {})[key] = value
+    sheet_reviews = [("approve", n) for n in args.approve_sheet] + [("regenerate", n) for n in args.regenerate_sheet]
+    if sheet_reviews:
+        from agents.synth.job import safe_file_name
+        from agents.synth.review import review_sheet
+        from core.paths import safe_join
+
+        sheet_dir = studio.ws.require().synth_dir(args.episode).parent / "characters"
+        for action, name in sheet_reviews:
+            rec = review_sheet(sheet_dir, name, action, png=safe_join(sheet_dir, f"{safe_file_name(name)}.png"))
+            log.info("character sheet %s: %s -> %s", name, action, rec["status"])
     if reviews or settings_by_shot:
         folder = studio.ws.require().synth_dir(args.episode)
         for shot, values in settings_by_shot.items():
@@ -189,15 +268,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
         for action, shot, text in reviews:
             entry = review_shot(folder, shot, action, text)
             log.info("shot %s: %s -> %s", shot, action, entry.status)
+    if reviews or settings_by_shot or sheet_reviews:
         return 0
     studio.ws.require()
     series = Series.load(studio.ws.screenplay_path)
     numbers = [e.number for e in series.episodes] if args.all_episodes else [args.episode]
     if args.dry_run:
         for n in numbers:
-            inp = SynthInput(series=series, episode=n, out_dir=studio.ws.synth_dir(n), width=settings.width,
-                             height=settings.height, fps=parse_fps(settings.fps), tts=settings.tts)
-            print(SynthAgent().quote(inp, config).table())
+            print(studio.quote(n, settings).table())
         return 0
     failed = 0
     for n in numbers:
@@ -241,7 +319,8 @@ def _enhance_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     return {"scale": args.scale, "method": args.model, "crf": args.crf, "device": args.device or config.device,
             "precision": args.precision, "tile": args.tile, "batch": args.batch, "compile": args.compile,
             "denoise": args.denoise, "denoise_strength": args.denoise_strength, "fps": args.fps,
-            "interpolation": args.interpolation, "rife_weights": rife}
+            "interpolation": args.interpolation, "rife_weights": rife,
+            "strict": args.strict}
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
@@ -341,7 +420,26 @@ def _mount_optional(sub: Any, module: str) -> None:
     mod.register(sub)
 
 
+def _provider_flags(p: argparse.ArgumentParser, dry_run: bool = True) -> None:
+    """--image/--video/--voice PROVIDER:MODEL, --budget YUAN (and --dry-run) on make and synth."""
+    p.add_argument("--image", default=None, metavar="PROVIDER:MODEL",
+                   help="keyframes and character sheets from a provider, e.g. ark:doubao-seedream-4-0-250828 "
+                        "(reelforge providers list)")
+    p.add_argument("--video", default=None, metavar="PROVIDER:MODEL",
+                   help="image-to-video of each keyframe, e.g. kling:kling-v2-1")
+    p.add_argument("--voice", default=None, metavar="PROVIDER:MODEL",
+                   help="character voices from a provider, e.g. minimax:speech-02-hd")
+    p.add_argument("--budget", default=None, metavar="YUAN",
+                   help="stop before the call that would take the run over this many yuan")
+    if dry_run:
+        p.add_argument("--dry-run", action="store_true",
+                       help="print the quote per provider and model and stop (nothing billable is sent)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from pipelines.qc.platforms import PLATFORMS
+
+    platform_names = tuple(PLATFORMS)
     parser = argparse.ArgumentParser(
         prog="reelforge",
         description="ReelForge 影锻: AI short-drama studio — script, synth, cut, enhance, ledger.",
@@ -366,6 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", default=None, help='frame rate, e.g. 25 (default) or "30000/1001"')
     p.add_argument("--tts", default=None, help="voice engine: auto (default), espeak-ng, espeakng-loader, silence")
     p.add_argument("--enhance", type=float, default=None, metavar="SCALE", help="also upscale the episode (e.g. 2)")
+    p.add_argument("--adopt", action="store_true",
+                   help="make an existing non-empty folder the project (its files are kept, never overwritten)")
+    p.add_argument("--platform", default=None, choices=platform_names,
+                   help="the platform the delivery checks hold each episode to (default douyin)")
+    p.add_argument("--no-qc", action="store_true", help="skip the delivery checks and their fixes")
+    p.add_argument("--strict", action="store_true", help="exit with code 3 when a delivery check fails")
+    _provider_flags(p)
     p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None, help=REVIEW_HELP)
     p.add_argument("--ray", default=None, metavar="auto|ADDRESS", help=RAY_HELP)
     p.set_defaults(func=cmd_make)
@@ -387,9 +492,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the pipeline's own)")
     p.add_argument("--frame-size", type=parse_size, default=None, help="output frame size (default: the project's)")
     p.add_argument("--dry-run", action="store_true", help="print the quote (GPU seconds, API cost) and stop")
+    _provider_flags(p, dry_run=False)
     p.add_argument("--approve", action="append", default=[], metavar="SHOT", help="review: approve a shot")
     p.add_argument("--regenerate", action="append", default=[], metavar="SHOT", help="review: new seed next run")
     p.add_argument("--edit-prompt", action="append", default=[], metavar="SHOT=PROMPT", help="review: new prompt")
+    p.add_argument("--approve-sheet", action="append", default=[], metavar="CHARACTER",
+                   help="review: approve a character's reference sheet (providers)")
+    p.add_argument("--regenerate-sheet", action="append", default=[], metavar="CHARACTER",
+                   help="review: make a character's reference sheet again, new seed, next run")
     p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None,
                    help="report the shots the cut will wait for (" + REVIEW_HELP + ")")
     p.add_argument("--shot-setting", action="append", default=[], metavar="SHOT:KEY=VALUE",
@@ -427,7 +537,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rife-weights", default=None, help="path to RIFE weights (flownet.pkl)")
     p.add_argument("--crf", type=int, default=18)
     p.add_argument("--ray", default=None, metavar="auto|ADDRESS", help="with a folder: " + RAY_HELP)
+    p.add_argument("--strict", action="store_true",
+                   help="fail on a truncated input (fewer frames than its container lists) instead of warning")
     p.set_defaults(func=cmd_enhance)
+
+    p = sub.add_parser("qc", help="measure a delivered episode: loudness, speech, picture, label, faces, format")
+    p.add_argument("project")
+    p.add_argument("--episode", type=int, default=1)
+    p.add_argument("--all-episodes", action="store_true", help="every out/epNN.mp4 of the project")
+    p.add_argument("--platform", default="douyin", choices=platform_names)
+    p.add_argument("--json", action="store_true", help="print the report as JSON on standard output")
+    p.add_argument("--strict", action="store_true", help="exit with code 3 when a check fails")
+    p.add_argument("--no-report", action="store_true", help="do not write epNN.qc.json / .qc.html beside the episode")
+    p.set_defaults(func=cmd_qc)
 
     p = sub.add_parser("ui", help="start the studio in the browser (Gradio, 127.0.0.1)")
     p.add_argument("--host", default="127.0.0.1")
@@ -443,7 +565,51 @@ def build_parser() -> argparse.ArgumentParser:
     _mount_optional(sub, "ledger.cli")
     _mount_optional(sub, "ui.label_cli")
     _mount_optional(sub, "ui.models_cli")
+    _mount_optional(sub, "ui.providers_cli")
     return parser
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a timeout, a service manager): unwinds like Ctrl-C, so locks and manifests are closed."""
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _error_log(args: argparse.Namespace) -> Path:
+    """Where a failure's traceback goes: the project's logs/ when the command has a project, else the user's."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    name = f"error-{stamp}-{os.getpid()}.log"
+    project = getattr(args, "project", None)
+    if project and (Path(project) / "project.json").is_file():
+        return Path(project) / "logs" / name
+    return user_log_dir() / f"{getattr(args, 'command', 'reelforge')}-{name}"
+
+
+def report_failure(e: BaseException, args: argparse.Namespace, prog: str = "reelforge") -> None:
+    """One line (two with the log's path) for an error that is not a ReelForgeError; the traceback to the log."""
+    from core.files import os_error_message
+
+    if isinstance(e, OSError):
+        print(f"{prog}: error: {os_error_message(e)}", file=sys.stderr)
+    else:
+        print(f"{prog}: internal error: {type(e).__name__}: {str(e)[:300]}", file=sys.stderr)
+    path = log_traceback(e, None, _error_log(args))
+    if path is not None:
+        print(f"{prog}: details: {path}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -452,9 +618,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        with _sigterm_unwinds():
+            return func(args)
+    except Terminated:
+        print("reelforge: terminated. The project is kept; run the same command again to resume.", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("reelforge: stopped. The project is kept; run the same command again to resume.", file=sys.stderr)
+        print(f"reelforge: stopped. {_resume_hint(args)}", file=sys.stderr)
         return 130
     except ReelForgeError as e:
         if type(e).__name__ == "Cancelled":
@@ -463,11 +633,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reelforge: error: {e.message}", file=sys.stderr)
         if e.hint:
             print(f"reelforge: fix: {e.hint}", file=sys.stderr)
+        if getattr(e, "log_path", None):
+            print(f"reelforge: details: {e.log_path}", file=sys.stderr)  # type: ignore[attr-defined]
         log.debug("details", exc_info=True)
         return 1
     except argparse.ArgumentTypeError as e:
         print(f"reelforge: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback on the console
+        report_failure(e, args)
+        return 1
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    if getattr(args, "project", None) or getattr(args, "command", "") == "make":
+        return "The project is kept; run the same command again to resume."
+    return "Nothing was written under the output's name."
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,18 @@ from typing import Any
 log = logging.getLogger("reelforge.cut")
 
 
+def _check_output(output: str, source: str) -> None:
+    """Before the work: the output is a video name we write, not the input, in a folder we can write."""
+    from core.files import check_distinct, check_writable
+    from core.media import check_video_output
+
+    check_distinct(source, output)
+    check_video_output(output)  # the text as typed: a trailing "/" means a folder
+    check_writable(Path(output).expanduser().absolute().parent, what="output")
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
+    from core.media import strict_media
     from pipelines.detect import get_detector
 
     kwargs: dict[str, Any] = {}
@@ -23,7 +34,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         kwargs["device"] = args.device
         kwargs["fuse"] = not args.network_only
     detector = get_detector(args.detector, **kwargs)
-    result = detector.detect(Path(args.video))
+    with strict_media(args.strict):  # a truncated file: an error, not a warning about missing frames
+        result = detector.detect(Path(args.video))
     if args.json:
         sys.stdout.write(result.to_json() + "\n")
     else:
@@ -67,6 +79,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from core.timeline import Timeline
     from pipelines.render import render_timeline
 
+    _check_output(args.output, args.timeline)
     tl = Timeline.load(Path(args.timeline))
     res = render_timeline(tl, Path(args.output), copy=args.copy, label=not args.no_label)
     log.info("%s: %d frames (%s)", res.path, res.frames, res.mode)
@@ -78,6 +91,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
     from core.config import load_config
     from pipelines.silence import SilenceParams, cut_silence
 
+    _check_output(args.output, args.input)
     cfg = load_config(args.config) if getattr(args, "config", None) else load_config()
     whisper = cfg.models.paths.get("whisper", "")  # a local faster-whisper model folder, if configured
     res = cut_silence(Path(args.input), Path(args.output),
@@ -99,6 +113,8 @@ def register(subparsers: Any) -> None:
                    help="transnet: the network's boundaries alone (by default the fast detector's hard cuts "
                         "that the network misses are added)")
     p.add_argument("--json", action="store_true", help='print {"fps", "boundaries": [...]} only')
+    p.add_argument("--strict", action="store_true",
+                   help="fail on a truncated input (fewer frames than its container lists) instead of warning")
     p.set_defaults(func=cmd_detect)
 
     p = subparsers.add_parser("rough", help="build (and render) an episode's rough cut from the screenplay")

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 # the packages whose __init__ declares (or will declare) a component registry (core.registry);
 # one that is not part of this build is skipped
-REGISTRY_HOMES = ("pipelines", "pipelines.detect", "pipelines.timeline", "pipelines.providers", "agents.script",
-                  "agents.synth", "models")
+REGISTRY_HOMES = ("pipelines", "pipelines.detect", "pipelines.timeline", "pipelines.providers", "pipelines.qc",
+                  "agents.script", "agents.synth", "models")
 
 
 def _cpu_flags() -> set[str]:
@@ -144,6 +144,12 @@ def _models_section(config: Config) -> dict[str, Any]:
     return section
 
 
+def _local_llm_section(config: Config) -> dict[str, Any]:
+    from agents.script.llm.llamacpp import runtime_report
+
+    return runtime_report(config.llm.local_model_path)
+
+
 def doctor_report(config: Config) -> dict[str, Any]:
     from core.device import resolve_device
 
@@ -168,6 +174,7 @@ def doctor_report(config: Config) -> dict[str, Any]:
         "registries": _registries_section(config),
         "llm": {"endpoint": llm.base_url or None, "model": llm.model or None, "key_set": bool(llm.api_key),
                 "local_model": llm.local_model_path or None},
+        "local_llm": _local_llm_section(config),
         "workspace": {"root": str(workspace), "free_gib": round(disk.free / 2**30, 1)},
         "sample_videos": Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi").exists(),
         "config_sources": config.sources or ["defaults"],
@@ -215,6 +222,9 @@ def format_report(r: dict[str, Any]) -> str:
     llm = r["llm"]
     rows.append(f"  LLM endpoint: {llm['endpoint'] or 'not configured (offline script engine)'}"
                 + (f", model {llm['model']}" if llm["model"] else ""))
+    from agents.script.llm.llamacpp import runtime_lines
+
+    rows.extend(runtime_lines(r["local_llm"]))
     rows.append(f"  workspace: {r['workspace']['root']} ({r['workspace']['free_gib']} GiB free)")
     rows.append(f"  sample videos (opencv-doc): {_yes(r['sample_videos'])}")
     rows.append(f"  config: {', '.join(r['config_sources'])}")

@@ -10,6 +10,9 @@ Engines (the registry :data:`ENGINES`; factories in :mod:`agents.script.engines`
 (rules, no model, deterministic), ``openai`` (any OpenAI-compatible endpoint from ``[llm]``
 config), ``local`` (a transformers folder or a GGUF file). A third-party engine registers as the
 entry point ``script-engine.<name>`` in the group ``reelforge.plugins``.
+With ``ScriptInput(hybrid=True)`` (CLI ``--hybrid``) an LLM engine writes the offline
+screenplay and asks its model only about the speakers the rules are unsure of
+(:mod:`agents.script.hybrid`).
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ ENGINES.add("openai", "agents.script.engines:openai",
             probe="agents.script.engines:probe")
 ENGINES.add("local", "agents.script.engines:local",
             description="a local transformers folder or .gguf file ([llm] local_model_path)",
-            install="set [llm] local_model_path; a folder needs pip install 'reelforge[gpu]', "
-                    "a .gguf file pip install llama-cpp-python",
+            install="set [llm] local_model_path; a folder needs pip install 'reelforge[gpu]', a .gguf file "
+                    "CMAKE_ARGS='-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF' pip install 'reelforge[llm-local]'",
             probe="agents.script.engines:probe")
 
 __all__ = [

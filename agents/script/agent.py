@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -79,11 +80,22 @@ class ScriptAgent(Agent[ScriptInput, Series]):
         novel = resolve_source(inp.source)
         engine = self.engine(inp, ctx)
         log.info("script engine %s on %s (%d characters)", engine.name, novel.path or "literal text", len(novel.text))
-        result: EngineResult = engine.generate(novel, inp, ctx)
+        try:
+            result: EngineResult = engine.generate(novel, inp, ctx)
+        finally:
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()  # a local model's worker process ends with the run
         checked = verify_spans(result.series, novel.text)
         if not result.report.get("recorded"):
             ctx.record(result.usage)
         files = self._write(novel, result.series, ctx)
+        cut = result.report.get("cut_lines") or []
+        if cut and ctx.workspace is not None:
+            # the quoted lines no episode could hold, with why: a creator can ask for more episodes
+            path = ctx.workspace.root / "script_cuts.json"
+            path.write_text(json.dumps(cut, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+            files.append(path)
         ctx.step(1.0, f"{len(result.series.episodes)} episodes / {len(result.series.episodes)} 集")
         log.info("screenplay: %d episodes, %d shots, %d traced lines", len(result.series.episodes),
                  sum(len(e.shots()) for e in result.series.episodes), checked)

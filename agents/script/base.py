@@ -36,6 +36,7 @@ class ScriptInput:
     episode_seconds: float = 90.0
     engine: str = "offline"  # offline | openai | local | a plug-in's name (agents.script.ENGINES)
     title: str | None = None
+    hybrid: bool = False  # LLM engines: the offline screenplay, the model decides only doubtful speakers
 
     def check(self) -> None:
         """Refuse bad values up front, naming the value and the fix."""
@@ -56,6 +57,8 @@ class ScriptInput:
                 f"episode_seconds must be between {MIN_EPISODE_SECONDS:g} and {MAX_EPISODE_SECONDS:g}, got {seconds:g}",
                 hint="a micro-drama episode is usually 60-120 s",
             )
+        if self.hybrid and self.engine == "offline":
+            raise InputError("hybrid mode needs an LLM engine", hint="use --engine openai or --engine local with --hybrid")
         from agents.script import (
             ENGINES,  # the package declares the registry after importing this module
         )

@@ -18,6 +18,15 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from agents.script.people import (
+    ADDRESS,
+    EMPEROR,
+    modern_names,
+    nickname_links,
+    set_surnames,
+    title_links,
+)
+
 log = logging.getLogger(__name__)
 
 NAME_CHAR = r"[\u4e00-\u9fffA-Za-z]"
@@ -90,6 +99,7 @@ _SURNAMES = set(
     "濮牛寿通边扈燕冀郏浦尚农温别庄晏柴瞿阎充慕连茹习宦艾鱼容向古易慎戈廖庾终暨居衡步都耿满弘匡国文寇广禄阙"
     "欧殳沃利蔚越夔隆师巩厍聂晁勾敖融冷訾辛阚简饶曾毋沙乜养鞠须丰巢关蒯相查后荆红游竺权逯盖益桓阿"
 )
+set_surnames(frozenset(_SURNAMES))
 _COMPOUND_SURNAMES = ("诸葛", "司马", "夏侯", "欧阳", "上官", "东方", "公孙", "令狐", "皇甫", "慕容", "长孙", "宇文",
                       "尉迟", "独孤", "南宫", "西门", "轩辕", "端木", "太史", "呼延", "司徒", "司空", "淳于", "澹台")
 _COURTESY_RE = re.compile(
@@ -268,8 +278,10 @@ def discover_cast(
     *,
     stats: NGramStats | None = None,
     max_people: int = 80,
+    narration: list[tuple[int, int]] | None = None,
 ) -> Cast:
-    """Find characters. ``speech_contexts`` holds ``(pre, post)`` narration around each speech."""
+    """Find characters. ``speech_contexts`` holds ``(pre, post)`` narration around each speech;
+    ``narration`` the spans of narration, where modern surname names are looked for."""
     stats = stats or NGramStats(text)
     n = len(text)
     min_count = max(3, n // 150_000)
@@ -325,17 +337,34 @@ def discover_cast(
             cands[key] = c
             origin[key] = "surname"
 
+    # modern names: surname forms that open narration clauses (林晚, 老周, 林振海)
+    modern: set[str] = set()
+    if narration is not None:
+        for w, c in modern_names(text, narration, stats.count, min_count=max(2, min_count - 1)).items():
+            is_post = w in ("皇帝", "皇后", "太后", "太子")  # a post that is the person's name in a palace story
+            if w not in ADDRESS and (w not in _STOP or is_post) and (w[-1] not in _BAD_LAST or is_post) \
+                    and w[-1] not in _TROOP_LAST and (w[0] not in _BAD_FIRST or w[0] in "老小阿"):
+                cands[w] = c
+                origin[w] = "modern"
+            modern.add(w)
+    for w in [w for w in cands if w in ADDRESS]:
+        cands.pop(w)  # forms of address and self-reference are never characters
     # drop fragments (孙悟 inside 孙悟空)
-    names = sorted(cands, key=lambda w: (-len(w), w))
-    for w in list(cands):
-        for longer in names:
-            if len(longer) > len(w) and w in longer and cands.get(longer, 0) >= 0.8 * cands[w]:
-                cands.pop(w, None)
-                break
+    # (longest first, so a fragment's fragment is judged against what is still standing; the
+    # substrings of each standing name are indexed once instead of testing every pair)
+    inside: dict[str, list[str]] = defaultdict(list)
+    for longer in cands:
+        for i in range(len(longer)):
+            for j in range(i + 1, len(longer) + 1):
+                if j - i < len(longer):
+                    inside[longer[i:j]].append(longer)
+    for w in sorted(cands, key=lambda w: (-len(w), w)):
+        if any(cands.get(longer, 0) >= 0.8 * cands[w] for longer in inside.get(w, ())):
+            cands.pop(w, None)
     # namehood: people are spoken to and about (见X, 对X, 与X), speak (X道) and start clauses;
     # verbs, things and idioms do not. A surname with a title (吴妈, 赵太爷) is a name by its form.
     for w in list(cands):
-        if origin.get(w) == "courtesy" or _title_form(w):
+        if origin.get(w) in ("courtesy", "modern") or _title_form(w):
             continue
         c = cands[w]
         k = len(w) + 1
@@ -428,6 +457,23 @@ def discover_cast(
         name = max(members, key=formality)
         people.append(Person(name=name, aliases=[m for m in members if m != name], mentions=_mentions(members, cands),
                              generic=all(m in generic for m in members)))
+    # nicknames and titled forms that the text uses for one person (晚晚, 周师傅, 淑妃)
+    names_now = [p.name for p in people if not p.generic]
+    owner = {p.name: p for p in people}
+    taken = {a for p in people for a in [p.name, *p.aliases]}
+    surnamed: dict[str, str] = {}  # 王皇后, 柳贤妃: a surname before a person known by a post
+    for name in names_now:
+        if 2 <= len(name) <= 3 and name[0] not in _SURNAMES and name.endswith(("妃", "后", "帝", "嫔")):
+            for m in re.finditer(r"([" + "".join(sorted(_SURNAMES)) + r"])" + re.escape(name), text):
+                surnamed.setdefault(m.group(0), name)
+    if EMPEROR in owner:
+        surnamed["皇上"] = EMPEROR  # what the narration calls the emperor
+    for links in (nickname_links(names_now), title_links(text, names_now), surnamed):
+        for form, name in links.items():
+            if form not in taken and stats.count(form) > 0 and owner.get(name) is not None \
+                    and form not in GENERIC_NOT_NAMES:
+                owner[name].aliases.append(form)
+                taken.add(form)
     # one-character speech tags resolve to the person whose name ends with that character
     for ch, k in single.items():
         if k < 2:
@@ -437,6 +483,7 @@ def discover_cast(
         if owners and (len(owners) == 1 or owners[0].mentions >= 2 * owners[1].mentions):
             if ch not in owners[0].aliases and ch != owners[0].name:
                 owners[0].aliases.append(ch)
+    people.extend(_english_people(text, speech_contexts, {a for p in people for a in [p.name, *p.aliases]}))
     people.sort(key=lambda p: (-p.mentions, p.name))
     people = people[:max_people]
     if people:
@@ -450,6 +497,59 @@ def discover_cast(
             if p.generic:
                 p.role = "extra"
     return build_cast(people)
+
+
+# English speech tags name their speaker: "said Mary", "Mary replied", "John laughed."
+_EN_NOT_NAMES = {
+    "He", "She", "They", "I", "We", "You", "It", "The", "A", "An", "But", "And", "Then", "When", "As", "So", "This",
+    "That", "There", "Here", "Now", "Yes", "No", "Oh", "Well", "What", "Why", "How", "Who", "Where", "If", "Still",
+    "Just", "Even", "At", "In", "On", "For", "With", "After", "Before", "Suddenly", "Finally", "Later", "Everyone",
+    "Nobody", "Someone", "Somebody", "Mother", "Father", "Chapter", "Part", "Book", "His", "Her", "Their", "My",
+    "Our", "Your", "One", "Two", "Three",
+}
+
+
+def _english_people(text: str, speech_contexts: list[tuple[str, str]], known: set[str]) -> list[Person]:
+    """People named in English speech tags, with their mentions in the text (whole words only).
+
+    A one-word name that is a word of a longer name found here (``Mary`` of ``Mary Smith``) is its alias.
+    """
+    from agents.script.segment import EN_SPEECH_VERB
+
+    who = r"(?P<n>(?:(?:Mr|Mrs|Ms|Dr|Miss|Sir|Lady|Lord|Aunt|Uncle)\.?\s+)?[A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+){0,2})"
+    before = re.compile(r"(?:^|(?<=[\s,.;:!?\"“”]))" + who + r"\s+(?:\w+ly\s+)?" + EN_SPEECH_VERB + r"\b")
+    after = re.compile(r"\b" + EN_SPEECH_VERB + r"\s+" + who)
+    tags: Counter[str] = Counter()
+    for pre, post in speech_contexts:
+        for rx, sentence in ((before, pre), (before, post), (after, post), (after, pre)):
+            for m in rx.finditer(sentence or ""):
+                name = m.group("n").strip()
+                first = name.split()[0].rstrip(".")
+                if first in _EN_NOT_NAMES or name in _EN_NOT_NAMES:
+                    continue
+                tags[name] += 1
+    if not tags:
+        return []
+    full = [n for n in tags if " " in n]
+    owner: dict[str, str] = {}
+    for n in tags:
+        if " " not in n:
+            holders = [f for f in full if n in f.split()]
+            if len(holders) == 1:
+                owner[n] = holders[0]
+    people: dict[str, Person] = {}
+    for n in sorted(tags, key=lambda x: (-tags[x], x)):
+        head = owner.get(n, n)
+        if head in known or n in known:
+            continue
+        person = people.setdefault(head, Person(name=head))
+        if n != head and n not in person.aliases:
+            person.aliases.append(n)
+    for person in people.values():
+        words = sorted({person.name, *person.aliases}, key=len, reverse=True)
+        rx = re.compile(r"(?<![A-Za-z])(?:" + "|".join(re.escape(w) for w in words) + r")(?![A-Za-z])")
+        person.mentions = max(1, len(rx.findall(text)))
+    return list(people.values())
 
 
 def _mentions(members: list[str], cands: dict[str, int]) -> int:
@@ -474,5 +574,7 @@ def build_cast(people: list[Person]) -> Cast:
             else:
                 short_tags.setdefault(a, p.name)
     keys = sorted(alias_to_name, key=lambda a: (-len(a), a))
-    pattern = re.compile("|".join(re.escape(k) for k in keys)) if keys else None
+    # a Latin name matches whole words only: "Mary" is not in "Maryland"
+    pattern = re.compile("|".join(
+        rf"(?<![A-Za-z]){re.escape(k)}(?![A-Za-z])" if k.isascii() else re.escape(k) for k in keys)) if keys else None
     return Cast(people=people, alias_to_name=alias_to_name, pattern=pattern, short_tags=short_tags)

@@ -40,7 +40,15 @@ def openai(inp: ScriptInput, ctx: RunContext, agent: ScriptAgent) -> ScriptEngin
         concurrency=cfg.concurrency, vendor=vendor_of(cfg.base_url), on_fallback=ctx.warn,
     )
     return LLMEngine(client, price_lookup=agent.price_lookup(ctx), language=agent.language,
-                     draft_path=agent.draft_file(ctx))
+                     draft_path=agent.draft_file(ctx), hybrid_threshold=_hybrid(inp),
+                     fallback=cfg.fallback)
+
+
+def _hybrid(inp: ScriptInput) -> float | None:
+    """``--hybrid``: the LLM decides only the speakers the rules are less sure of than this."""
+    from agents.script.hybrid import DEFAULT_THRESHOLD
+
+    return DEFAULT_THRESHOLD if inp.hybrid else None
 
 
 def local(inp: ScriptInput, ctx: RunContext, agent: ScriptAgent) -> ScriptEngine:
@@ -54,7 +62,8 @@ def local(inp: ScriptInput, ctx: RunContext, agent: ScriptAgent) -> ScriptEngine
                           hint="set [llm] local_model_path to a transformers folder or .gguf file")
     client = open_local_client(path, device=ctx.config.device)
     return LLMEngine(client, price_lookup=agent.price_lookup(ctx), language=agent.language,
-                     draft_path=agent.draft_file(ctx))
+                     draft_path=agent.draft_file(ctx), hybrid_threshold=_hybrid(inp),
+                     fallback=ctx.config.llm.fallback)
 
 
 def probe(name: str, config: Config | None = None) -> str:

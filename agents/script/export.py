@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import InputError, MissingDependencyError
+from core.files import atomic_path, atomic_write_text
 from core.screenplay import Episode, Line, Scene, Series, Shot
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,6 @@ def export(series: Series, path: str | Path, fmt: str | None = None) -> Path:
     """Write ``series`` to ``path`` in ``fmt`` (or the format its suffix names); returns the path."""
     path = Path(path)
     kind = format_for(path, fmt)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "json":
         return series.save(path)
     if kind == "fountain":
@@ -72,10 +72,8 @@ def export(series: Series, path: str | Path, fmt: str | None = None) -> Path:
 
 
 def _write_text(path: Path, text: str, *, bom: bool = False) -> None:
-    tmp = path.with_name(path.name + ".tmp")
     # a BOM makes Excel open a UTF-8 CSV as UTF-8 instead of the local code page
-    tmp.write_text(("\ufeff" if bom else "") + text, encoding="utf-8", newline="")
-    tmp.replace(path)
+    atomic_write_text(path, ("\ufeff" if bom else "") + text)
 
 
 def _speaker_label(line: Line) -> str:
@@ -241,9 +239,8 @@ def to_shotlist_xlsx(series: Series, path: str | Path) -> Path:
         eps.append([ep.number, ep.title, ep.target_seconds, round(sum(s.seconds for s in ep.shots()), 1), ep.hook,
                     ep.cliffhanger, "是" if ep.paywall else ""])
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    wb.save(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
     return path
 
 
@@ -313,7 +310,6 @@ def to_docx(series: Series, path: str | Path) -> Path:
             p = doc.add_paragraph()
             p.add_run("【付费卡点】").bold = True
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    doc.save(str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        doc.save(str(tmp))
     return path

@@ -85,28 +85,49 @@ def _control_ratio(text: str) -> float:
     return bad / len(sample)
 
 
+def _decode_tolerant(data: bytes, enc: str) -> tuple[str, int]:
+    """``(data.decode(enc), 0)``, except that a multi-byte character cut off at the very end (a
+    truncated download) is dropped: ``(text, bytes dropped)``. Any other error is raised."""
+    try:
+        return data.decode(enc), 0
+    except UnicodeDecodeError as e:
+        cut_short = e.reason in ("unexpected end of data", "incomplete multibyte sequence", "truncated data")
+        if cut_short and e.end >= len(data) - 1 and len(data) - e.start < 4:
+            return data[:e.start].decode(enc), len(data) - e.start
+        raise
+
+
+def _warn_dropped(origin: str, dropped: int) -> None:
+    if dropped:
+        log.warning("%s ends in the middle of a character (a truncated file?): its last %d byte(s) are dropped",
+                    origin, dropped)
+
+
 def decode_bytes(data: bytes, *, origin: str = "text") -> tuple[str, str]:
     """Decode ``data``; returns ``(text, encoding)``. Raises :class:`TextDecodeError` with the fix."""
     for bom, enc in _BOMS:
         if data.startswith(bom):
             try:
-                text = data[len(bom):].decode(enc)
+                text, dropped = _decode_tolerant(data[len(bom):], enc)
             except UnicodeDecodeError as e:
                 raise TextDecodeError(
                     f"{origin} starts with a {enc} byte-order mark but is not valid {enc}: {e.reason} at byte {e.start}",
                     hint="re-save the file as UTF-8",
                 ) from e
+            _warn_dropped(origin, dropped)
             return text, (enc + "-sig" if enc == "utf-8" else enc)
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise InputError(f"{origin} is {what}, not a novel", hint="give a .txt, .epub, .docx or .md file")
+    dropped = 0
     try:
-        text = data.decode("utf-8")
+        text, dropped = _decode_tolerant(data, "utf-8")
         encoding = "utf-8"
     except UnicodeDecodeError:
         text, encoding = "", ""
     if not encoding or "\x00" in text[:65536]:
-        text, encoding = _decode_legacy(data, origin)
+        text, encoding, dropped = _decode_legacy(data, origin)
+    _warn_dropped(origin, dropped)
     if _control_ratio(text) > 0.01:
         raise InputError(f"{origin} holds control characters; it is probably a binary file",
                          hint="give a .txt, .epub, .docx or .md file")
@@ -123,22 +144,27 @@ def _plausibility(text: str) -> float:
     return good / len(sample)
 
 
-def _decode_legacy(data: bytes, origin: str) -> tuple[str, str]:
-    """Not UTF-8: UTF-16 without a BOM, GB18030 (covers GBK and GB2312) or Big5, whichever reads as prose."""
-    best: tuple[float, str, str] = (0.0, "", "")
-    candidates = ["gb18030", "big5"]
-    if len(data) % 2 == 0:
-        candidates = ["utf-16-le", "utf-16-be", *candidates]
-    for enc in candidates:
+_PROSE_MARKS = re.compile(r"[\n，。！？、：；,.!?]")
+
+
+def _decode_legacy(data: bytes, origin: str) -> tuple[str, str, int]:
+    """Not UTF-8: UTF-16 without a BOM, GB18030 (covers GBK and GB2312) or Big5, whichever reads as prose.
+
+    Returns ``(text, encoding, bytes dropped from a character cut off at the end)``.
+    """
+    best: tuple[float, str, str, int] = (0.0, "", "", 0)
+    for enc in ("utf-16-le", "utf-16-be", "gb18030", "big5"):
         try:
-            text = data.decode(enc)
+            text, dropped = _decode_tolerant(data, enc)
         except UnicodeDecodeError:
             continue
         score = _plausibility(text)
+        if dropped and (score < 0.85 or not _PROSE_MARKS.search(text[:20000])):
+            continue  # valid only once cut short, and not punctuated prose either: no guess at all
         if score > best[0] + 0.02:  # earlier candidates win ties
-            best = (score, text, enc)
+            best = (score, text, enc, dropped)
     if best[0] >= 0.85:
-        return best[1], best[2]
+        return best[1], best[2], best[3]
     if best[2]:
         raise InputError(f"{origin} is a binary file or in an unknown encoding (best guess {best[2]} reads as "
                          f"{best[0]:.0%} text)", hint="give a .txt, .epub, .docx or .md file saved as UTF-8")
@@ -302,22 +328,52 @@ def literal_text(text: str, title: str = "") -> NovelText:
 
 
 def resolve_source(source: str | Path) -> NovelText:
-    """A :class:`Path`, or a string naming an existing file, is read as a file; other strings are text."""
+    """A :class:`Path`, or a string naming an existing file, is read as a file; other strings are text.
+
+    Only literal text is taken as text: a string that names a folder, or that looks like a path
+    to a file that is not there (a known suffix, a folder part that exists, ``./`` or ``~/`` in
+    front), is refused with the path named, never adapted as a one-line logline.
+    """
     if isinstance(source, Path):
         return read_novel(source)
     if not isinstance(source, str):
         raise InputError(f"source must be a path or text, got {type(source).__name__}")
     candidate = source.strip()
-    looks_like_path = "\n" not in candidate and len(candidate) < 1024
+    looks_like_path = "\n" not in candidate and 0 < len(candidate) < 1024
     if looks_like_path:
         p = Path(candidate).expanduser()
         try:
-            exists = p.is_file()
+            exists, is_dir = p.is_file(), p.is_dir()
         except OSError:
-            exists = False
+            exists = is_dir = False
         if exists:
             return read_novel(p)
-        if p.suffix.lower() in SUFFIXES and (("/" in candidate) or ("\\" in candidate) or " " not in candidate):
+        if is_dir:
+            raise InputError(f"novel {candidate!r} is a folder", hint="give one .txt, .epub, .docx or .md file")
+        if _mistyped_path(candidate, p):
+            near = _near_files(p)
             raise InputError(f"novel {candidate!r} does not exist",
-                             hint="check the path; to adapt literal text, pass the text itself")
+                             hint=(f"did you mean {', '.join(near)}? " if near else "check the path; ")
+                             + "to adapt literal text, pass the text itself")
     return literal_text(source)
+
+
+def _mistyped_path(candidate: str, p: Path) -> bool:
+    """A string that was meant as a file name rather than as a logline."""
+    if p.suffix.lower() in SUFFIXES and (("/" in candidate) or ("\\" in candidate) or " " not in candidate):
+        return True
+    if any(ch.isspace() for ch in candidate):
+        return False  # loglines have spaces; paths typed on a command line rarely do
+    if p.is_absolute() or candidate.startswith(("./", "../", "~/", ".\\", "..\\")) or candidate.endswith(("/", "\\")):
+        return True
+    if ("/" in candidate or "\\" in candidate) and str(p.parent) not in ("", ".") and p.parent.is_dir():
+        return True  # its folder exists: a path to a missing file, e.g. novels/aq (not "男/女主角的故事")
+    return bool(_near_files(p))
+
+
+def _near_files(p: Path) -> list[str]:
+    """Files beside ``p`` with its name and a novel suffix: ``novel`` -> ``novel.txt``."""
+    try:
+        return [str(p.with_name(p.name + sfx)) for sfx in SUFFIXES if p.name and p.with_name(p.name + sfx).is_file()]
+    except (OSError, ValueError):
+        return []

@@ -24,11 +24,18 @@ _TRANSITION = re.compile(
 _PLACE_SUFFIX = (
     "山|洞|宫|殿|庙|寺|院|府|城|庄|村|镇|楼|阁|亭|河|江|海|关|营|寨|祠|街|店|园|堂|台|岭|林|谷|桥|州|县|郡|"
     "房|屋|厅|室|衙|监|牢|狱|岸|湖|池|庵|观|铺|场|坡|峰|崖|渡|巷|馆|阵|帐|门|国|村|宅|府|轩|斋|房间|办公室|酒店|酒楼|"
-    "茶馆|医院|学校|公司|会所|别墅|大厅|客栈|厢房|书房|卧房|后院|花园"
+    "茶馆|医院|学校|公司|会所|别墅|大厅|客栈|厢房|书房|卧房|后院|花园|镖局|警局|渡口|码头|车站|机场"
 )
+# longest first, so 渡口 is not cut to 渡, nor 办公室 to 室
+_PLACE_SUFFIX = "|".join(sorted(set(_PLACE_SUFFIX.split("|")), key=lambda w: (-len(w), w)))
 _PLACE_RE = re.compile(
     r"(?:在|到|至|入|进|往|回|出|于|来到|到了|行至|回到|进了|住在|奔|投|上了|下了|离了|过了)(?:那|这|一座|一个|个|了)?"
-    r"(?P<place>[\u4e00-\u9fff]{1,5}(?:" + _PLACE_SUFFIX + r"))"
+    r"(?P<place>[\u4e00-\u9fff]{0,5}(?:" + _PLACE_SUFFIX + r"))"
+)
+# 有一家不起眼的修表铺 / 林氏集团的会议室里坐满了人: a place the narration sets the scene in
+_PLACE_HERE = re.compile(
+    r"(?:有一家|一家|一间|一座|一处)(?:[^，。！？“”]{0,8}?的)?(?P<place>[\u4e00-\u9fff]{0,4}(?:" + _PLACE_SUFFIX + r"))|"
+    r"(?:^|[，。；：\s的])(?P<place2>[\u4e00-\u9fff]{1,4}(?:" + _PLACE_SUFFIX + r"))(?:里|中|内|外|门口|门前)"
 )
 _PLACE_TAIL = re.compile(r"(?:" + _PLACE_SUFFIX + r")$")
 _INT_SUFFIX = ("宫", "殿", "院", "府", "祠", "店", "堂", "房", "屋", "厅", "室", "衙", "监", "牢", "狱", "庵", "观", "铺",
@@ -66,9 +73,23 @@ def _paragraph_text(text: str, segs: list[Segment]) -> str:
     return text[segs[0].start:segs[-1].end] if segs else ""
 
 
+def heading_place(name: str) -> str:
+    """The place a chapter heading names (第一章 风雪客栈 -> 风雪客栈, 第二章 渡口 -> 渡口), or ""."""
+    name = name.strip()
+    if not 2 <= len(name) <= 8 or not re.fullmatch(r"[\u4e00-\u9fff]+", name) or not _PLACE_TAIL.search(name):
+        return ""
+    if name in _NOT_PLACES or name[0] in _BAD_PLACE_START or any(c in name for c in "了着过来去打说看走跑"):
+        return ""
+    if len(name) == 2 and name[1] in "观门台场":
+        return ""
+    return name
+
+
 def split_scenes(text: str, segments: list[Segment], paragraph_starts: dict[int, int], *,
-                 min_chars: int = 150, max_chars: int = 2500) -> list[SceneDraft]:
-    """Group ``segments`` (in book order) into scenes."""
+                 min_chars: int = 150, max_chars: int = 2500,
+                 headings: dict[int, str] | None = None) -> list[SceneDraft]:
+    """Group ``segments`` (in book order) into scenes. ``headings`` (chapter -> its heading's name)
+    gives a chapter's first scene its place when the narration names none."""
     scenes: list[SceneDraft] = []
     cur: SceneDraft | None = None
     last_para = -1
@@ -101,6 +122,11 @@ def split_scenes(text: str, segments: list[Segment], paragraph_starts: dict[int,
             place_counts[sc.place] += 1
     prev: SceneDraft | None = None
     for sc in merged:
+        if not sc.place and (prev is None or prev.chapter != sc.chapter) and headings:
+            place = heading_place(headings.get(sc.chapter, ""))
+            if place:
+                sc.place = place
+                sc.int_ext = "INT" if place.endswith(_INT_SUFFIX) else "EXT"
         if not sc.place and prev is not None and prev.chapter == sc.chapter and prev.place:
             sc.place, sc.int_ext = prev.place, prev.int_ext
         prev = sc
@@ -111,20 +137,28 @@ def _locate(text: str, sc: SceneDraft) -> None:
     """Place (from narration only: people in dialogue talk of elsewhere), time of day, INT/EXT."""
     counts: Counter[str] = Counter()
     first: dict[str, int] = {}
-    for seg in [s for s in sc.segs if s.kind == "narration"][:12]:
+    narration = [s for s in sc.segs if s.kind == "narration"]
+    # the opening paragraphs set the scene; later ones only when those name no place
+    for k, seg in enumerate(narration[:80]):
+        if k >= 12 and counts:
+            break
         body = text[seg.start:seg.end]
-        for m in _PLACE_RE.finditer(body):
-            place = m.group("place")
+        for m in [*_PLACE_RE.finditer(body), *_PLACE_HERE.finditer(body)]:
+            group = "place" if m.group("place") else "place2"
+            place = m.group(group)
             for sep in ("的", "之", "和", "与", "，"):
                 if sep in place:
                     place = place.rsplit(sep, 1)[1]  # 未庄的土谷祠 -> 土谷祠
+            moved = re.split(r"[到在进入至往回]", place[:-1])  # ，将到酒店门口: the place after the verb
+            if len(moved) > 1 and len(moved[-1] + place[-1]) >= 2:
+                place = moved[-1] + place[-1]
             while place and place[0] in _BAD_PLACE_START:
                 place = place[1:]
             if len(place) < 2 or place in _NOT_PLACES or not re.search(_PLACE_TAIL, place) \
-                    or any(c in place for c in "了着过") or (len(place) == 2 and place[1] in "观门台场"):
+                    or any(c in place for c in "了着过来去打说看走跑") or (len(place) == 2 and place[1] in "观门台场"):
                 continue
             counts[place] += 1
-            first.setdefault(place, seg.start + m.end("place") - len(place))
+            first.setdefault(place, seg.start + m.end(group) - len(place))
     head = _paragraph_text(text, sc.segs[:12])
     if counts:
         # a place named elsewhere in the book too is a real place, not a one-off phrase

@@ -3,6 +3,10 @@
 Speech is found in curly quotes (“” 「」 『』 ‘’, and straight quotes), in colon speech
 (``他想：我的儿子会阔得多啦！``), and across paragraphs (a quote that opens a paragraph after
 ``……道：``). Quoted terms (``他的“行状”``) stay narration. Every piece keeps its offsets.
+
+English prose works too: an apostrophe inside a word (``don't``, ``Mary’s``) is a letter, not a
+quote; English speech tags (``said Mary``, ``John laughed.``) are tags; long English lines are
+split between words, at up to :data:`MAX_LATIN_LINE_CHARS` (two subtitle rows of 42).
 """
 
 from __future__ import annotations
@@ -28,17 +32,44 @@ SPEECH_VERB = (
 THINK_VERB = re.compile(r"(?:想道|想|心想|暗想|寻思|思量|忖道|暗道|心道|心里说|自忖)[：:，,]?\s*$")
 PRE_SPEECH = re.compile(SPEECH_VERB + r"[了着]?\s*[：:，,]?\s*$")
 COLON_SPEECH = re.compile(SPEECH_VERB + r"\s*[：:](?=\s*[^\s“「『‘\"])")
-POST_SPEECH = re.compile(r"^[^。！？!?“”「」]{0,24}?" + SPEECH_VERB + r"[了着]?\s*(?:[。，,！!？?]|$)")
+# English speech tags: "said Mary", "Mary replied", "he asked quietly", "John laughed."
+EN_SPEECH_VERB = (
+    r"(?:said|says|asked|asks|replied|replies|answered|cried|shouted|called|whispered|muttered|murmured|"
+    r"exclaimed|continued|added|laughed|smiled|sighed|snapped|yelled|screamed|thought|wondered|demanded|"
+    r"insisted|repeated|protested|agreed|admitted|explained|suggested|warned|growled|hissed|roared|sobbed|"
+    r"groaned|retorted|declared|announced|remarked|interrupted|pleaded|begged|ordered|went on|told)"
+)
+_EN_TITLE = r"(?:(?:Mr|Mrs|Ms|Dr|Miss|Sir|Lady|Lord|Aunt|Uncle)\.?\s+)?"
+EN_WHO = r"(?:" + _EN_TITLE + r"[A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+){0,2}|[Hh]e|[Ss]he|[Tt]hey|I|[Ww]e)"
+EN_PRE_SPEECH = re.compile(EN_WHO + r"\s+(?:\w+ly\s+)?" + EN_SPEECH_VERB + r"\b(?:\s+\w+){0,3}?\s*[,:.]?\s*$")
+EN_POST_SPEECH = re.compile(r"^\s*[,.]?\s*(?:" + EN_SPEECH_VERB + r"\s+" + EN_WHO + r"|" + EN_WHO
+                            + r"\s+(?:\w+ly\s+)?" + EN_SPEECH_VERB + r")\b")
+PRE_SPEECH = re.compile(PRE_SPEECH.pattern + "|" + EN_PRE_SPEECH.pattern)
+POST_SPEECH = re.compile(r"^[^。！？!?“”「」]{0,24}?" + SPEECH_VERB + r"[了着]?\s*(?:[。，,！!？?]|$)"
+                         + "|" + EN_POST_SPEECH.pattern)
 POEM_CUE = re.compile(r"(?:有?诗(?:叹|赞|为证)?|词|赞|偈|歌|颂|诗云|铭)\s*(?:曰|云|为证)?\s*[：:，,]?\s*$")
 OS_CUE = re.compile(r"只听得?|忽听得?|听得|门外|窗外|帘外|外面|里面|远远|隔壁|屋里")
 
-SENT_END = re.compile(r"[。！？!?；;…]+[”」』’]*|\s{2,}|[\u3000]+")
+SENT_END = re.compile(r"[。！？!?；;…]+[”」』’]*|(?<=[A-Za-z0-9)\]])\.+[”’\"]*(?=\s|$)|\s{2,}|[\u3000]+")
 CLAUSE_BREAK = re.compile(r"[，,、：:—]+")
 HAS_CONTENT = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
 VERSE_CLAUSE = re.compile(r"[，。；？！,;?!]")
 
 MAX_LINE_CHARS = 36  # a subtitle line a viewer reads in about 3-4 s
+MAX_LATIN_LINE_CHARS = 84  # English: two rows of 42 characters, the common subtitle limit
 MIN_LINE_CHARS = 2
+_APOSTROPHES = "'’"
+
+
+def is_apostrophe(text: str, k: int) -> bool:
+    """``text[k]`` is an apostrophe inside a word (don't, Mary’s, rock'n'roll), not a quote mark."""
+    return (text[k] in _APOSTROPHES and 0 < k < len(text) - 1
+            and text[k - 1].isalpha() and text[k + 1].isalpha() and text[k - 1].isascii())
+
+
+def _latin(text: str) -> bool:
+    letters = sum(1 for c in text if c.isalpha())
+    return letters > 0 and sum(1 for c in text if c.isascii() and c.isalpha()) > letters // 2
 
 
 @dataclass(slots=True)
@@ -52,7 +83,8 @@ class Segment:
     pre: str = ""  # narration of the same sentence before the speech (attribution)
     post: str = ""  # narration right after a quote, up to the sentence end
     speaker: str = ""  # filled by attribution
-    how: str = ""  # how the speaker was found: pre | post | alternation | last | pronoun | noun | none
+    how: str = ""  # how the speaker was found: pre | post | beat | para | alternation | vocative | pronoun | ...
+    confidence: float = 0.0  # how sure that rule is, 0..1
 
 
 def _find_close(text: str, open_ch: str, i: int, end: int) -> int:
@@ -66,6 +98,8 @@ def _find_close(text: str, open_ch: str, i: int, end: int) -> int:
         c = text[k]
         if c == open_ch:
             depth += 1
+        elif c == close and is_apostrophe(text, k):
+            pass  # ‘I don’t know,’: the apostrophe does not close the quote
         elif c == close:
             if depth == 0:
                 return k
@@ -76,7 +110,7 @@ def _find_close(text: str, open_ch: str, i: int, end: int) -> int:
 
 def _is_verse(s: str) -> bool:
     parts = [p for p in VERSE_CLAUSE.split(s) if p.strip()]
-    if len(parts) < 2:
+    if len(parts) < 4:  # a couplet of equal halves is as often plain speech (和尚动得，我动不得？)
         return False
     lengths = {len(p.strip()) for p in parts}
     return len(lengths) == 1 and next(iter(lengths)) in (4, 5, 6, 7)
@@ -155,11 +189,15 @@ def segment_paragraph(text: str, p: Paragraph, para_index: int, prev_tail: str) 
         poem = bool(POEM_CUE.search(pre_sentence)) or (_is_verse(body) and not PRE_SPEECH.search(pre_sentence))
         colon = pre_sentence.rstrip().endswith(("：", ":"))
         punctuated = bool(re.search(r"[，。！？!?,…]", body))
+        # “散会！”: a quote that ends like a sentence is said, however short; 他的“行状” is a term
+        sentence = bool(re.search(r"[。！？!?…～~—][”’」』]*\s*$", body))
+        after_speech = k >= 2 and raw[k - 2][0] == "quote" and bool(segs) and segs[-1].kind == "speech"
         speechy = (
             colon
             or at_start
+            or (sentence and len(body) >= 2)
             or (punctuated and (bool(PRE_SPEECH.search(pre_sentence)) or bool(POST_SPEECH.match(after))
-                                or len(body) >= 6))
+                                or len(body) >= 6 or after_speech))
         )
         if not speechy and not poem:
             # a quoted term inside narration: keep it in the narration
@@ -232,15 +270,15 @@ def speakable_pieces(text: str, start: int, end: int, *, max_chars: int = MAX_LI
     if last < len(seg):
         bounds.append((last, len(seg)))
     for a, b in bounds:
-        if narration and any(c in BAD_CHARS for c in seg[a:b]):
+        bad = [k for k in range(a, b) if seg[k] in BAD_CHARS and not is_apostrophe(seg, k)]
+        if narration and bad:
             continue
         # cut at quotes/brackets/junk glyphs
         sub_start = a
-        for k in range(a, b + 1):
-            if k == b or seg[k] in BAD_CHARS:
-                if k > sub_start:
-                    out.extend(_fit(seg, sub_start, k, max_chars, pos))
-                sub_start = k + 1
+        for k in [*bad, b]:
+            if k > sub_start:
+                out.extend(_fit(seg, sub_start, k, max_chars, pos))
+            sub_start = k + 1
     return [(x, y) for x, y in out if y - x >= MIN_LINE_CHARS]
 
 
@@ -260,6 +298,9 @@ def _fit(seg: str, a: int, b: int, max_chars: int, base: int) -> list[tuple[int,
     a, b = _trim(seg, a, b)
     if b <= a or not HAS_CONTENT.search(seg[a:b]):
         return []
+    if _latin(seg[a:b]):
+        return _fit_words(seg, a, b, max(max_chars, MAX_LATIN_LINE_CHARS) if max_chars == MAX_LINE_CHARS else max_chars,
+                          base)
     if b - a <= max_chars:
         return [(base + a, base + b)]
     # split at clause breaks, packing clauses up to max_chars
@@ -278,6 +319,29 @@ def _fit(seg: str, a: int, b: int, max_chars: int, base: int) -> list[tuple[int,
             cur = cut + 1 if cut == last_break else cut
             last_break = -1
         k += 1
+    pa, pb = _trim(seg, cur, b)
+    if pb > pa and HAS_CONTENT.search(seg[pa:pb]):
+        pieces.append((base + pa, base + pb))
+    return pieces
+
+
+def _fit_words(seg: str, a: int, b: int, max_chars: int, base: int) -> list[tuple[int, int]]:
+    """Latin text: pieces of at most ``max_chars``, cut after a clause mark when one is near, else
+    between words, never inside a word."""
+    pieces: list[tuple[int, int]] = []
+    cur = a
+    while b - cur > max_chars:
+        window = seg[cur:cur + max_chars + 1]
+        cut = max((window.rfind(ch) + 1 for ch in ",;:—"), default=0)
+        if cut < max_chars // 3:  # no clause mark in reach: the last space
+            cut = window.rfind(" ")
+        if cut <= 0:  # one word longer than a line: leave it whole
+            nxt = seg.find(" ", cur + max_chars, b)
+            cut = (nxt if nxt > 0 else b) - cur
+        pa, pb = _trim(seg, cur, cur + cut)
+        if pb > pa and HAS_CONTENT.search(seg[pa:pb]):
+            pieces.append((base + pa, base + pb))
+        cur += cut
     pa, pb = _trim(seg, cur, b)
     if pb > pa and HAS_CONTENT.search(seg[pa:pb]):
         pieces.append((base + pa, base + pb))

@@ -57,6 +57,9 @@ PICTURE_ENGINES: Registry[PictureEngine] = Registry("picture", "picture engines 
 PICTURE_ENGINES.add("animatic", "agents.synth.pictures:AnimaticEngine", description=AnimaticEngine.description)
 PICTURE_ENGINES.add("diffusers", "agents.synth.keyframes:DiffusersEngine", description=DiffusersEngine.description,
                     extra="gpu", requires=("diffusers", "transformers"))
+PICTURE_ENGINES.add("providers", "agents.synth.providers:ProviderEngine", extra="providers", requires=("httpx",),
+                    description="keyframes, character sheets and image-to-video from generation providers "
+                                "(--image/--video PROVIDER:MODEL)")
 
 __all__ = [
     "GAP", "LEAD_IN", "MAX_SILENT_SHOT", "MIN_SHOT", "NARRATOR", "PICTURE_ENGINES", "RENDER_FILE", "RENDER_VERSION",

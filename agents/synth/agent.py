@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from decimal import Decimal
+from typing import Any
 
 from agents.base import Agent, AgentResult, RunContext
 from agents.synth.job import EpisodeJob, SynthInput, resolve_settings
@@ -19,7 +20,7 @@ from agents.synth.quote import Quote, QuoteLine, check_quote, price_quote
 from agents.synth.review import load_review
 from agents.synth.schema import RENDER_FILE, EpisodeRender
 from agents.synth.shots import render_cover, render_shots
-from agents.synth.sound import cast_voices, mix_sound, plan_shots, voice_usage
+from agents.synth.sound import VoiceEngine, cast_voices, mix_sound, plan_shots, voice_usage
 from core.config import Config
 from core.errors import InputError
 from core.fonts import find_cjk_font
@@ -60,7 +61,13 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
 
     def _quote(self, job: EpisodeJob, pictures: PictureEngine) -> Quote:
         q = pictures.quote(job)
-        if job.inp.tts == "http":
+        choice = job.inp.providers
+        if choice is not None and choice.voice:
+            from agents.synth.providers import voice_lines
+
+            q.lines.extend(voice_lines(job, *choice.voice))
+            q.tts_characters = sum(len(ln.text) for sc in job.episode.scenes for sh in sc.shots for ln in sh.lines)
+        elif job.inp.tts == "http":
             lines = [ln for sc in job.episode.scenes for sh in sc.shots for ln in sh.lines]
             model = job.settings.tts.http_model or "http"
             q.tts_characters = sum(len(ln.text) for ln in lines)
@@ -77,8 +84,19 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
         shots = [(si, scene, shot) for si, scene in enumerate(ep.scenes, 1) for shot in scene.shots]
         if not shots:
             raise InputError(f"episode {inp.episode} has no shots", hint="edit screenplay.json or re-run the script stage")
-        voice = get_engine(inp.tts, job.settings.tts)
-        if voice.name == "silence" and inp.tts == "auto":
+        opened: list[Any] = []  # provider sessions, closed when the run ends
+        try:
+            return self._run(job, ctx, start, shots, opened)
+        finally:
+            for item in opened:
+                item.close()
+
+    def _run(self, job: EpisodeJob, ctx: RunContext, start: float, shots: list[Any],
+             opened: list[Any]) -> AgentResult[EpisodeRender]:
+        inp, ep = job.inp, job.episode
+        provider_voice = None
+        voice: VoiceEngine = get_engine(inp.tts, job.settings.tts)
+        if voice.name == "silence" and inp.tts == "auto" and not (inp.providers and inp.providers.voice):
             ctx.warn("no offline Chinese voice installed: the episode has a silent voice track "
                      "(apt-get install espeak-ng, or pip install espeakng-loader)")
         font = find_cjk_font()
@@ -91,9 +109,18 @@ class SynthAgent(Agent[SynthInput, EpisodeRender]):
         if quote.images:
             for note in quote.notes:
                 log.info("quote: %s", note)
+        if inp.providers is not None and inp.providers.voice:  # after the budget check: nothing paid before it
+            from agents.synth.providers import ProviderVoice
+
+            provider_voice = ProviderVoice(job, *inp.providers.voice)
+            opened.append(provider_voice)
+            voice = provider_voice
 
         ctx.step(0.0, "配音 · voices")
-        voicing = plan_shots(job, voice, cast_voices(inp.series), shots)
+        cast = provider_voice.cast(inp.series) if provider_voice is not None else cast_voices(inp.series)
+        if provider_voice is not None:
+            provider_voice.prefetch(job, cast)
+        voicing = plan_shots(job, voice, cast, shots)
         sound = mix_sound(job)
         keyframes = pictures.pictures(job)
         renders, reused = render_shots(job, voice.name, sound, keyframes)

@@ -33,6 +33,7 @@ from pipelines.tts import TTSOptions
 
 if TYPE_CHECKING:
     from agents.base import RunContext
+    from agents.synth.providers import ProviderChoice
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
@@ -62,6 +63,7 @@ class SynthInput:
     gen_size: tuple[int, int] | None = None
     shared_dir: Path | None = None  # where character sheets live (default: out_dir/../characters)
     price: PriceLookup | None = None  # default: the price book named in the config
+    providers: ProviderChoice | None = None  # --image/--video/--voice PROVIDER:MODEL (agents.synth.providers)
 
     def check(self) -> None:
         """Refuse bad values before any work, naming the field, the value and the fix."""
@@ -150,6 +152,14 @@ def resolve_settings(inp: SynthInput, config: Config) -> Settings:
         known = ", ".join(dict.fromkeys((*ENGINE_CHOICES, *PICTURE_ENGINES.names())))
         raise FieldError("engine" if inp.engine else "[synth] engine", engine, "is not a picture engine",
                          hint=f"use one of {known}")
+    if inp.providers is not None and inp.providers.image:
+        if engine not in ("auto", "providers"):
+            raise FieldError("engine", engine, "cannot be combined with --image PROVIDER:MODEL",
+                             hint="leave --engine out (the provider makes the pictures), or drop --image")
+        engine = "providers"
+    elif engine == "providers":
+        raise InputError("the providers picture engine needs an image model",
+                         hint="pass --image PROVIDER:MODEL, e.g. --image ark:doubao-seedream-4-0-250828")
     image_model = inp.image_model if inp.image_model is not None else config.models.image_model
     video_model = inp.video_model if inp.video_model is not None else config.models.video_model
     if engine == "auto":

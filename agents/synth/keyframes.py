@@ -34,8 +34,8 @@ from agents.synth.pictures import Keyframe, MotionClip, PictureEngine, consisten
 from agents.synth.quote import Quote, QuoteLine, check_caps
 from agents.synth.schema import NARRATOR
 from core.aigc import make_label
-from core.atomic import atomic_path, atomic_write_text
 from core.errors import InputError, ReelForgeError
+from core.files import atomic_path, atomic_write_text
 from core.screenplay import Character, Shot
 from core.usage import UsageRecord, seconds_since
 from models.modelcard import ModelLicence, read_model_licence

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from agents.synth.job import EpisodeJob
 from agents.synth.quote import Quote
-from core.atomic import atomic_write_text
+from core.files import atomic_write_text
 from pipelines.consistency import ConsistencyScore
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 
 from agents.synth.schema import RENDER_FILE, EpisodeRender, ReviewStatus
 from core.errors import InputError
+from core.files import atomic_write_text
 
 REVIEW_FILE = "review.json"
 
@@ -116,11 +117,8 @@ def load_review(out_dir: Path) -> dict[str, ReviewEntry]:
 def save_review(out_dir: Path, shots: dict[str, ReviewEntry]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / REVIEW_FILE
-    tmp = out_dir / (REVIEW_FILE + ".tmp")
     data = {"shots": {k: v.to_json() for k, v in shots.items()}}
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def review_shot(out_dir: Path, shot_id: str, action: str, prompt: str | None = None,
@@ -159,3 +157,59 @@ def review_shot(out_dir: Path, shot_id: str, action: str, prompt: str | None = N
                 s.review = entry.status
         render.save(render_path)
     return entry
+
+
+# --- character reference sheets (series-wide, in synth/characters/sheets.json) -----------------
+SHEETS_FILE = "sheets.json"
+SHEET_ACTIONS = ("approve", "regenerate")
+
+
+def load_sheets(sheet_dir: Path) -> dict[str, dict[str, Any]]:
+    """The character sheets' review records: name -> {status, by, provider, task_id, sha256, round}."""
+    path = sheet_dir / SHEETS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as e:
+        raise InputError(f"{str(path)!r} is not valid JSON: {e}",
+                         hint="fix or delete it (the sheets are then reviewed again)") from e
+    if not isinstance(data, dict):
+        raise InputError(f"{str(path)!r} must hold an object of characters")
+    return {str(k): v for k, v in data.items() if isinstance(v, dict)}
+
+
+def save_sheets(sheet_dir: Path, sheets: dict[str, dict[str, Any]]) -> Path:
+    sheet_dir.mkdir(parents=True, exist_ok=True)
+    path = sheet_dir / SHEETS_FILE
+    tmp = sheet_dir / (SHEETS_FILE + ".tmp")
+    tmp.write_text(json.dumps(sheets, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def pending_sheets(sheet_dir: Path) -> list[str]:
+    """Characters whose sheet is made but not approved."""
+    return [name for name, rec in load_sheets(sheet_dir).items() if rec.get("status") == "pending"]
+
+
+def review_sheet(sheet_dir: Path, name: str, action: str, png: Path | None = None) -> dict[str, Any]:
+    """``approve`` a character's reference sheet, or ``regenerate`` it (the picture is removed and
+    the next run makes a new one with a new seed, pending review again)."""
+    if action not in SHEET_ACTIONS:
+        raise InputError(f"unknown sheet review action {action!r}", hint=", ".join(SHEET_ACTIONS))
+    sheets = load_sheets(sheet_dir)
+    if name not in sheets:
+        raise InputError(f"no character sheet for {name!r}",
+                         hint=f"sheets: {', '.join(sheets) or 'none yet (run synth with --image PROVIDER:MODEL)'}")
+    rec = sheets[name]
+    if action == "approve":
+        if rec.get("status") == "regenerate":
+            raise InputError(f"the sheet of {name!r} is waiting to be made again", hint="run synth first")
+        rec.update(status="approved", by="reviewer")
+    else:
+        rec.update(status="regenerate", by="", round=int(rec.get("round", 0)) + 1)
+        if png is not None:
+            png.unlink(missing_ok=True)
+    save_sheets(sheet_dir, sheets)
+    return rec

@@ -15,6 +15,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict
 
 from core.errors import InputError
+from core.files import atomic_write_text
 
 RENDER_VERSION = 2  # bump when the look of a shot or the timing rules change
 RENDER_FILE = "render.json"
@@ -118,10 +119,7 @@ class EpisodeRender(_Model):
         return [s.id for s in self.shots if s.review != "approved"]
 
     def save(self, path: Path) -> Path:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps(self.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> EpisodeRender:

@@ -26,8 +26,8 @@ from agents.synth.pictures import Keyframe, MotionClip
 from agents.synth.schema import NARRATOR, RENDER_VERSION, MotionKind, ShotRender, motion_name
 from agents.synth.sound import EpisodeSound
 from core.aigc import AIGC_KEY, label_metadata, make_label, read_label
-from core.atomic import atomic_path, atomic_write_text
 from core.errors import InputError
+from core.files import atomic_path, atomic_write_text
 from core.media import VideoWriter, concat, probe, write_wav
 from core.paths import safe_join
 from core.screenplay import Scene

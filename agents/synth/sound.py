@@ -25,7 +25,7 @@ import numpy as np
 
 from agents.synth.job import EpisodeJob, ShotPlan, content_hash, speaker_of
 from agents.synth.schema import NARRATOR, TimedLine
-from core.atomic import atomic_write_bytes
+from core.files import atomic_write_bytes
 from core.media import resample_audio, samples_for_frames
 from core.screenplay import Line, Scene, Series, Shot
 from core.usage import UsageRecord
@@ -82,14 +82,11 @@ class Voicing:
 
 
 def cast_voices(series: Series) -> dict[str, VoiceSpec]:
-    """A voice per character and alias ("" is the narrator); the same across every episode."""
-    voices: dict[str, VoiceSpec] = {"": VoiceSpec(voice="cmn", rate_wpm=160, pitch=45)}  # narrator
-    for ch in series.characters:
-        spec = VoiceSpec(voice=ch.voice, rate_wpm=170, pitch=50) if ch.voice else assign_voice(ch.name)
-        voices[ch.name] = spec
-        for alias in ch.aliases:
-            voices.setdefault(alias, spec)
-    return voices
+    """A voice per character and alias ("" is the narrator); the same across every episode, and
+    distinct within the series (chosen from each character's gender/age hint: pipelines.voices)."""
+    from pipelines.voices import cast_voices as cast
+
+    return cast(series.characters).voices
 
 
 def speak(job: EpisodeJob, engine: VoiceEngine, text: str, spec: VoiceSpec, *,

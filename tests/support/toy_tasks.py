@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from core.atomic import atomic_write_text
 from core.executor import TaskContext, TaskOutput
+from core.files import atomic_write_text
 from core.registry import Registry
 
 KINDS: Registry[TaskOutput] = Registry("toy-task", "task kinds of the executor tests")

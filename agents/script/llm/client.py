@@ -46,6 +46,7 @@ class Completion:
     attempts: int = 1
     estimated: bool = False  # token counts estimated from characters (server sent no usage)
     finish_reason: str = ""
+    cpu_seconds: float | None = None  # processor time of a local model's process (all its threads)
 
 
 class RetryableError(Exception):
@@ -61,11 +62,16 @@ class ChatClient(ABC):
 
     engine: str = ""
     model: str = ""
-    vendor: str = ""
-    device: str = "api"
+    vendor: str = ""  # the service that is paid (an API) or the model's publisher (a local model)
+    device: str = "api"  # "api", or where a local model runs: cpu, cuda, mps
     licence: str = ""  # of the model (local) or the service terms (an API), for the usage records
     concurrency: int = 1
     context_tokens: int = 32768
+    parameters: int = 0  # a local model's size; 0 when unknown (an API)
+    tokens_per_s: float = 0.0  # measured decoding speed of a local model; 0 when unknown
+
+    def close(self) -> None:  # noqa: B027 - an optional hook: most clients hold nothing
+        """Release what the client holds (a worker process, a model); idempotent."""
 
     @abstractmethod
     def complete(self, messages: list[Message], *, schema: dict[str, Any] | None = None,

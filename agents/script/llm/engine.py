@@ -1,298 +1,83 @@
 """Hierarchical LLM screenwriting: summaries -> logline -> characters -> outline -> scenes -> lines.
 
-Each level is stored in a :class:`Draft` (JSON, editable). :meth:`LLMEngine.generate` fills only
-the levels that are missing, so a person can edit any level, delete it (or use
-:func:`clear_level`) and re-run to regenerate just that level. Long novels are read in chunks
-with a running summary, so no prompt overflows the model's context; episode sources come from the
-offline engine's analysis (chapters, scenes, and its condensed picks when a range is too long).
+Each level is stored in a :class:`~agents.script.llm.draft.Draft` (JSON, editable).
+:meth:`LLMEngine.generate` fills only the levels that are missing, so a person can edit any level,
+delete it (or use :func:`clear_level`) and re-run to regenerate just that level. Long novels are
+read in chunks with a running summary, so no prompt overflows the model's context; episode
+sources come from the offline engine's analysis (chapters, scenes, and its condensed picks when a
+range is too long). Prompt sizes, reply caps and attempts follow the model's size
+(:class:`~agents.script.llm.budget.Budget`); a local model's run starts with a time estimate.
+
+Every reply is validated against its level's schema, against the prompts' own template text
+(:class:`~agents.script.llm.prompts.EchoGuard`) and, for scenes and lines, against the source
+(quotes and lines must be found in the novel); each problem goes back to the model on the repair
+turn. A level no reply passes is, with ``fallback="offline"``, filled from the offline engine's
+analysis (:class:`~agents.script.llm.fallback.OfflineLevels`) and marked in the draft, the usage
+and the run's notes; with ``fallback="none"`` the run stops with the error, the draft kept.
 
 Scenes and lines of different episodes are asked for concurrently, up to the client's
-concurrency limit. Every call is a usage record (tokens in/out, cost from the price book).
-Lines that the model copies from the novel get source spans; lines it rewrote are snapped to
-the closest source sentence when they are close enough, otherwise kept without a span and
-counted in a warning.
+concurrency limit. Every call is a usage record (tokens in/out, cost from the price book; a local
+model's compute seconds too).
 """
 
 from __future__ import annotations
 
-import bisect
-import difflib
-import json
 import logging
-import re
 import threading
-import tomllib
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import date
 from decimal import Decimal
-from importlib import resources
+from functools import partial
 from pathlib import Path
-from string import Template
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel
 
 from agents.script.base import EngineResult, ScriptEngine, ScriptInput
+from agents.script.llm.assemble import ChapterTable, assemble, clean_range, trace_lines
+from agents.script.llm.budget import FALLBACK_BELOW, Budget
 from agents.script.llm.client import ChatClient, Completion, Message
-from agents.script.llm.structured import ask_json
-from agents.script.offline import (
-    NARRATOR,
-    TOLERANCE,
-    Analysis,
-    analyse,
-    build_series,
-    plan_episodes,
+from agents.script.llm.draft import (
+    LEVELS,
+    CastPlan,
+    ChunkSummary,
+    Draft,
+    EpisodePlan,
+    LoglinePlan,
+    OutlineBatch,
+    ScenePlan,
+    ScenesPlan,
+    ShotsPlan,
+    clear_level,
+    fill_key,
 )
+from agents.script.llm.fallback import OfflineLevels
+from agents.script.llm.prompts import EchoGuard, Prompts
+from agents.script.llm.structured import InvalidReplyError, ask_json
+from agents.script.offline import Analysis, analyse, build_series, plan_episodes
 from agents.script.pricing import PriceLookup
 from agents.script.reader import NovelText
-from agents.script.segment import BAD_CHARS, MAX_LINE_CHARS, speakable_pieces
-from agents.script.timing import line_seconds, shot_seconds
+from agents.script.segment import MAX_LINE_CHARS, speakable_pieces
 from core.errors import InputError
-from core.screenplay import (
-    CameraMove,
-    Character,
-    Episode,
-    Line,
-    LineKind,
-    Location,
-    Scene,
-    Series,
-    Shot,
-    ShotSize,
-    SourceInfo,
-    SourceSpan,
-)
+from core.screenplay import Series
 from core.usage import UsageRecord
 
 if TYPE_CHECKING:
     from agents.base import RunContext
 
+__all__ = ["LEVELS", "FALLBACKS", "Draft", "LLMEngine", "Prompts", "clear_level", "default_fallback"]
+
 log = logging.getLogger(__name__)
 
-LEVELS = ("summaries", "logline", "characters", "outline", "scenes", "lines")
-OUTLINE_BATCH = 10
-SNAP_RATIO = 0.8  # a rewritten line this close to a source sentence is replaced by that sentence
+FALLBACKS = ("auto", "offline", "none")
+T = TypeVar("T", bound=BaseModel)
 
 
-# --- level data -----------------------------------------------------------------------------
-
-
-class _Loose(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class ChunkSummary(_Loose):
-    summary: str = Field(min_length=1)
-    characters: list[str] = Field(default_factory=list)
-    events: list[str] = Field(default_factory=list)
-
-
-class LoglinePlan(_Loose):
-    title: str = Field(min_length=1)
-    logline: str = Field(min_length=1)
-    genre: str = ""
-
-
-class CharacterPlan(_Loose):
-    name: str = Field(min_length=1)
-    aliases: list[str] = Field(default_factory=list)
-    description: str = ""
-    appearance: str = ""
-    voice: str = ""
-    role: str = "supporting"
-
-    @field_validator("role")
-    @classmethod
-    def _role(cls, v: str) -> str:
-        v = (v or "").strip().lower()
-        return v if v in ("lead", "supporting", "extra") else "supporting"
-
-
-class CastPlan(_Loose):
-    characters: list[CharacterPlan] = Field(min_length=1)
-
-
-class EpisodePlan(_Loose):
-    number: int = Field(ge=1)
-    title: str = ""
-    synopsis: str = ""
-    hook: str = ""
-    cliffhanger: str = ""
-    paywall: bool = False
-
-
-class OutlineBatch(_Loose):
-    episodes: list[EpisodePlan] = Field(min_length=1)
-
-
-class ScenePlan(_Loose):
-    int_ext: str = "INT"
-    place: str = ""
-    time_of_day: str = "day"
-    characters: list[str] = Field(default_factory=list)
-    summary: str = ""
-    source_quote: str = ""
-
-    @field_validator("int_ext")
-    @classmethod
-    def _ie(cls, v: str) -> str:
-        v = (v or "").upper().replace(".", "").strip()
-        if "INT" in v and "EXT" in v:
-            return "INT/EXT"
-        if v.startswith("EXT") or v in ("外", "外景"):
-            return "EXT"
-        return "INT"
-
-    @field_validator("time_of_day")
-    @classmethod
-    def _tod(cls, v: str) -> str:
-        v = (v or "").strip().lower()
-        table = {"日": "day", "夜": "night", "晨": "dawn", "昏": "dusk", "黄昏": "dusk", "清晨": "dawn"}
-        v = table.get(v, v)
-        return v if v in ("day", "night", "dawn", "dusk", "unspecified") else "day"
-
-
-class ScenesPlan(_Loose):
-    scenes: list[ScenePlan] = Field(min_length=1)
-
-
-class LinePlan(_Loose):
-    speaker: str = ""
-    text: str = Field(min_length=1)
-    kind: str = "dialogue"
-
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, v: str) -> str:
-        v = (v or "").strip().lower().replace(".", "").replace("-", "")
-        table = {"voiceover": "vo", "offscreen": "os", "narrator": "narration", "旁白": "narration",
-                 "对白": "dialogue", "画外音": "os", "内心独白": "vo"}
-        v = table.get(v, v)
-        return v if v in ("dialogue", "os", "vo", "narration") else "dialogue"
-
-
-class ShotPlan(_Loose):
-    size: str = "MS"
-    camera: str = "static"
-    visual_prompt: str = ""
-    characters: list[str] = Field(default_factory=list)
-    sfx: list[str] = Field(default_factory=list)
-    lines: list[LinePlan] = Field(default_factory=list)
-
-    @field_validator("size")
-    @classmethod
-    def _size(cls, v: str) -> str:
-        v = (v or "").strip().upper()
-        return v if v in {s.value for s in ShotSize} else "MS"
-
-    @field_validator("camera")
-    @classmethod
-    def _camera(cls, v: str) -> str:
-        v = (v or "").strip().lower().replace(" ", "_").replace("-", "_")
-        return v if v in {c.value for c in CameraMove} else "static"
-
-
-class ShotsPlan(_Loose):
-    shots: list[ShotPlan] = Field(min_length=1)
-
-
-class Draft(BaseModel):
-    """Every level of an LLM adaptation; saved as JSON next to the screenplay and editable."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: int = 1
-    source_sha256: str
-    language: str = "zh"
-    episode_seconds: float = 90.0
-    ranges: list[tuple[int, int]] = Field(default_factory=list)  # source range of each episode
-    summaries: list[ChunkSummary] = Field(default_factory=list)
-    chunk_count: int = 0
-    logline: LoglinePlan | None = None
-    cast: CastPlan | None = None
-    outline: list[EpisodePlan] = Field(default_factory=list)
-    scenes: dict[str, ScenesPlan] = Field(default_factory=dict)  # episode number -> scenes
-    shots: dict[str, ShotsPlan] = Field(default_factory=dict)  # "episode:scene" -> shots
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> Draft:
-        from core.screenplay import format_validation_error
-
-        try:
-            return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise InputError(f"draft {str(path)!r} does not exist") from e
-        except ValueError as e:
-            detail = format_validation_error(e) if hasattr(e, "errors") else str(e)  # type: ignore[arg-type]
-            raise InputError(f"draft {str(path)!r} is not valid:\n{detail}",
-                             hint="fix it by hand or delete it to start over") from e
-
-
-def clear_level(draft: Draft, level: str, episode: int | None = None) -> None:
-    """Forget one level (for one episode, where the level is per episode) so it is generated again."""
-    if level not in LEVELS:
-        raise InputError(f"unknown level {level!r}", hint=f"use one of {', '.join(LEVELS)}")
-    if level == "summaries":
-        draft.summaries, draft.chunk_count = [], 0
-    elif level == "logline":
-        draft.logline = None
-    elif level == "characters":
-        draft.cast = None
-    elif level == "outline":
-        if episode is None:
-            draft.outline = []
-        else:
-            draft.outline = [e for e in draft.outline if e.number != episode]
-    elif level == "scenes":
-        if episode is None:
-            draft.scenes = {}
-        else:
-            draft.scenes.pop(str(episode), None)
-    elif level == "lines":
-        if episode is None:
-            draft.shots = {}
-        else:
-            for key in [k for k in draft.shots if k.split(":")[0] == str(episode)]:
-                draft.shots.pop(key)
-
-
-# --- prompts ----------------------------------------------------------------------------------
-
-
-class Prompts:
-    """Prompt templates shipped as package data (``agents/script/prompts/{zh,en}.toml``)."""
-
-    def __init__(self, table: dict[str, str]) -> None:
-        self.table = table
-
-    @classmethod
-    def load(cls, language: str = "zh", path: str | Path | None = None) -> Prompts:
-        if path is not None:
-            raw = Path(path).read_text(encoding="utf-8")
-        else:
-            if language not in ("zh", "en"):
-                raise InputError(f"no prompts for language {language!r}", hint="use zh or en")
-            raw = resources.files("agents.script").joinpath("prompts", f"{language}.toml").read_text(encoding="utf-8")
-        table = tomllib.loads(raw)
-        missing = {"system", "summary", "logline", "characters", "outline", "scenes", "shots", "repair"} - set(table)
-        if missing:
-            raise InputError(f"prompt file lacks {', '.join(sorted(missing))}")
-        return cls({k: str(v) for k, v in table.items()})
-
-    def render(self, key: str, **values: object) -> str:
-        return Template(self.table[key]).substitute({k: str(v) for k, v in values.items()})
-
-
-# --- the engine -------------------------------------------------------------------------------
+def default_fallback(client: ChatClient) -> str:
+    """``offline`` for a local model smaller than :data:`FALLBACK_BELOW` parameters, else ``none``."""
+    return "offline" if client.device != "api" and 0 < client.parameters < FALLBACK_BELOW else "none"
 
 
 class LLMEngine(ScriptEngine):
@@ -306,48 +91,78 @@ class LLMEngine(ScriptEngine):
         language: str = "zh",
         prompts: Prompts | None = None,
         draft_path: str | Path | None = None,
-        attempts: int = 3,
-        max_characters: int = 20,
+        attempts: int | None = None,
+        max_characters: int | None = None,
+        fallback: str = "auto",
+        min_traced: float = 0.5,
         today: Callable[[], date] = date.today,
+        hybrid_threshold: float | None = None,
     ) -> None:
+        if fallback not in FALLBACKS:
+            raise InputError(f"unknown fallback {fallback!r}", hint=f"use one of {', '.join(FALLBACKS)}")
         self.client = client
         self.name = client.engine or "openai"  # type: ignore[misc]
         self.price_lookup = price_lookup
         self.language = language
         self.prompts = prompts or Prompts.load(language)
+        self.guard = EchoGuard.from_prompts(self.prompts)
         self.draft_path = Path(draft_path) if draft_path else None
-        self.attempts = attempts
-        self.max_characters = max_characters
+        self.budget = Budget.for_client(client, attempts=attempts, max_characters=max_characters)
+        self.fallback = default_fallback(client) if fallback == "auto" else fallback
+        self.min_traced = min_traced
         self.today = today
+        self.hybrid_threshold = hybrid_threshold  # set: only doubtful speakers go to the model (agents.script.hybrid)
         self._lock = threading.Lock()
         self._usage: list[UsageRecord] = []
         self._ctx: RunContext | None = None
         self._pending: list[UsageRecord] = []
         self._owner = threading.get_ident()
+        self._filled: list[str] = []
+        self._offline: OfflineLevels | None = None
+        self._chapters: ChapterTable | None = None
+
+    @property
+    def attempts(self) -> int:
+        return self.budget.attempts
+
+    @property
+    def source_chars(self) -> int:
+        """Characters of source text one prompt may carry (about half the context; ~1 token per CJK char)."""
+        return self.budget.source_chars
+
+    def close(self) -> None:
+        self.client.close()
 
     # -- usage ------------------------------------------------------------------------------
-    def _record(self, level: str, completion: Completion, attempt: int) -> None:
+    def _record(self, level: str, completion: Completion, attempt: int, extra: dict[str, Any] | None = None) -> None:
         day = self.today()
         records = []
+        client = self.client
         for unit, tokens in (("input_token", completion.tokens_in), ("output_token", completion.tokens_out)):
             detail: dict[str, Any] = {"level": level, "attempt": attempt, "tokens_estimated": completion.estimated}
+            detail.update(extra or {})
             price = self.price_lookup(completion.model, unit, day) if self.price_lookup else None
             if price is not None:
                 detail["unit_price_cny"] = str(price)
                 detail["cost_cny"] = str((Decimal(tokens) * price).quantize(Decimal("0.000001")))
             records.append(UsageRecord(
                 stage="script", engine=self.name, unit=unit, quantity=Decimal(tokens), model=completion.model,
-                device=self.client.device, seconds=Decimal(str(round(completion.seconds, 3))) if unit == "output_token" else Decimal(0),
+                device=client.device, seconds=_secs(completion.seconds) if unit == "output_token" else Decimal(0),
                 tokens_in=completion.tokens_in if unit == "input_token" else 0,
                 tokens_out=completion.tokens_out if unit == "output_token" else 0,
-                vendor=self.client.vendor, licence=self.client.licence, detail=detail,
+                vendor=client.vendor, licence=client.licence, detail=detail,
             ))
-        if self.client.device in ("cpu", "cuda", "mps"):  # a local model: its compute time too
-            unit = "gpu_second" if self.client.device == "cuda" else "cpu_second"
-            secs = Decimal(str(round(completion.seconds, 3)))
-            records.append(UsageRecord(stage="script", engine=self.name, unit=unit, quantity=secs,
-                                       model=completion.model, device=self.client.device, seconds=secs,
-                                       licence=self.client.licence, detail={"level": level}))
+        if client.device != "api":  # a local model: its compute time too (wall seconds, and CPU time when known)
+            unit = "gpu_second" if client.device == "cuda" else "cpu_second"
+            detail = {"level": level, "attempt": attempt}
+            if completion.cpu_seconds is not None:
+                detail["cpu_time_s"] = str(_secs(completion.cpu_seconds))
+            records.append(UsageRecord(stage="script", engine=self.name, unit=unit, quantity=_secs(completion.seconds),
+                                       model=completion.model, device=client.device, seconds=_secs(completion.seconds),
+                                       vendor=client.vendor, licence=client.licence, detail=detail))
+        self._queue(records)
+
+    def _queue(self, records: list[UsageRecord]) -> None:
         with self._lock:
             self._usage.extend(records)
             self._pending.extend(records)
@@ -365,75 +180,165 @@ class LLMEngine(ScriptEngine):
         if batch and self._ctx is not None:
             self._ctx.record(batch)
 
-    def _ask(self, level: str, prompt: str, model: type[BaseModel], *, max_tokens: int = 2048,
-             check: Callable[[Any], None] | None = None) -> Any:
+    # -- asking -----------------------------------------------------------------------------
+    def _ask(self, level: str, prompt: str, model: type[T], *, max_tokens: int,
+             check: Callable[[T], None] | None = None) -> T:
         messages: list[Message] = [{"role": "system", "content": self.prompts.table["system"]},
                                    {"role": "user", "content": prompt}]
+
+        def checks(value: T) -> None:
+            problems = []
+            for fn in (self.guard.check, check):
+                if fn is None:
+                    continue
+                try:
+                    fn(value)
+                except ValueError as e:
+                    problems.append(str(e))
+            if problems:
+                raise ValueError("\n".join(problems))
+
         return ask_json(
             self.client, messages, model,
             repair_prompt=lambda err: self.prompts.render("repair", error=err),
             on_completion=lambda c, a: self._record(level, c, a),
-            attempts=self.attempts, max_tokens=max_tokens, what=f"{level} reply", check=check,
+            attempts=self.budget.attempts, max_tokens=max_tokens, what=f"{level} reply", check=checks,
         )
 
-    # -- budgets ----------------------------------------------------------------------------
-    @property
-    def source_chars(self) -> int:
-        """Characters of source text one prompt may carry (about half the context; ~1 token per CJK char)."""
-        return max(800, min(60_000, int(self.client.context_tokens * 0.45)))
+    def _level(self, draft: Draft, key: str, ask: Callable[[], T], fill: Callable[[], T | None]) -> T | None:
+        """``ask()``; when no reply validates and the fallback is offline, ``fill()`` and mark ``key``."""
+        try:
+            return ask()
+        except InvalidReplyError as e:
+            if self.fallback != "offline":
+                raise
+            return self._fill(draft, key, e, fill)
+
+    def _fill(self, draft: Draft, key: str, err: InvalidReplyError, fill: Callable[[], T | None]) -> T | None:
+        t0 = time.perf_counter()
+        value = fill()
+        seconds = time.perf_counter() - t0
+        with self._lock:
+            draft.filled[key] = "offline"
+            self._filled.append(key)
+        log.warning("%s: %s; filled from the offline analysis", key, err.message)
+        self._queue([UsageRecord(stage="script", engine="offline", unit="cpu_second", quantity=_secs(seconds),
+                                 device="cpu", seconds=_secs(seconds), licence="ReelForge offline rules",
+                                 detail={"level": key.split(":")[0], "filled": key, "fallback": "offline",
+                                         "for_model": self.client.model, "reason": err.message[:300]})])
+        return value
 
     # -- main -------------------------------------------------------------------------------
     def generate(self, novel: NovelText, inp: ScriptInput, ctx: RunContext) -> EngineResult:
         self._ctx = ctx
-        self._usage = []
-        self._pending = []
+        self._usage, self._pending, self._filled = [], [], []
         self._owner = threading.get_ident()
+        if self.hybrid_threshold is not None:
+            from agents.script.hybrid import generate_hybrid
+
+            return generate_hybrid(self, novel, inp, ctx)
         an = analyse(novel, ctx)
         plan = plan_episodes(an, inp.episodes)
         draft = self._open_draft(novel, inp, plan, an)
         self._save(draft)
-        # the offline engine's picks for the same episodes: verbatim, condensed source for long ranges
+        # the offline engine's series over the same ranges: condensed sources for long ranges, and
+        # the data of any level the model cannot write
         offline, _rep = build_series(an, inp, None, plan=plan)
+        self._offline = OfflineLevels(an, offline)
+        self._chapters = ChapterTable(an)
         text = novel.text
+        report: dict[str, Any] = {"estimate_s": self._estimate(an, draft, ctx), "seconds": {}}
+        clock = _Clock(report["seconds"])
 
-        if not draft.summaries:
+        with clock("summaries"):
             self._summaries(an, draft, ctx)
         ctx.step(0.45, "logline")
         running = draft.summaries[-1].summary if draft.summaries else ""
-        if draft.logline is None:
-            draft.logline = self._ask("logline", self.prompts.render(
-                "logline", title_hint=inp.title or an.book.title or novel.title_hint, summary=running), LoglinePlan)
-            self._save(draft)
-        if draft.cast is None:
-            cands = "\n".join(f"{p.name}：{p.mentions}" + (f"（{'、'.join(p.aliases)}）" if p.aliases else "")
-                              for p in an.cast.people[:40])
-            draft.cast = self._ask("characters", self.prompts.render(
-                "characters", summary=running, candidates=cands or "（无）", max_characters=self.max_characters),
-                CastPlan, max_tokens=3000)
-            self._save(draft)
+        with clock("logline"):
+            if draft.logline is None:
+                prompt = self.prompts.render("logline", title_hint=inp.title or an.book.title or novel.title_hint,
+                                             summary=running)
+                draft.logline = self._level(draft, "logline", lambda: self._ask(
+                    "logline", prompt, LoglinePlan, max_tokens=self.budget.reply_tokens("logline")),
+                    self._offline.logline)
+                self._save(draft)
+        with clock("characters"):
+            if draft.cast is None:
+                cands = "\n".join(f"{p.name}：{p.mentions}" + (f"（{'、'.join(p.aliases)}）" if p.aliases else "")
+                                  for p in an.cast.people[:40])
+                prompt = self.prompts.render("characters", summary=running, candidates=cands or "（无）",
+                                             max_characters=self.budget.max_characters)
+                draft.cast = self._level(draft, "characters", lambda: self._ask(
+                    "characters", prompt, CastPlan, max_tokens=self.budget.reply_tokens("characters")),
+                    lambda: self._offline_levels().cast(self.budget.max_characters))
+                self._save(draft)
         ctx.step(0.5, "outline")
-        self._outline(an, draft, inp, offline)
+        with clock("outline"):
+            self._outline(an, draft, inp, offline)
+        assert draft.cast is not None
         cast_names = "、".join(c.name for c in draft.cast.characters[:12])
-        # scenes of every episode, concurrently
-        todo = [e for e in draft.outline if str(e.number) not in draft.scenes]
-        self._parallel(ctx, draft, todo, lambda e: self._scenes(draft, e, text, offline, cast_names),
-                       lambda e, v: draft.scenes.__setitem__(str(e.number), v), 0.55, 0.7, "scenes")
-        # lines of every scene, concurrently
-        jobs = [(e, k, sc) for e in draft.outline for k, sc in enumerate(draft.scenes[str(e.number)].scenes, start=1)
-                if f"{e.number}:{k}" not in draft.shots]
-        self._parallel(ctx, draft, jobs, lambda j: self._shots(draft, j[0], j[1], j[2], text, offline),
-                       lambda j, v: draft.shots.__setitem__(f"{j[0].number}:{j[1]}", v), 0.7, 0.95, "lines")
-        series, report = self._assemble(novel, an, draft, inp, ctx)
-        report["calls"] = sum(1 for r in self._usage if r.unit == "input_token")
-        report["tokens_in"] = sum(r.tokens_in for r in self._usage)
-        report["tokens_out"] = sum(r.tokens_out for r in self._usage)
-        if self.price_lookup is None:
-            log.info("no price book: %d LLM usage records carry no cost; the ledger prices them on import",
-                     len(self._usage))
+        with clock("scenes"):  # scenes of every episode, concurrently
+            todo = [e for e in draft.outline if str(e.number) not in draft.scenes]
+            self._parallel(ctx, draft, todo, lambda e: self._scenes(draft, e, text, offline, cast_names),
+                           lambda e, v: draft.scenes.__setitem__(str(e.number), v), 0.55, 0.7, "scenes")
+        with clock("lines"):  # lines of every scene, concurrently
+            jobs = [(e, k, sc) for e in draft.outline
+                    for k, sc in enumerate(draft.scenes[str(e.number)].scenes, start=1)
+                    if f"{e.number}:{k}" not in draft.shots and fill_key("lines", e.number, k) not in draft.filled]
+
+            def put(job: Any, shots: ShotsPlan | None) -> None:
+                if shots is not None:  # None: nothing to fill this scene with; it is left out
+                    draft.shots[f"{job[0].number}:{job[1]}"] = shots
+
+            self._parallel(ctx, draft, jobs, lambda j: self._shots(draft, j[0], j[1], j[2], text, offline), put,
+                           0.7, 0.95, "lines")
+        engine = f"{self.name}:{self.client.model}" + ("+offline" if draft.filled else "")
+        series, assembled = assemble(novel, an, draft, inp, ctx, language=self.language, engine=engine)
+        report |= assembled
+        self._report(report, draft, ctx)
         ctx.step(1.0, "done")
         usage = list(self._usage)
         self._ctx = None
         return EngineResult(series=series, usage=usage, report=report | {"recorded": True})
+
+    def _offline_levels(self) -> OfflineLevels:
+        assert self._offline is not None
+        return self._offline
+
+    def _report(self, report: dict[str, Any], draft: Draft, ctx: RunContext) -> None:
+        report["calls"] = sum(1 for r in self._usage if r.unit == "input_token")
+        report["tokens_in"] = sum(r.tokens_in for r in self._usage)
+        report["tokens_out"] = sum(r.tokens_out for r in self._usage)
+        report["fallback"] = self.fallback
+        report["filled"] = dict(sorted(draft.filled.items()))
+        if draft.filled:
+            levels = sorted({k.split(":")[0] for k in draft.filled}, key=LEVELS.index)
+            shown = ", ".join(sorted(draft.filled)[:12]) + (" ..." if len(draft.filled) > 12 else "")
+            ctx.warn(f"{self.client.model} could not write {len(draft.filled)} part(s) ({', '.join(levels)}); "
+                     f"they were filled by the offline engine and are marked in the draft's 'filled': {shown} / "
+                     f"模型未能完成的部分已由离线引擎补全并标注")
+        if self.price_lookup is None:
+            log.info("no price book: %d LLM usage records carry no cost; the ledger prices them on import",
+                     len(self._usage))
+
+    def _estimate(self, an: Analysis, draft: Draft, ctx: RunContext) -> list[float] | None:
+        """Log the time the remaining calls should take, from the local model's measured speed."""
+        episodes = len(draft.ranges)
+        scenes = max(1, round(draft.episode_seconds / 22))
+        calls = {"summaries": max(0, len(self._chunks(an)) - len(draft.summaries)),
+                 "logline": int(draft.logline is None), "characters": int(draft.cast is None),
+                 "outline": -(-(episodes - len(draft.outline)) // self.budget.outline_batch),
+                 "scenes": episodes - len(draft.scenes), "lines": max(0, episodes * scenes - len(draft.shots))}
+        span = self.budget.estimate(calls)
+        if span is None:
+            return None
+        low, high = span
+        msg = (f"time estimate for {sum(calls.values())} calls to {self.client.model} at "
+               f"{self.budget.tokens_per_s:.0f} tokens/s: {low / 60:.1f}-{high / 60:.1f} min "
+               f"(the upper figure if every reply runs to its cap on every attempt)")
+        (log.warning if high > 1800 else log.info)(msg)
+        ctx.step(0.0, f"estimate {low / 60:.0f}-{high / 60:.0f} min")
+        return [round(low, 1), round(high, 1)]
 
     def _open_draft(self, novel: NovelText, inp: ScriptInput, plan: list[list[int]], an: Analysis) -> Draft:
         draft: Draft | None = None
@@ -481,20 +386,24 @@ class LLMEngine(ScriptEngine):
     def _summaries(self, an: Analysis, draft: Draft, ctx: RunContext) -> None:
         chunks = self._chunks(an)
         draft.chunk_count = len(chunks)
-        summary_chars = max(300, min(3000, self.source_chars // 6))
-        running = draft.summaries[-1].summary if draft.summaries else "（尚无）" if self.language == "zh" else "(none yet)"
+        limit = self.budget.summary_chars
+        empty = "（尚无）" if self.language == "zh" else "(none yet)"
         for i in range(len(draft.summaries), len(chunks)):
             ctx.step(0.05 + 0.4 * i / max(1, len(chunks)), f"summary {i + 1}/{len(chunks)}")
-            part = self._ask("summaries", self.prompts.render(
-                "summary", chunk_index=i + 1, chunk_count=len(chunks), running_summary=running, chunk=chunks[i],
-                summary_chars=summary_chars), ChunkSummary, max_tokens=max(512, summary_chars * 2))
+            running = draft.summaries[-1].summary if draft.summaries else empty
+            prompt = self.prompts.render("summary", chunk_index=i + 1, chunk_count=len(chunks),
+                                         running_summary=running, chunk=chunks[i], summary_chars=limit)
+            previous = running if draft.summaries else ""
+            part = self._level(draft, fill_key("summaries", i), lambda p=prompt: self._ask(  # type: ignore[misc]
+                "summaries", p, ChunkSummary, max_tokens=self.budget.reply_tokens("summaries")),
+                lambda c=chunks[i], r=previous: self._offline_levels().summary(c, r, limit))  # type: ignore[misc]
+            assert part is not None
             draft.summaries.append(part)
-            running = part.summary
             self._save(draft)
 
     def _episode_source(self, draft: Draft, number: int, text: str, offline: Series) -> str:
         a, b = draft.ranges[number - 1]
-        clean = _clean_range(text, a, b)
+        clean = clean_range(text, a, b)
         if len(clean) <= self.source_chars:
             return clean
         # too long for one prompt: the offline engine's picks for this episode (all verbatim)
@@ -509,14 +418,13 @@ class LLMEngine(ScriptEngine):
         have = {e.number for e in draft.outline}
         missing = [n for n in range(1, len(draft.ranges) + 1) if n not in have]
         assert draft.logline is not None and draft.cast is not None
+        logline = draft.logline
         cast = "、".join(c.name for c in draft.cast.characters[:12])
-        per_episode = max(200, self.source_chars // (2 * OUTLINE_BATCH))
-        for i in range(0, len(missing), OUTLINE_BATCH):
-            batch = missing[i:i + OUTLINE_BATCH]
-            lines = []
-            for n in batch:
-                src = self._episode_source(draft, n, an.novel.text, offline)
-                lines.append(f"第{n}集：{src[:per_episode]}")
+        size = self.budget.outline_batch
+        per_episode = max(200, self.source_chars // (2 * size))
+        for i in range(0, len(missing), size):
+            batch = missing[i:i + size]
+            lines = [f"第{n}集：{self._episode_source(draft, n, an.novel.text, offline)[:per_episode]}" for n in batch]
             wanted = set(batch)
 
             def check(v: OutlineBatch, wanted: set[int] = wanted) -> None:
@@ -524,22 +432,51 @@ class LLMEngine(ScriptEngine):
                 if not wanted <= got:
                     raise ValueError(f"episodes {sorted(wanted - got)} are missing; give exactly {sorted(wanted)}")
 
-            result = self._ask("outline", self.prompts.render(
-                "outline", title=draft.logline.title, logline=draft.logline.logline, characters=cast,
-                total_episodes=len(draft.ranges), episode_seconds=f"{inp.episode_seconds:g}",
-                episodes="\n".join(lines)), OutlineBatch, max_tokens=400 * len(batch), check=check)
-            draft.outline.extend(e for e in result.episodes if e.number in wanted)
+            prompt = self.prompts.render(
+                "outline", title=logline.title, logline=logline.logline, characters=cast,
+                total_episodes=len(draft.ranges), episode_seconds=f"{inp.episode_seconds:g}", episodes="\n".join(lines))
+
+            def ask(prompt: str = prompt, batch: list[int] = batch, check: Any = check) -> list[EpisodePlan]:
+                reply = self._ask("outline", prompt, OutlineBatch, check=check,
+                                  max_tokens=self.budget.reply_tokens("outline", len(batch)))
+                return [e for e in reply.episodes if e.number in set(batch)]
+
+            try:
+                got = ask()
+            except InvalidReplyError as e:
+                if self.fallback != "offline":
+                    raise
+                levels = self._offline_levels()
+                got = []
+                for n in batch:
+                    filled = self._fill(draft, fill_key("outline", n), e, partial(levels.episode, n))
+                    if filled is not None:
+                        got.append(filled)
+            draft.outline.extend(got)
             draft.outline.sort(key=lambda e: e.number)
             self._save(draft)
 
     def _scenes(self, draft: Draft, ep: EpisodePlan, text: str, offline: Series, cast: str) -> ScenesPlan:
         max_scenes = max(1, round(draft.episode_seconds / 22))
-        return self._ask("scenes", self.prompts.render(
-            "scenes", number=ep.number, episode_title=ep.title, episode_seconds=f"{draft.episode_seconds:g}",
-            synopsis=ep.synopsis, hook=ep.hook, cliffhanger=ep.cliffhanger, characters=cast,
-            source=self._episode_source(draft, ep.number, text, offline), max_scenes=max_scenes), ScenesPlan)
+        source = self._episode_source(draft, ep.number, text, offline)
 
-    def _shots(self, draft: Draft, ep: EpisodePlan, k: int, sc: ScenePlan, text: str, offline: Series) -> ShotsPlan:
+        def check(v: ScenesPlan) -> None:
+            lost = [s.source_quote for s in v.scenes if s.source_quote.strip() and source.find(s.source_quote.strip()[:12]) < 0]
+            if lost:
+                raise ValueError(f"source_quote {lost[0][:30]!r} is not in the source text; copy the first sentence "
+                                 "of each scene word for word from the text between <<< and >>>")
+
+        prompt = self.prompts.render(
+            "scenes", number=ep.number, episode_title=ep.title, episode_seconds=f"{draft.episode_seconds:g}",
+            synopsis=ep.synopsis, hook=ep.hook, cliffhanger=ep.cliffhanger, characters=cast, source=source,
+            max_scenes=max_scenes)
+        result = self._level(draft, fill_key("scenes", ep.number), lambda: self._ask(
+            "scenes", prompt, ScenesPlan, check=check, max_tokens=self.budget.reply_tokens("scenes")),
+            lambda: self._offline_levels().scenes(ep.number))
+        assert result is not None
+        return result
+
+    def _shots(self, draft: Draft, ep: EpisodePlan, k: int, sc: ScenePlan, text: str, offline: Series) -> ShotsPlan | None:
         scenes = draft.scenes[str(ep.number)].scenes
         seconds = draft.episode_seconds / max(1, len(scenes))
         source = self._episode_source(draft, ep.number, text, offline)
@@ -549,14 +486,32 @@ class LLMEngine(ScriptEngine):
             nxt = scenes[k].source_quote[:12] if k < len(scenes) and scenes[k].source_quote else ""
             there = source.find(nxt, here + 1) if nxt else -1
             source = source[here: there if there > here else None]
-        return self._ask("lines", self.prompts.render(
+        a, b = draft.ranges[ep.number - 1]
+        pieces = speakable_pieces(text, a, b)
+        chapters = self._chapters
+        assert chapters is not None
+
+        def check(v: ShotsPlan) -> None:
+            traced, missing = trace_lines(text, a, b, v, pieces, chapters)
+            total = traced + len(missing)
+            if total == 0:
+                raise ValueError("the shots have no lines; give each shot 1 to 3 lines from the source text")
+            if traced < self.min_traced * total:
+                shown = "; ".join(repr(m[:30]) for m in missing[:4])
+                raise ValueError(f"{len(missing)} of {total} lines are not in the source text ({shown}); copy lines "
+                                 "and narration word for word from the text between <<< and >>>")
+
+        prompt = self.prompts.render(
             "shots", number=ep.number, scene_number=k, place=sc.place or "未知", int_ext=sc.int_ext,
             time_of_day=sc.time_of_day, scene_summary=sc.summary, seconds=f"{seconds:.0f}",
-            characters="、".join(sc.characters), source=source, max_line_chars=MAX_LINE_CHARS), ShotsPlan,
-            max_tokens=3000)
+            characters="、".join(sc.characters), source=source, max_line_chars=MAX_LINE_CHARS)
+        offline_scenes = fill_key("scenes", ep.number) in draft.filled
+        return self._level(draft, fill_key("lines", ep.number, k), lambda: self._ask(
+            "lines", prompt, ShotsPlan, check=check, max_tokens=self.budget.reply_tokens("lines")),
+            lambda: self._offline_levels().shots(ep.number, k, scenes, offline_scenes))
 
     def _parallel(self, ctx: RunContext, draft: Draft, jobs: list[Any], fn: Callable[[Any], Any],
-                  put: Callable[[Any, Any], None], lo: float, hi: float, what: str) -> None:
+                  put: Callable[[Any, Any], Any], lo: float, hi: float, what: str) -> None:
         if not jobs:
             return
         done = 0
@@ -583,189 +538,23 @@ class LLMEngine(ScriptEngine):
         finally:
             self._flush()  # calls that finished after a failure were paid for too
 
-    # -- assembly ---------------------------------------------------------------------------
-    def _assemble(self, novel: NovelText, an: Analysis, draft: Draft, inp: ScriptInput,
-                  ctx: RunContext) -> tuple[Series, dict[str, Any]]:
-        assert draft.logline is not None and draft.cast is not None
-        text = novel.text
-        chapters = ChapterTable(an)
-        known: dict[str, str] = {}
-        for c in draft.cast.characters:
-            for alias in [c.name, *c.aliases]:
-                known.setdefault(alias, c.name)
-        stats = {"lines": 0, "exact": 0, "snapped": 0, "unsourced": 0}
-        episodes: list[Episode] = []
-        used: set[str] = set()
-        for ep_plan in draft.outline:
-            n = ep_plan.number
-            a, b = draft.ranges[n - 1]
-            pieces = _range_pieces(text, a, b)
-            scenes: list[Scene] = []
-            for k, sc in enumerate(draft.scenes.get(str(n), ScenesPlan(scenes=[ScenePlan()])).scenes, start=1):
-                plan = draft.shots.get(f"{n}:{k}")
-                if plan is None:
-                    continue
-                sid = f"e{n:02d}s{k:02d}"
-                shots: list[Shot] = []
-                for j, sp in enumerate(plan.shots, start=1):
-                    lines: list[Line] = []
-                    for lp in sp.lines:
-                        speaker = _clean_speaker(lp.speaker, known)
-                        kind = LineKind(lp.kind)
-                        if kind == LineKind.NARRATION or speaker in ("旁白", "narrator", "Narrator"):
-                            kind, speaker = LineKind.NARRATION, NARRATOR
-                        for piece in _split_line(lp.text):
-                            stats["lines"] += 1
-                            span, final, how = _locate(text, a, b, piece, pieces, chapters)
-                            stats[how] += 1
-                            lines.append(Line(speaker=speaker, text=final, kind=kind, source=span))
-                            used.add(speaker)
-                    chars = [known.get(c, c) for c in sp.characters if c]
-                    shots.append(Shot(
-                        id=f"{sid}k{j:02d}", size=ShotSize(sp.size), camera=CameraMove(sp.camera),
-                        visual_prompt=sp.visual_prompt, seconds=shot_seconds([line_seconds(ln.text, str(ln.kind)) for ln in lines]),
-                        lines=lines, sfx=sp.sfx, characters=chars,
-                        source=_cover([ln.source for ln in lines if ln.source]),
-                    ))
-                span = _quote_span(text, a, b, sc.source_quote, chapters) or _cover([s.source for s in shots if s.source])
-                scenes.append(Scene(id=sid, int_ext=sc.int_ext, place=sc.place, time_of_day=sc.time_of_day,
-                                    characters=[known.get(c, c) for c in sc.characters], summary=sc.summary,
-                                    shots=shots, source=span))
-            episode = Episode(number=n, title=ep_plan.title, target_seconds=draft.episode_seconds, hook=ep_plan.hook,
-                              cliffhanger=ep_plan.cliffhanger, paywall=ep_plan.paywall, scenes=scenes)
-            _fit_length(episode, ctx)
-            episodes.append(episode)
-        paid = [e for e in episodes if e.paywall]
-        for extra in paid[1:]:
-            extra.paywall = False
-        if stats["unsourced"]:
-            ctx.warn(f"{stats['unsourced']} of {stats['lines']} lines were rewritten by the model and have no "
-                     f"source span / {stats['unsourced']} 句台词为模型改写，无法溯源到原文")
-        characters = [Character(name=c.name, aliases=[x for x in c.aliases if x != c.name], description=c.description,
-                                appearance=c.appearance, voice=c.voice, role=c.role) for c in draft.cast.characters]
-        names = {c.name for c in characters}
-        for extra_name in sorted(used - names - {NARRATOR}):
-            characters.append(Character(name=extra_name, role="extra"))
-        locations: dict[str, Location] = {}
-        for e in episodes:
-            for s in e.scenes:
-                if s.place and s.place not in locations:
-                    locations[s.place] = Location(name=s.place, int_ext=s.int_ext, description=s.summary)
-        series = Series(
-            title=inp.title or draft.logline.title, logline=draft.logline.logline, genre=draft.logline.genre,
-            language=self.language, characters=characters, locations=list(locations.values()), episodes=episodes,
-            source=SourceInfo(path=novel.path, sha256=novel.sha256, encoding=novel.encoding,
-                              chapters=[c.title for c in an.book.chapters]),
-            engine=f"{self.name}:{self.client.model}",
-        )
-        return series, {"episodes": len(episodes), "lines": stats}
+
+class _Clock:
+    """Wall seconds per level into a report dict: ``with clock("lines"): ...``."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+
+    def __call__(self, level: str) -> _Clock:
+        self._level = level
+        return self
+
+    def __enter__(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.into[self._level] = round(self.into.get(self._level, 0.0) + time.perf_counter() - self._t0, 3)
 
 
-# --- helpers ----------------------------------------------------------------------------------
-
-_PREFIX = re.compile(r"^\s*[\w\u4e00-\u9fff]{1,8}\s*[（(][^）)]{0,6}[）)]\s*[：:]|^\s*[\w\u4e00-\u9fff]{1,6}\s*[：:]")
-
-
-def _clean_range(text: str, a: int, b: int) -> str:
-    """The story text of ``text[a:b]`` without junk lines (ads, update stamps)."""
-    from agents.script.text import is_junk, match_heading
-
-    lines = []
-    for raw in text[a:b].split("\n"):
-        s = raw.strip(" \t\u3000\xa0")
-        if s and not is_junk(s) and match_heading(s) is None:
-            lines.append(s)
-    return "\n".join(lines)
-
-
-def _range_pieces(text: str, a: int, b: int) -> list[tuple[int, int]]:
-    return speakable_pieces(text, a, b)
-
-
-def _clean_speaker(speaker: str, known: dict[str, str]) -> str:
-    s = re.sub(r"[（(].*?[）)]", "", speaker or "").strip(" ：:“”\"'")
-    return known.get(s, s) or NARRATOR
-
-
-def _split_line(text: str) -> list[str]:
-    """Clean a model's line: no speaker prefix, quotes or brackets; sentence-size pieces."""
-    out: list[str] = []
-    for part in text.split("\n"):
-        t = _PREFIX.sub("", part, count=1) if len(part) > 4 else part
-        t = "".join("  " if c in BAD_CHARS else c for c in t)
-        for a, b in speakable_pieces(t, 0, len(t)):
-            piece = t[a:b].strip()
-            if piece:
-                out.append(piece)
-    return out
-
-
-def _locate(text: str, a: int, b: int, piece: str, pieces: list[tuple[int, int]],
-            chapters: ChapterTable) -> tuple[SourceSpan | None, str, str]:
-    """Find ``piece`` in the episode range: exact, else the closest source sentence, else nothing."""
-    pos = text.find(piece, a, b)
-    if pos < 0:
-        pos = text.find(piece)
-    if pos >= 0:
-        return SourceSpan(chapter=chapters.get(pos), start=pos, end=pos + len(piece)), piece, "exact"
-    best: tuple[float, int, int] = (0.0, 0, 0)
-    matcher = difflib.SequenceMatcher(autojunk=False)
-    matcher.set_seq2(piece)
-    for x, y in pieces:
-        cand = text[x:y]
-        if abs(len(cand) - len(piece)) > max(6, len(piece) // 2):
-            continue
-        matcher.set_seq1(cand)
-        if matcher.real_quick_ratio() < SNAP_RATIO or matcher.quick_ratio() < SNAP_RATIO:
-            continue
-        r = matcher.ratio()
-        if r > best[0]:
-            best = (r, x, y)
-    if best[0] >= SNAP_RATIO:
-        _r, x, y = best
-        return SourceSpan(chapter=chapters.get(x), start=x, end=y), text[x:y], "snapped"
-    return None, piece, "unsourced"
-
-
-class ChapterTable:
-    """Offset -> chapter index (spans carry the chapter they fall in)."""
-
-    def __init__(self, an: Analysis) -> None:
-        self.starts = sorted(c.start for c in an.book.chapters)
-        self.index = [c.index for c in sorted(an.book.chapters, key=lambda c: c.start)]
-
-    def get(self, pos: int) -> int:
-        k = bisect.bisect_right(self.starts, pos) - 1
-        return self.index[k] if k >= 0 else 0
-
-
-def _quote_span(text: str, a: int, b: int, quote: str, chapters: ChapterTable) -> SourceSpan | None:
-    q = (quote or "").strip()[:20]
-    if len(q) < 4:
-        return None
-    pos = text.find(q, a, b)
-    if pos < 0:
-        return None
-    return SourceSpan(chapter=chapters.get(pos), start=pos, end=min(b, pos + len(q)))
-
-
-def _cover(spans: list[SourceSpan | None]) -> SourceSpan | None:
-    real = [s for s in spans if s is not None]
-    if not real:
-        return None
-    return SourceSpan(chapter=real[0].chapter, start=min(s.start for s in real), end=max(s.end for s in real))
-
-
-def _fit_length(ep: Episode, ctx: RunContext) -> None:
-    """Trim an episode that runs long (middle shots first); report one that runs short."""
-    target = ep.target_seconds
-    total = sum(s.seconds for s in ep.shots())
-    while total > target * (1 + TOLERANCE):
-        candidates = [(sc, sh) for sc in ep.scenes for sh in sc.shots[1:]]  # keep each establishing shot
-        if len(candidates) <= 1:
-            break
-        sc, sh = candidates[len(candidates) // 2]
-        sc.shots = [s for s in sc.shots if s is not sh]
-        total = sum(s.seconds for s in ep.shots())
-    if total < target * (1 - TOLERANCE):
-        ctx.warn(f"episode {ep.number} is {total:.0f} s, short of its {target:g} s target / 第{ep.number}集仅 {total:.0f} 秒")
+def _secs(seconds: float) -> Decimal:
+    return Decimal(str(round(seconds, 3)))

@@ -1,5 +1,6 @@
 """Local chat models: a transformers folder (GPU when present, CPU otherwise), or a GGUF file
-through llama-cpp-python. Nothing is downloaded: the model must already be on disk.
+through llama-cpp-python in a worker process (:mod:`agents.script.llm.llamacpp`). Nothing is
+downloaded: the model must already be on disk.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 
 def open_local_client(path: str | Path, *, device: str = "auto", context_tokens: int | None = None,
                       max_new_tokens: int = 2048) -> ChatClient:
-    """A :class:`TransformersClient` for a folder, a :class:`LlamaCppClient` for a ``.gguf`` file."""
+    """A :class:`TransformersClient` for a folder, a :class:`~agents.script.llm.llamacpp.LlamaCppClient`
+    for a ``.gguf`` file."""
     if not str(path):
         raise ConfigError("no local model configured",
                           hint="set [llm] local_model_path to a transformers folder or a .gguf file")
@@ -28,7 +30,9 @@ def open_local_client(path: str | Path, *, device: str = "auto", context_tokens:
         raise ConfigError(f"local model {str(p)!r} does not exist",
                           hint="set [llm] local_model_path to a transformers folder or a .gguf file on this machine")
     if p.is_file() and p.suffix.lower() == ".gguf":
-        return LlamaCppClient(p, context_tokens=context_tokens or 8192)
+        from agents.script.llm.llamacpp import LlamaCppClient
+
+        return LlamaCppClient(p, context_tokens=context_tokens)
     if p.is_dir():
         return TransformersClient(p, device=device, context_tokens=context_tokens, max_new_tokens=max_new_tokens)
     raise ConfigError(f"local model {str(p)!r} is neither a folder nor a .gguf file",
@@ -71,6 +75,7 @@ class TransformersClient(ChatClient):
                              hint="check that the folder holds config.json, weights and a tokenizer") from e
         self.lm.to(self.torch_device)  # type: ignore[arg-type]
         self.lm.eval()
+        self.parameters = int(sum(p.numel() for p in self.lm.parameters()))
         limit = getattr(self.lm.config, "max_position_embeddings", None) or 4096
         self.context_tokens = int(context_tokens or limit)
         info = describe_device(self.torch_device)
@@ -91,6 +96,7 @@ class TransformersClient(ChatClient):
                  schema_name: str = "output", max_tokens: int = 2048, temperature: float = 0.3) -> Completion:
         torch = self._torch
         start = time.perf_counter()
+        cpu0 = time.process_time()
         with self._lock:
             ids = self._prompt_ids(messages)
             room = self.context_tokens - ids.shape[-1]
@@ -109,43 +115,5 @@ class TransformersClient(ChatClient):
             gen = out[0, ids.shape[-1]:]
             text = str(self.tokenizer.decode(gen, skip_special_tokens=True))
         return Completion(text=text, model=self.model, tokens_in=int(ids.shape[-1]), tokens_out=int(gen.shape[-1]),
-                          seconds=time.perf_counter() - start,
+                          seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu0,
                           finish_reason="length" if gen.shape[-1] >= new else "stop")
-
-
-class LlamaCppClient(ChatClient):
-    """A GGUF model through llama-cpp-python (``pip install llama-cpp-python``)."""
-
-    engine = "local"
-
-    def __init__(self, path: str | Path, *, context_tokens: int = 8192, n_gpu_layers: int = -1) -> None:
-        try:
-            from llama_cpp import Llama
-        except ImportError as e:
-            err = MissingDependencyError("llama-cpp-python", "gpu")
-            err.hint = "pip install llama-cpp-python (it compiles llama.cpp; a few minutes)"
-            raise err from e
-        self.model = Path(path).stem
-        self.vendor = ""
-        self.licence = model_card_licence(Path(path).expanduser().parent)
-        self.device = "gguf"
-        self.concurrency = 1
-        self.context_tokens = context_tokens
-        self._lock = threading.Lock()
-        try:
-            self.llm = Llama(model_path=str(path), n_ctx=context_tokens, n_gpu_layers=n_gpu_layers, verbose=False)
-        except (ValueError, OSError, RuntimeError) as e:
-            raise ModelError(f"could not load GGUF model {str(path)!r}: {e}") from e
-
-    def complete(self, messages: list[Message], *, schema: dict[str, Any] | None = None,
-                 schema_name: str = "output", max_tokens: int = 2048, temperature: float = 0.3) -> Completion:
-        start = time.perf_counter()
-        fmt = {"type": "json_object", "schema": schema} if schema is not None else None
-        with self._lock:
-            out = self.llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=temperature,
-                                                  response_format=fmt)
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
-        return Completion(text=choice["message"].get("content") or "", model=self.model,
-                          tokens_in=int(usage.get("prompt_tokens") or 0), tokens_out=int(usage.get("completion_tokens") or 0),
-                          seconds=time.perf_counter() - start, finish_reason=choice.get("finish_reason") or "")

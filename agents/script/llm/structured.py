@@ -21,6 +21,10 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 
 
+class InvalidReplyError(ModelError):
+    """The model answered, but no reply validated in the attempts allowed (a level to fill or fix)."""
+
+
 def extract_json(text: str) -> object:
     """The first JSON object in ``text``: code fences, prose around it and trailing commas are tolerated."""
     if not text or not text.strip():
@@ -59,7 +63,7 @@ def ask_json(
     """Ask until the reply validates as ``model`` (and passes ``check``), at most ``attempts`` times.
 
     Each failed reply goes back to the model with the validation errors (the repair turn).
-    Raises :class:`ModelError` naming the last problem when no reply validates.
+    Raises :class:`InvalidReplyError` naming the last problem when no reply validates.
     """
     schema = model.model_json_schema()
     convo = list(messages)
@@ -87,7 +91,8 @@ def ask_json(
             {"role": "assistant", "content": completion.text[:6000]},
             {"role": "user", "content": repair_prompt(problem)},
         ]
-    raise ModelError(
+    raise InvalidReplyError(
         f"{client.model} gave no valid {what} after {attempts} attempts; last problem: {problem[:400]}",
-        hint="try a stronger model, raise the attempts, or edit the draft by hand and re-run",
+        hint="try a stronger model, use --fallback offline to fill the level from the offline engine, "
+             "or edit the draft by hand and re-run",
     )
