@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from core.config import Config
-from core.errors import ReelForgeError
+from core.errors import Cancelled  # re-exported: agents raise it from ctx.step
 from core.usage import UsageRecord, UsageStore, seconds_since
 from core.workspace import Workspace
 
@@ -44,10 +44,6 @@ I = TypeVar("I", bound=AgentInput)  # noqa: E741 - the conventional name for an 
 O = TypeVar("O")  # noqa: E741
 
 ProgressFn = Callable[[float, str], None]
-
-
-class Cancelled(ReelForgeError):
-    """The run was stopped by the user (Ctrl-C or the UI's stop button); the workspace is resumable."""
 
 
 @dataclass(slots=True)

@@ -126,6 +126,10 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
     name = "enhance"
     description = "upscale an image or a video: neural super-resolution by content, or classic resampling"
 
+    def __init__(self) -> None:
+        # models loaded by this agent, kept for its next inputs (a pool's worker keeps its agent: one load)
+        self._models: dict[tuple[Any, ...], NeuralUpscaler] = {}
+
     def run(self, inp: EnhanceInput, ctx: RunContext) -> AgentResult[EnhanceOutput]:
         with one_report_per_file(), strict_media(inp.strict):
             return self._run(inp, ctx)
@@ -227,9 +231,17 @@ class EnhanceAgent(Agent[EnhanceInput, EnhanceOutput]):
             from core.device import resolve_device
 
             compile_ = resolve_device(inp.device).type == "cuda" and not is_image(inp.src)
+        cache_dir = str(Path(ctx.config.models.cache_dir).expanduser())
+        key = (name, scale, inp.device, inp.precision, inp.tile, compile_, cache_dir)
+        # int8 calibrates on its first frame: a model kept from another input would carry that input's scales
+        reuse = inp.precision.strip().lower() != "int8"
         try:
-            up = NeuralUpscaler.load(name, scale, device=inp.device, precision=inp.precision, tile=inp.tile,
-                                     compile=compile_, cache_dir=str(Path(ctx.config.models.cache_dir).expanduser()))
+            up = self._models.get(key) if reuse else None
+            if up is None:
+                up = NeuralUpscaler.load(name, scale, device=inp.device, precision=inp.precision, tile=inp.tile,
+                                         compile=compile_, cache_dir=cache_dir)
+                if reuse:
+                    self._models[key] = up
         except ModelError as e:
             if inp.method != "auto":
                 raise

@@ -4,6 +4,13 @@ Each stage records its input hashes, settings and output hashes in the project's
 a second run skips finished stages, a killed run resumes (the synth stage also caches every
 shot), and a person can edit any stage's output (``screenplay.json`` above all) before the
 next stage runs. Any stage can be run alone, or replaced by passing another agent.
+
+After the script, a make is a plan of tasks (:mod:`agents.plan`: per shot voice, keyframe,
+motion, clip; per episode mix, synth, cut, enhance) handed to an executor: this process by
+default (:class:`core.executor.LocalExecutor`), or a Ray cluster
+(``Studio(..., executor=RayExecutor(address=...))``, ``reelforge make --ray auto``). Only the
+Studio writes the manifest and the usage store, from the results the tasks send back; the
+episodes come out alike whichever executor ran them.
 """
 
 from __future__ import annotations
@@ -19,11 +26,13 @@ from typing import Any
 
 from agents.base import Agent, Cancelled, RunContext
 from agents.cut import CutAgent, CutInput, CutOutput, review_gate
-from agents.enhance import EnhanceAgent, EnhanceInput
+from agents.enhance import EnhanceAgent
+from agents.plan import EpisodeWork, series_plan, stage_of
 from agents.qc import QCAgent, QCInput, QCReport, identity_failures, remaster_sound, write_report
 from agents.synth import EpisodeRender, SynthAgent, SynthInput, review_shot
 from core.config import Config, check_frame_size, parse_fps
 from core.errors import InputError, ReelForgeError, StageError, WorkspaceError
+from core.executor import Executor, Task, TaskFailed, TaskResult
 from core.files import atomic_write_bytes, check_writable, storage_error
 from core.log import log_traceback, run_log
 from core.screenplay import Series
@@ -127,7 +136,12 @@ class StudioResult:
     stages: list[StageReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     run_id: str = ""
+    executor: str = "local"
+    tasks: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> status -> count
     qc: list[QCReport] = field(default_factory=list)  # one delivery report per episode (when QC ran)
+
+    def count(self, kind: str, status: str) -> int:
+        return self.tasks.get(kind, {}).get(status, 0)
 
     @property
     def qc_failed(self) -> list[QCReport]:
@@ -139,19 +153,41 @@ class StudioResult:
         return self.enhanced or self.episodes
 
 
+def select_episodes(series: Series, count: int | None, span: tuple[int, int] | None = None) -> list[int]:
+    """The episodes a make renders: the first ``count`` (None: all), or those numbered ``span`` (A-B)."""
+    numbers = [e.number for e in series.episodes]
+    if not numbers:
+        raise InputError("the screenplay has no episodes", hint="check the novel, or edit screenplay.json")
+    if span is None:
+        return numbers[:count] if count is not None else numbers
+    a, b = span
+    picked = [n for n in numbers if a <= n <= b]
+    if not picked or b > numbers[-1]:
+        raise InputError(f"episodes {a}-{b} are not all in the screenplay (it has {numbers[0]}-{numbers[-1]})",
+                         hint=f"choose a range within {numbers[0]}-{numbers[-1]}, or script more episodes")
+    return picked
+
+
 class Studio:
     def __init__(self, project: str | Path | Workspace, config: Config, *, progress: ProgressFn | None = None,
-                 cancel: threading.Event | None = None, agents: dict[str, Agent[Any, Any]] | None = None) -> None:
+                 cancel: threading.Event | None = None, agents: dict[str, Agent[Any, Any]] | None = None,
+                 executor: Executor | None = None) -> None:
         self.ws = project if isinstance(project, Workspace) else Workspace(project)
         self.config = config
         self.progress = progress
         self.cancel = cancel or threading.Event()
+        if executor is None:
+            from agents.executors import executor_for
+
+            executor = executor_for(None, config)  # [cluster] address; empty: this process
+        self.executor = executor
         self.agents: dict[str, Agent[Any, Any]] = {"synth": SynthAgent(), "cut": CutAgent(), "enhance": EnhanceAgent(),
                                                    "qc": QCAgent()}
         self.agents.update(agents or {})
         # sha256 of stage inputs as this run read them (the screenplay): recorded instead of the file's
         # hash at the end of a stage, so an edit made meanwhile is rendered by the next run
         self._read: dict[str, str] = {}
+        self._running: set[str] = set()  # stages marked running in the manifest by this make
 
     # ------------------------------------------------------------------------------------
     def _script_agent(self) -> Agent[Any, Series]:
@@ -191,11 +227,13 @@ class Studio:
 
     # ------------------------------------------------------------------------------------
     def make(self, novel: str | Path | None, settings: StudioSettings | None = None,
-             *, command: str = "make", adopt: bool = False) -> StudioResult:
+             *, command: str = "make", span: tuple[int, int] | None = None, adopt: bool = False) -> StudioResult:
         """Run the whole chain. ``novel`` may be None when the project already has its source.
 
-        ``adopt`` lets an existing non-empty folder become the project; the files already in it
-        are kept and never overwritten (a stage that would replace one stops and names it).
+        ``span`` (A, B) makes episodes A to B of the screenplay instead of the first
+        ``settings.episodes``. ``adopt`` lets an existing non-empty folder become the project; the
+        files already in it are kept and never overwritten (a stage that would replace one stops
+        and names it).
         """
         settings = (settings or self.settings()).validate()
         if novel is not None:
@@ -206,29 +244,23 @@ class Studio:
         check_writable(self.ws.root, need_bytes=_need_bytes(settings), what="project")
         with self.ws.lock(), UsageStore(self.ws.usage_db) as usage:
             run_id = usage.start_run(command)
-            result = StudioResult(project=self.ws.root, run_id=run_id)
+            result = StudioResult(project=self.ws.root, run_id=run_id, executor=self.executor.name)
             with self._run_log(run_id):
                 source = self._import_source(novel)
                 series = self._stage_script(source, settings, usage, run_id, result)
-                numbers = [e.number for e in series.episodes]
-                if settings.episodes is not None:
-                    numbers = numbers[: settings.episodes]
-                if not numbers:
-                    raise InputError("the screenplay has no episodes", hint="check the novel, or edit screenplay.json")
-                span = 0.9 / len(numbers)
-                for i, number in enumerate(numbers):
-                    lo = 0.1 + i * span
-                    render = self._stage_synth(series, number, settings, usage, run_id, result, lo, lo + span * 0.7)
-                    cut = self._stage_cut(series, render, number, usage, run_id, result, lo + span * 0.7, lo + span * 0.8)
-                    if settings.qc:
-                        report = self._stage_qc(series, render, number, settings, usage, run_id, result,
-                                                lo + span * 0.8, lo + span * 0.9)
-                        result.qc.append(report)
-                    result.episodes.append(cut.video)
-                    result.subtitles.append(cut.srt)
+                numbers = select_episodes(series, settings.episodes, span)
+                if settings.budget:
+                    # what is left of the run's budget caps each episode: one plan per episode, so an
+                    # episode's caps count what the episodes before it spent
+                    for n in numbers:
+                        self._run_episodes(series, [n], settings, usage, run_id, result, numbers)
+                else:
+                    self._run_episodes(series, numbers, settings, usage, run_id, result, numbers)
+                for n in numbers:
+                    result.episodes.append(self.ws.episode_video(n))
+                    result.subtitles.append(self.ws.episode_srt(n))
                     if settings.enhance_scale > 1:
-                        result.enhanced.append(self._stage_enhance(number, settings, usage, run_id, result,
-                                                                   lo + span * 0.9, lo + span))
+                        result.enhanced.append(self._enhanced_path(n, settings))
                 if self.progress:
                     self.progress(1.0, "完成 · done")
                 return result
@@ -348,6 +380,218 @@ class Studio:
         result.stages.append(StageReport("script", "done", float(res.seconds), res.engine))
         return series
 
+    # -- the episodes, as a plan of tasks -----------------------------------------------------
+    def _run_episodes(self, series: Series, numbers: list[int], s: StudioSettings, usage: UsageStore, run_id: str,
+                      result: StudioResult, made: list[int] | None = None) -> None:
+        """Synth, cut and enhance of every episode in ``numbers``, as one plan on the executor.
+
+        With ``s.qc`` each episode's delivery QC runs here on the driver as soon as its cut task
+        is done (before its enhance task may start): it measures, re-masters the sound and
+        regenerates failing shots through the single-stage synth and cut. ``made`` is every
+        episode of the make (for the progress bar)."""
+        made = made or numbers
+        self._budget_left(s, usage, run_id)  # the caps the tasks get: what is left of the run's budget
+        work = []
+        for n in numbers:
+            self._refuse_foreign(n, s)
+            stage = f"synth:ep{n:02d}"
+            state = self.ws.stage_state(stage, [self.ws.screenplay_path], self._synth_params(n, s), read=self._read)
+            inp = None
+            if state.fresh:
+                self._reuse(stage, result, state.edited_outputs)
+            else:
+                inp = self._synth_input(series, n, s)
+                inp.check()
+                self._check_budget(inp, result)
+            work.append(EpisodeWork(n, inp, cut=self._cut_args(series, n),
+                                    enhance=self._enhance_args(n, s) if s.enhance_scale > 1 else None))
+        plan = series_plan(self.ws.root, self.config, run_id, work, agents=self.agents, remote=self.executor.remote)
+        log.info("make: %d episode(s), %d tasks on the %s executor", len(numbers), len(plan), self.executor.name)
+
+        def on_start(task: Task) -> bool:
+            return self._task_starts(task, series, s, run_id, result)
+
+        def on_result(res: TaskResult) -> None:
+            task = plan.task(res.task)
+            self._task_done(task, res, s, usage, run_id, result)
+            if task.kind == "cut" and s.qc:
+                n = int(task.args["episode"])
+                i, span = made.index(n), 0.9 / len(made)
+                render = EpisodeRender.load(self.ws.synth_dir(n) / "render.json")
+                lo = 0.1 + i * span
+                result.qc.append(self._stage_qc(series, render, n, s, usage, run_id, result,
+                                                lo + span * 0.8, lo + span * 0.9))
+
+        def progress(fraction: float, message: str) -> None:
+            if self.progress is not None:
+                self.progress(0.1 + 0.9 * fraction, message)
+
+        try:
+            self.executor.run(plan, on_start=on_start, on_result=on_result, progress=progress, cancel=self.cancel)
+        except TaskFailed as e:
+            raise self._failed(plan.task(e.result.task), e, run_id, result) from e
+        except KeyboardInterrupt as e:
+            for stage in sorted(self._running):
+                self.ws.mark_failed(stage, run_id, "interrupted")
+                result.stages.append(StageReport(stage, "failed", detail="interrupted"))
+            raise Cancelled("the make was interrupted", hint="run the same command again to resume") from e
+        finally:
+            self._running.clear()
+            done = sum(c for kinds in result.tasks.values() for st, c in kinds.items() if st == "done")
+            log.info("make: tasks %s (%d made)", {k: dict(v) for k, v in result.tasks.items()}, done)
+
+    def _refuse_foreign(self, n: int, s: StudioSettings) -> None:
+        """Before any task: no stage of episode ``n`` may replace a file that was in an adopted folder."""
+        outputs: dict[str, tuple[Path, ...]] = {
+            f"synth:ep{n:02d}": (self.ws.synth_dir(n),),
+            f"cut:ep{n:02d}": (self.ws.episode_video(n), self.ws.episode_srt(n))}
+        if s.enhance_scale > 1:
+            outputs[f"enhance:ep{n:02d}"] = (self._enhanced_path(n, s),)
+        for stage, paths in outputs.items():
+            foreign = self.ws.foreign(paths)
+            if foreign:
+                raise WorkspaceError(f"stage {stage!r} would replace files that were in the folder before the project: "
+                                     f"{', '.join(foreign[:5])}", hint="move them out of the project folder first")
+
+    def _synth_params(self, n: int, s: StudioSettings) -> dict[str, Any]:
+        return {"episode": n, "w": s.width, "h": s.height, "fps": s.fps, "crf": s.crf, "preset": s.preset,
+                "rate": s.audio_rate, "tts": s.tts, "label": asdict(self.config.label),
+                # the budget shapes no output: a run under another budget reuses the episode
+                "synth": {k: v for k, v in asdict(self.config.synth).items() if k != "budget_cny"},
+                "models": asdict(self.config.models), "voices": asdict(self.config.tts),
+                "providers": [s.image, s.video, s.voice]}
+
+    def _budget_left(self, s: StudioSettings, usage: UsageStore, run_id: str) -> None:
+        """With a run budget, the caps the synth agent enforces: what is left of it after this run's spend."""
+        if not s.budget:
+            return
+        from decimal import Decimal
+
+        from agents.synth.providers import spent_in_run
+
+        left = Decimal(s.budget) - spent_in_run(usage, run_id)
+        self.config.synth.budget_cny = str(max(left, Decimal(0)))
+
+    def _cut_params(self, series: Series, n: int) -> dict[str, Any]:
+        return {"episode": n, "title": series.title, "producer": self.config.label.producer}
+
+    def _enhance_params(self, s: StudioSettings) -> dict[str, Any]:
+        return {"scale": s.enhance_scale, "method": "auto", "device": self.config.device}
+
+    def _enhanced_path(self, n: int, s: StudioSettings) -> Path:
+        return self.ws.enhanced_video(n, int(s.enhance_scale) if float(s.enhance_scale).is_integer() else 0)
+
+    def _cut_args(self, series: Series, n: int) -> dict[str, Any]:
+        rel = self.ws.rel
+        return {"episode": n, "synth_dir": rel(self.ws.synth_dir(n)), "video": rel(self.ws.episode_video(n)),
+                "srt": rel(self.ws.episode_srt(n)), "title": series.title, "producer": self.config.label.producer,
+                "review_required": self.config.review.required}
+
+    def _enhance_args(self, n: int, s: StudioSettings) -> dict[str, Any]:
+        return {"episode": n, "src": self.ws.rel(self.ws.episode_video(n)), "dst": self.ws.rel(self._enhanced_path(n, s)),
+                "options": {"scale": s.enhance_scale, "device": self.config.device}}
+
+    def _check_budget(self, inp: SynthInput, result: StudioResult) -> None:
+        """The episode's quote against the caps, before any task spends (the tasks run apart)."""
+        sc = self.config.synth
+        if not (sc.budget_cny or sc.gpu_seconds_cap) or type(self.agents["synth"]) is not SynthAgent:
+            return
+        from agents.synth.job import resolve_settings
+        from agents.synth.quote import Spend, check_quote
+
+        quote = SynthAgent().quote(inp, self.config)
+        unpriced = check_quote(resolve_settings(inp, self.config).caps, quote, Spend())
+        if unpriced:
+            log.warning(unpriced)
+            if unpriced not in result.notes:
+                result.notes.append(unpriced)
+
+    def _task_starts(self, task: Task, series: Series, s: StudioSettings, run_id: str, result: StudioResult) -> bool:
+        """On the driver, before a stage's task starts: False when the stage is up to date (its inputs were
+        made in this run, so this is the first moment to know)."""
+        stage = stage_of(task)
+        if stage is None:
+            part = f"synth:{task.group}" if task.kind.startswith("synth.") and task.group.startswith("ep") else ""
+            if part and part not in self._running:  # the first task of an episode's synth
+                self.ws.mark_running(part, run_id)
+                self._running.add(part)
+            return True
+        n = int(task.args["episode"])
+        if task.kind == "cut":
+            render_path = self.ws.synth_dir(n) / "render.json"
+            if self.config.review.required:  # the gate: not even a cut made earlier is handed out
+                review_gate(EpisodeRender.load(render_path), True, log.warning)
+            state = self.ws.stage_state(stage, [render_path], self._cut_params(series, n))
+        elif task.kind == "enhance":
+            state = self.ws.stage_state(stage, [self.ws.episode_video(n)], self._enhance_params(s))
+        else:
+            state = None
+        if state is not None and state.fresh:
+            self._reuse(stage, result, state.edited_outputs)
+            return False
+        self.ws.mark_running(stage, run_id)
+        self._running.add(stage)
+        return True
+
+    def _task_done(self, task: Task, res: TaskResult, s: StudioSettings, usage: UsageStore, run_id: str,
+                   result: StudioResult) -> None:
+        """On the driver, as each task's result arrives: its usage and notes kept, its stage recorded."""
+        counts = result.tasks.setdefault(task.kind, {})
+        counts[res.status] = counts.get(res.status, 0) + 1
+        out = res.output
+        if out is None:
+            return
+        if out.usage:
+            usage.add(run_id, out.usage)
+        for note in out.notes:
+            if note not in result.notes:
+                log.warning(note)
+                result.notes.append(note)
+        stage = stage_of(task)
+        if stage is None or res.status == "skipped":
+            return
+        n = int(task.args["episode"])
+        value = out.value or {}
+        if task.kind == "synth.episode":
+            render_path = self.ws.synth_dir(n) / "render.json"
+            self.ws.mark_done(stage, run_id, [self.ws.screenplay_path], self._synth_params(n, s), [render_path],
+                              report={"engine": value.get("engine", ""), "notes": value.get("notes", [])},
+                              read=self._read)
+        elif task.kind == "cut":
+            series_title, producer = task.args["title"], task.args["producer"]
+            params = {"episode": n, "title": series_title, "producer": producer}
+            self.ws.mark_done(stage, run_id, [self.ws.synth_dir(n) / "render.json"], params,
+                              [self.ws.episode_video(n), self.ws.episode_srt(n)], report={"engine": value.get("engine")})
+        elif task.kind == "enhance":
+            self.ws.mark_done(stage, run_id, [self.ws.episode_video(n)], self._enhance_params(s),
+                              [self._enhanced_path(n, s)], report={"engine": value.get("engine")})
+        self._running.discard(stage)
+        result.stages.append(StageReport(stage, "done", round(res.seconds, 3), str(value.get("engine", "")),
+                                         "; ".join(value.get("notes", []))))
+
+    def _failed(self, task: Task, e: TaskFailed, run_id: str, result: StudioResult) -> BaseException:
+        """The stage a failed task belongs to marked failed; the error to raise (the task's own where it
+        ran here)."""
+        stage = stage_of(task) or (f"synth:{task.group}" if task.group.startswith("ep") else task.id)
+        err = e.result.error
+        cause = e.result.exception
+        if isinstance(cause, Cancelled) or (err is not None and err.type == "Cancelled"):
+            self.ws.mark_failed(stage, run_id, "cancelled")
+            return cause if isinstance(cause, Cancelled) else Cancelled(err.message if err else "stopped",
+                                                                        hint="run the same command again to resume")
+        detail = str(cause) if isinstance(cause, ReelForgeError) else (repr(cause) if cause is not None else
+                                                                       f"{err.type}: {err.message}" if err else "")
+        self.ws.mark_failed(stage, run_id, detail)
+        result.stages.append(StageReport(stage, "failed", round(e.result.seconds, 3), detail=detail))
+        if isinstance(cause, ReelForgeError):
+            return cause
+        if cause is not None:
+            return StageError(stage, repr(cause))
+        if err is not None and err.expected:
+            return StageError(stage, err.message, hint=err.hint or None)
+        return StageError(stage, f"{err.type}: {err.message}" if err else "unknown failure",
+                          hint=f"the worker's log is in {self.ws.logs_dir}")
+
     def _synth_input(self, series: Series, number: int, s: StudioSettings) -> SynthInput:
         lab = self.config.label
         return SynthInput(series=series, episode=number, out_dir=self.ws.synth_dir(number), width=s.width,
@@ -359,19 +603,8 @@ class Studio:
                      result: StudioResult, lo: float, hi: float) -> EpisodeRender:
         stage = f"synth:ep{number:02d}"
         render_path = self.ws.synth_dir(number) / "render.json"
-        params = {"episode": number, "w": s.width, "h": s.height, "fps": s.fps, "crf": s.crf, "preset": s.preset,
-                  "rate": s.audio_rate, "tts": s.tts, "label": asdict(self.config.label),
-                  # the budget shapes no output: a run under another budget reuses the episode
-                  "synth": {k: v for k, v in asdict(self.config.synth).items() if k != "budget_cny"},
-                  "models": asdict(self.config.models), "voices": asdict(self.config.tts),
-                  "providers": [s.image, s.video, s.voice]}
-        if s.budget:  # the caps the synth agent enforces: what is left of the run's budget
-            from decimal import Decimal
-
-            from agents.synth.providers import spent_in_run
-
-            left = Decimal(s.budget) - spent_in_run(usage, run_id)
-            self.config.synth.budget_cny = str(max(left, Decimal(0)))
+        params = self._synth_params(number, s)
+        self._budget_left(s, usage, run_id)
         state = self.ws.stage_state(stage, [self.ws.screenplay_path], params, read=self._read)
         if state.fresh:
             self._reuse(stage, result, state.edited_outputs)
@@ -384,9 +617,6 @@ class Studio:
                           report={"engine": res.engine, "notes": res.notes}, read=self._read)
         result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine, "; ".join(res.notes)))
         return res.output  # type: ignore[no-any-return]
-
-    def _cut_params(self, series: Series, number: int) -> dict[str, Any]:
-        return {"episode": number, "title": series.title, "producer": self.config.label.producer}
 
     def _stage_cut(self, series: Series, render: EpisodeRender, number: int, usage: UsageStore, run_id: str,
                    result: StudioResult, lo: float, hi: float) -> CutOutput:
@@ -492,24 +722,6 @@ class Studio:
                               report={**prior, "qc_fix": fix["action"]})
         return [fix]
 
-    def _stage_enhance(self, number: int, s: StudioSettings, usage: UsageStore, run_id: str, result: StudioResult,
-                       lo: float, hi: float) -> Path:
-        stage = f"enhance:ep{number:02d}"
-        src = self.ws.episode_video(number)
-        dst = self.ws.enhanced_video(number, int(s.enhance_scale) if float(s.enhance_scale).is_integer() else 0)
-        params = {"scale": s.enhance_scale, "method": "auto", "device": self.config.device}
-        state = self.ws.stage_state(stage, [src], params)
-        if state.fresh:
-            self._reuse(stage, result, state.edited_outputs)
-            return dst
-        ctx = self._context(usage, run_id, lo, hi, stage)
-        agent = self.agents["enhance"]
-        res = self._run_stage(stage, lambda: agent(EnhanceInput(src, dst, scale=s.enhance_scale, device=self.config.device),
-                                                   ctx), result, ctx, (dst,))
-        self.ws.mark_done(stage, run_id, [src], params, [dst], report={"engine": res.engine})
-        result.stages.append(StageReport(stage, "done", float(res.seconds), res.engine))
-        return dst
-
     # -- single stages, for `reelforge synth/cut` and the UI -------------------------------
     def synth(self, episode: int, settings: StudioSettings | None = None) -> EpisodeRender:
         s = (settings or self.settings()).validate()
@@ -532,7 +744,8 @@ class Studio:
             self.config.synth.budget_cny = s.budget
         return SynthAgent().quote(self._synth_input(series, episode, s), self.config)
 
-    def quote_make(self, novel: str | Path | None, settings: StudioSettings | None = None) -> list[Any]:
+    def quote_make(self, novel: str | Path | None, settings: StudioSettings | None = None,
+                   span: tuple[int, int] | None = None) -> list[Any]:
         """``make --dry-run``: the screenplay (made only when that is free: the offline engine, or
         already made), then each episode's quote. Nothing billable is sent."""
         s = (settings or self.settings()).validate()
@@ -547,10 +760,7 @@ class Studio:
                                  hint="run `reelforge script` first (it has its own quote), or use --engine offline")
             run_id = usage.start_run("make --dry-run")
             series = self._stage_script(source, s, usage, run_id, StudioResult(self.ws.root, run_id=run_id))
-        numbers = [e.number for e in series.episodes]
-        if s.episodes is not None:
-            numbers = numbers[: s.episodes]
-        return [self.quote(n, s) for n in numbers]
+        return [self.quote(n, s) for n in select_episodes(series, s.episodes, span)]
 
     def cut(self, episode: int) -> CutOutput:
         self.ws.require()

@@ -144,6 +144,14 @@ class ServerConfig:
 
 
 @dataclass(slots=True)
+class ClusterConfig:
+    # where make and enhance run their tasks: "" (this process, the default), "auto" (the Ray
+    # cluster this machine belongs to, else a local one) or a Ray address ("10.0.0.5:6379")
+    address: str = ""
+    retries: int = 3  # times a task is run again after its worker or node died
+
+
+@dataclass(slots=True)
 class Config:
     device: str = "auto"
     workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
@@ -156,6 +164,7 @@ class Config:
     synth: SynthConfig = field(default_factory=SynthConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     # [providers.NAME] tables: base_url, concurrency, timeout_s, max_retries, poll_first_s, poll_max_s,
     # task_timeout_s and provider-specific keys (pipelines.providers.base.ProviderSettings); API keys
     # never go here (environment or the 0600 secrets file)
@@ -164,11 +173,33 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        if data["llm"].get("api_key"):
-            data["llm"]["api_key"] = "***"
-        if data["tts"].get("http_key"):
-            data["tts"]["http_key"] = "***"
+        for section, key in SECRET_FIELDS:
+            if data[section].get(key):
+                data[section][key] = "***"
         return data
+
+    def without_secrets(self) -> Config:
+        """A copy with every secret blanked: what may travel to other machines (each worker takes its
+        secrets from its own environment or config file, see :func:`with_local_secrets`)."""
+        copy = dataclasses.replace(self, **{s: dataclasses.replace(getattr(self, s)) for s, _ in SECRET_FIELDS})
+        for section, key in SECRET_FIELDS:
+            setattr(getattr(copy, section), key, "")
+        return copy
+
+
+# (section, key) of the settings that are secrets: masked in reports, never sent to other machines
+SECRET_FIELDS: tuple[tuple[str, str], ...] = (("llm", "api_key"), ("tts", "http_key"))
+
+
+def with_local_secrets(config: Config, local: Config) -> Config:
+    """``config`` with the secrets it lacks taken from ``local`` (this machine's own config and environment)."""
+    missing = [(s, k) for s, k in SECRET_FIELDS if not getattr(getattr(config, s), k) and getattr(getattr(local, s), k)]
+    if not missing:
+        return config
+    copy = dataclasses.replace(config, **{s: dataclasses.replace(getattr(config, s)) for s, _ in missing})
+    for section, key in missing:
+        setattr(getattr(copy, section), key, getattr(getattr(local, section), key))
+    return copy
 
 
 MIN_FRAME_SIDE = 64  # below this no card, subtitle or label can be laid out

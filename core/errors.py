@@ -70,6 +70,8 @@ class WorkspaceError(ReelForgeError):
     """A project folder or its manifest is missing or inconsistent."""
 
 
+class Cancelled(ReelForgeError):
+    """The run was stopped by the user (Ctrl-C or the UI's stop button); the workspace is resumable."""
 class StorageError(ReelForgeError):
     """A file or folder cannot be read or written: permissions, a read-only disk, a full disk.
 

@@ -16,7 +16,9 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,6 +64,18 @@ def os_error_message(e: OSError) -> str:
     return f"{where}: {_cause(e)}" if where else _cause(e)
 
 
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def temp_name(path: str | os.PathLike[str], *, hidden: bool = True) -> Path:
+    """A unique temporary name beside ``path`` that keeps its suffix (muxers and image writers choose
+    formats by it): ``.STEM.HOST-TOKEN.PID.tmp.EXT``. The host and a random token keep two writers
+    apart on shared storage (two nodes may run processes with the same pid; a retried task may
+    still be writing elsewhere)."""
+    p = Path(path)
+    return p.with_name(f"{'.' if hidden else ''}{p.stem}.{_HOST}-{uuid.uuid4().hex[:8]}.{os.getpid()}.tmp{p.suffix}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, hidden: bool = True) -> Iterator[Path]:
     """A temporary path beside ``path``; renamed over ``path`` when the block ends without error.
@@ -70,7 +84,7 @@ def atomic_path(path: str | os.PathLike[str], *, hidden: bool = True) -> Iterato
     becomes a :class:`StorageError` naming ``path``.
     """
     p = Path(path)
-    tmp = p.with_name(f"{'.' if hidden else ''}{p.name}.{os.getpid()}.tmp")
+    tmp = temp_name(p, hidden=hidden)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
@@ -130,13 +144,14 @@ def part_path(path: str | os.PathLike[str]) -> Path:
     return p.with_name(f".{p.stem}.{os.getpid()}.part{p.suffix}")
 
 
-_WORK_FILE = re.compile(r"^\.+.+\.(\d+)\.(?:part(?:\.[^.]+)?|pre-fps\.[^.]+|tmp)$")
+_WORK_FILE = re.compile(r"^\.+.+\.(\d+)\.(?:part(?:\.[^.]+)?|pre-fps\.[^.]+|tmp(?:\.[^.]+)?)$")
+_HOST_TAG = re.compile(r"\.([A-Za-z0-9]+)-[0-9a-f]{8}\.\d+\.tmp(?:\.[^.]+)?$")
 
 
 def sweep_parts(path: str | os.PathLike[str]) -> list[Path]:
     """Remove the hidden work files that killed runs left in ``path``'s folder (a SIGKILL, a power cut).
 
-    Only names this module makes are touched (``.NAME.PID.part.EXT``, ``.NAME.PID.tmp``,
+    Only names this module makes are touched (``.NAME.PID.part.EXT``, ``.STEM.HOST-TOKEN.PID.tmp.EXT``,
     ``.NAME.PID.pre-fps.EXT``), and only when process PID no longer runs; every writer calls it
     before it starts, so the debris of any earlier output in the folder goes too.
     """
@@ -151,6 +166,9 @@ def sweep_parts(path: str | os.PathLike[str]) -> list[Path]:
         if not m:
             continue
         pid = int(m.group(1))
+        host = _HOST_TAG.search(cand.name)
+        if host and host.group(1) != _HOST:
+            continue  # another machine's writer on shared storage: its pid means nothing here
         if pid == os.getpid() or pid_alive(pid) or not cand.is_file():
             continue
         try:

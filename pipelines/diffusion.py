@@ -559,8 +559,7 @@ class Calibration:
     def save(self, path: Path) -> None:
         import json
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"seconds_per_step_megapixel": self.entries}, indent=2, sort_keys=True) + "\n",
-                       encoding="utf-8")
-        tmp.replace(path)
+        from core.files import atomic_write_text
+
+        # a unique temporary name: keyframe tasks on several workers may save at once
+        atomic_write_text(path, json.dumps({"seconds_per_step_megapixel": self.entries}, indent=2, sort_keys=True) + "\n")

@@ -102,11 +102,37 @@ REVIEW_HELP = ("refuse to assemble an episode while any shot is unapproved in re
                "(default: [review] required in the config, off)")
 
 
+def parse_episodes(text: str) -> tuple[int, int | None]:
+    """``--episodes``: ``N`` (the first N episodes) -> (N, None); ``A-B`` (episodes A to B) -> (A, B)."""
+    a, sep, b = text.strip().partition("-")
+    try:
+        first, last = int(a), (int(b) if sep else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--episodes {text!r} must be a count (3) or a range (4-10)") from None
+    if first < 1 or (last is not None and last < first):
+        raise argparse.ArgumentTypeError(f"--episodes {text!r}: a count must be at least 1, a range A-B needs 1 <= A <= B")
+    return first, last
+
+
+def _executor(args: argparse.Namespace, config: Any) -> Any:
+    """``--ray auto|ADDRESS`` (else the config's ``[cluster] address``; empty: this process)."""
+    from agents.executors import executor_for
+
+    return executor_for(getattr(args, "ray", None), config)
+
+
+RAY_HELP = ("run the tasks on a Ray cluster: auto (the cluster this machine belongs to, else a local one; "
+            "RAY_TMPDIR honoured) or its address (HOST:6379); needs reelforge[ray] and a project folder "
+            "every node reaches at the same path (default: [cluster] address in the config, this process)")
+
+
 def cmd_make(args: argparse.Namespace) -> int:
     from agents.studio import Studio, StudioSettings
 
     config = _config(args)
-    overrides: dict[str, Any] = {"episodes": args.episodes, "episode_seconds": args.episode_seconds,
+    count, last = args.episodes if args.episodes is not None else (None, None)
+    span = (count, last) if count is not None and last is not None else None
+    overrides: dict[str, Any] = {"episodes": last if span else count, "episode_seconds": args.episode_seconds,
                                  "script_engine": args.engine, "title": args.title, "tts": args.tts,
                                  "fps": args.fps, "enhance_scale": args.enhance, "platform": args.platform,
                                  "qc": False if args.no_qc else None, "image": args.image,
@@ -118,15 +144,19 @@ def cmd_make(args: argparse.Namespace) -> int:
     if args.all_episodes:
         settings.episodes = None
     if args.dry_run:
-        for quote in Studio(project, config).quote_make(args.novel, settings):
+        for quote in Studio(project, config).quote_make(args.novel, settings, span):
             print(quote.table())
         return 0
     progress = Progress(not args.quiet)
+    executor = _executor(args, config)
     try:
-        result = Studio(project, config, progress=progress).make(args.novel, settings, command=" ".join(sys.argv[1:]),
-                                                                 adopt=args.adopt)
+        result = Studio(project, config, progress=progress, executor=executor).make(
+            args.novel, settings, command=" ".join(sys.argv[1:]), span=span, adopt=args.adopt)
     finally:
         progress.close()
+        executor.close()
+    if result.executor != "local":
+        log.info("tasks on the %s executor: %s", result.executor, result.tasks)
     for stage in result.stages:
         log.info("stage %-14s %-7s %6.1fs %s %s", stage.stage, stage.status, stage.seconds, stage.engine, stage.detail)
     for note in result.notes:
@@ -281,27 +311,82 @@ def cmd_cut_assemble(args: argparse.Namespace) -> int:
     return 0
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts")
+
+
+def _enhance_options(args: argparse.Namespace, config: Any) -> dict[str, Any]:
+    rife = str(Path(args.rife_weights).resolve()) if args.rife_weights else None
+    return {"scale": args.scale, "method": args.model, "crf": args.crf, "device": args.device or config.device,
+            "precision": args.precision, "tile": args.tile, "batch": args.batch, "compile": args.compile,
+            "denoise": args.denoise, "denoise_strength": args.denoise_strength, "fps": args.fps,
+            "interpolation": args.interpolation, "rife_weights": rife,
+            "strict": args.strict}
+
+
 def cmd_enhance(args: argparse.Namespace) -> int:
     from agents.base import RunContext
     from agents.enhance import EnhanceAgent, EnhanceInput
 
     config = _config(args)
+    options = _enhance_options(args, config)
+    if Path(args.input).is_dir():
+        return _enhance_many(args, config, options)
+    if args.ray:
+        raise ReelForgeError("--ray works on a folder of files", hint="reelforge enhance DIR_IN DIR_OUT --ray auto")
     progress = Progress(not args.quiet)
     ctx = RunContext(config=config, progress=progress)
     try:
-        res = EnhanceAgent()(EnhanceInput(Path(args.input), Path(args.output), scale=args.scale, method=args.model,
-                                          crf=args.crf, device=args.device or config.device,
-                                          precision=args.precision, tile=args.tile, batch=args.batch,
-                                          compile=args.compile, denoise=args.denoise,
-                                          denoise_strength=args.denoise_strength, fps=args.fps,
-                                          interpolation=args.interpolation, rife_weights=args.rife_weights,
-                                          strict=args.strict), ctx)
+        res = EnhanceAgent()(EnhanceInput(Path(args.input), Path(args.output), **options), ctx)
     finally:
         progress.close()
     out = res.output
     log.info("%s %s -> %dx%d (%d frames) with %s in %ss", out.kind, args.input, out.size[0], out.size[1], out.frames,
              out.method, res.seconds)
     print(out.path)
+    return 0
+
+
+def _enhance_many(args: argparse.Namespace, config: Any, options: dict[str, Any]) -> int:
+    """``enhance DIR_IN DIR_OUT``: every image and video of DIR_IN, one task each (``--ray``: across a
+    cluster, one model worker per GPU). A file finished earlier with the same settings is kept."""
+    from agents.enhance import EnhanceInput
+    from agents.plan import enhance_plan
+    from core.errors import InputError
+    from core.executor import TaskResult
+    from pipelines.upscale import IMAGE_SUFFIXES
+
+    src_dir, dst_dir = Path(args.input), Path(args.output)
+    media = (*sorted(IMAGE_SUFFIXES), *VIDEO_SUFFIXES)
+    files = sorted(p for p in src_dir.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() in media)
+    if not files:
+        raise InputError(f"no image or video in {str(src_dir)!r}", hint=f"put files ending in {', '.join(media)} there")
+    if dst_dir.exists() and not dst_dir.is_dir():
+        raise InputError(f"{str(dst_dir)!r} is a file; with a folder as input the output is a folder too",
+                         hint="reelforge enhance DIR_IN DIR_OUT")
+    if dst_dir.resolve() == src_dir.resolve():
+        raise InputError("the output folder is the input folder", hint="choose another output folder; the inputs are kept")
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    pairs = [(p, dst_dir / p.name) for p in files]
+    EnhanceInput(pairs[0][0], pairs[0][1], **options).check()  # bad settings fail before any work
+    executor = _executor(args, config)
+    progress = Progress(not args.quiet)
+    done: list[TaskResult] = []
+    try:
+        plan = enhance_plan(pairs, options, config, record_dir=dst_dir / ".reelforge", run_id="enhance",
+                            remote=executor.remote)
+        executor.run(plan, on_result=done.append, progress=progress)
+    finally:
+        progress.close()
+        executor.close()
+    reused = sum(1 for r in done if r.status == "reused")
+    log.info("enhance: %d file(s) on the %s executor, %d made, %d kept from before", len(done), executor.name,
+             len(done) - reused, reused)
+    for r in done:
+        for note in r.output.notes if r.output else []:
+            log.warning("note: %s", note)
+    for _, dst in pairs:
+        print(dst)
     return 0
 
 
@@ -375,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("make", help="novel -> episode(s): script, synth, cut (and enhance)")
     p.add_argument("novel", help="the novel: a TXT file (UTF-8, GB18030, UTF-16)")
     p.add_argument("--project", help="project folder (default: WORKSPACE/<novel name>)")
-    p.add_argument("--episodes", type=int, default=None, help="how many episodes to make (default 1)")
+    p.add_argument("--episodes", type=parse_episodes, default=None, metavar="N|A-B",
+                   help="the first N episodes (default 1), or episodes A to B (e.g. 4-10)")
     p.add_argument("--all-episodes", action="store_true", help="adapt and make the whole novel")
     p.add_argument("--episode-seconds", type=float, default=None, help="target length of an episode (default 90)")
     p.add_argument("--engine", default=None, help="script engine: offline (default), openai, local")
@@ -392,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit with code 3 when a delivery check fails")
     _provider_flags(p)
     p.add_argument("--review-required", action=argparse.BooleanOptionalAction, default=None, help=REVIEW_HELP)
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS", help=RAY_HELP)
     p.set_defaults(func=cmd_make)
 
     _mount_optional(sub, "agents.script.cli")
@@ -435,9 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_cut_assemble)
     _mount_optional(cut_sub, "ui.cut_cli")
 
-    p = sub.add_parser("enhance", help="upscale an image or a video")
-    p.add_argument("input")
-    p.add_argument("output")
+    p = sub.add_parser("enhance", help="upscale an image or a video (or every file of a folder)")
+    p.add_argument("input", help="an image, a video, or a folder of them")
+    p.add_argument("output", help="the output file (a folder when the input is one)")
     p.add_argument("--scale", type=float, default=2.0, help="2, 3 or 4 (any factor with --model classic)")
     p.add_argument("--model", "--method", dest="model", default="auto",
                    help="auto (by content), animevideov3, x4plus, x4plus-anime, rf-x2, rf-x4, classic, "
@@ -455,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="flow: optical flow, no weights; rife: a RIFE network from --rife-weights")
     p.add_argument("--rife-weights", default=None, help="path to RIFE weights (flownet.pkl)")
     p.add_argument("--crf", type=int, default=18)
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS", help="with a folder: " + RAY_HELP)
     p.add_argument("--strict", action="store_true",
                    help="fail on a truncated input (fewer frames than its container lists) instead of warning")
     p.set_defaults(func=cmd_enhance)

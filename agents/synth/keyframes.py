@@ -35,7 +35,7 @@ from agents.synth.quote import Quote, QuoteLine, check_caps
 from agents.synth.schema import NARRATOR
 from core.aigc import make_label
 from core.errors import InputError, ReelForgeError
-from core.files import atomic_write_text
+from core.files import atomic_path, atomic_write_text
 from core.screenplay import Character, Shot
 from core.usage import UsageRecord, seconds_since
 from models.modelcard import ModelLicence, read_model_licence
@@ -163,8 +163,34 @@ class KeyframeEngine(PictureEngine):
         q.lines.append(QuoteLine("keyframes + sheets", Path(job.settings.image_model).name, "image", Decimal(q.images)))
         return q
 
+    def stored(self, job: EpisodeJob, shot: Shot) -> Keyframe | None:
+        """The shot's finished keyframe with its motion clip, read from the cache (no model is loaded);
+        None when its keyframe task has not made it."""
+        kf = self.cached(job, shot, self.request_key(job, shot))
+        if kf is None:
+            return None
+        s = job.settings
+        if s.video_model:
+            mp4, meta = job.path("keyframes", f"{shot.id}.motion.mp4"), job.path("keyframes", f"{shot.id}.motion.json")
+            stored = _read_json(meta) if mp4.exists() else {}
+            if stored.get("key") == self.motion_key(job, kf):
+                kf.motion = MotionClip(mp4, Fraction(s.synth.video_fps), str(stored["key"]),
+                                       str(stored["record"]["pipeline"]))
+        return kf
+
+    def motion_key(self, job: EpisodeJob, kf: Keyframe) -> str:
+        s = job.settings
+        return content_hash({"kf": kf.digest, "model": s.video_model, "frames": s.synth.video_frames,
+                             "fps": s.synth.video_fps, "steps": s.steps})
+
     # -- making them -------------------------------------------------------------------------
     def pictures(self, job: EpisodeJob) -> dict[str, Keyframe]:
+        out = self.stills(job)
+        self.animate(job, out)
+        return out
+
+    def stills(self, job: EpisodeJob) -> dict[str, Keyframe]:
+        """The keyframes of ``job.plans`` (made or reused) with their consistency scores, without motion."""
         mode = job.settings.synth.consistency
         if mode not in CONSISTENCY_MODES:
             raise InputError(f"[synth] consistency {mode!r} is unknown", hint=f"use one of {', '.join(CONSISTENCY_MODES)}")
@@ -183,7 +209,6 @@ class KeyframeEngine(PictureEngine):
             out.update(self.keyframes(job, todo, sheets))
         if sheets:
             self.score(job, out, sheets)
-        self.animate(job, out)
         return out
 
     def sheets(self, job: EpisodeJob) -> dict[str, Path]:
@@ -208,8 +233,9 @@ class KeyframeEngine(PictureEngine):
                                 tag=f"sheet:{ch.name}") for ch, _ in missing]
         job.ctx.step(0.2, f"角色设定图 · {len(reqs)} character sheets")
         for (ch, path), (img, rec) in zip(missing, self.generate(job, reqs), strict=True):
-            save_labelled_png(img, path, make_label(job.inp.producer, f"sheet|{ch.name}|{rec.seed}"))
             atomic_write_text(path.with_suffix(".json"), json.dumps(rec.to_json(), ensure_ascii=False, indent=2))
+            with atomic_path(path) as tmp:  # the PNG last: its presence says the sheet is made
+                save_labelled_png(img, tmp, make_label(job.inp.producer, f"sheet|{ch.name}|{rec.seed}"))
             sheets[ch.name] = path
         return sheets
 
@@ -236,9 +262,10 @@ class KeyframeEngine(PictureEngine):
         for (p, rkey), (img, rec) in zip(todo, self.generate(job, reqs), strict=True):
             png, rec_path = self.files(job, p.shot.id)
             label = make_label(job.inp.producer, f"{job.title}|ep{job.episode.number}|{p.shot.id}|{rec.seed}")
-            save_labelled_png(img, png, label)
+            with atomic_path(png) as tmp:
+                save_labelled_png(img, tmp, label)
             atomic_write_text(rec_path, json.dumps({"request_key": rkey, "record": rec.to_json()}, ensure_ascii=False,
-                                                  indent=2))
+                                                   indent=2))
             out[p.shot.id] = Keyframe(png, rec_path, rec.prompt, rec.seed, file_hash(png))
         return out
 
@@ -347,12 +374,12 @@ class DiffusersEngine(KeyframeEngine):
         q.lines.append(QuoteLine("generation time", Path(s.image_model).name, unit, q.gpu_seconds))
         return q
 
-    def pictures(self, job: EpisodeJob) -> dict[str, Keyframe]:
+    def stills(self, job: EpisodeJob) -> dict[str, Keyframe]:
         from pipelines.diffusion import Calibration
 
         self._calibration = Calibration.load(job.calibration_path)
         try:
-            return super().pictures(job)
+            return super().stills(job)
         finally:
             self._calibration.save(job.calibration_path)
 
@@ -394,8 +421,7 @@ class DiffusersEngine(KeyframeEngine):
                 continue
             job.ctx.step(0.45 + 0.15 * n / len(job.plans), f"图生视频 {n + 1}/{len(job.plans)} · image to video")
             mp4, meta = job.path("keyframes", f"{p.shot.id}.motion.mp4"), job.path("keyframes", f"{p.shot.id}.motion.json")
-            key = content_hash({"kf": kf.digest, "model": s.video_model, "frames": s.synth.video_frames,
-                                "fps": s.synth.video_fps, "steps": s.steps})
+            key = self.motion_key(job, kf)
             stored = _read_json(meta) if mp4.exists() else {}
             if stored.get("key") == key:
                 kf.motion = MotionClip(mp4, fps, key, str(stored["record"]["pipeline"]))

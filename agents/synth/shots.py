@@ -27,7 +27,7 @@ from agents.synth.schema import NARRATOR, RENDER_VERSION, MotionKind, ShotRender
 from agents.synth.sound import EpisodeSound
 from core.aigc import AIGC_KEY, label_metadata, make_label, read_label
 from core.errors import InputError
-from core.files import atomic_write_text
+from core.files import atomic_path, atomic_write_text
 from core.media import VideoWriter, concat, probe, write_wav
 from core.paths import safe_join
 from core.screenplay import Scene
@@ -97,49 +97,56 @@ def cached_render(job: EpisodeJob, meta_path: Path, key: str, field: str = "key"
 def render_shots(job: EpisodeJob, voice_engine: str, sound: EpisodeSound,
                  keyframes: dict[str, Keyframe]) -> tuple[list[ShotRender], int]:
     """Every planned shot's clip, made or reused. Returns the renders and how many were reused."""
-    shot_dir = job.path("shots")
-    shot_dir.mkdir(parents=True, exist_ok=True)
     renders: list[ShotRender] = []
     reused = 0
     plans = job.plans
     for n, plan in enumerate(plans):
         job.ctx.step(0.6 + 0.4 * n / len(plans), f"合成镜头 {n + 1}/{len(plans)} · shot {plan.shot.id}")
-        audio = sound.for_shot(job, plan)
-        kf = keyframes.get(plan.shot.id)
-        pkey = picture_key(job, voice_engine, plan, kf)
-        key = content_hash({"picture": pkey, "audio": hashlib.sha256(np.ascontiguousarray(audio).tobytes()).hexdigest()})
-        meta_path = job.path("shots", f"{plan.shot.id}.json")
-        status = job.review_of(plan.shot.id).status
-        cached = cached_render(job, meta_path, key)
-        if cached is not None:
-            cached.review = status
-            renders.append(cached)
-            reused += 1
-            continue
-        same_picture = cached_render(job, meta_path, pkey, field="picture_key")
-        if same_picture is not None:
-            render = resound(job, same_picture, audio, key)
-            reused += 1
-        else:
-            render = render_shot(job, plan, key, audio, kf)
-            render.picture_key = pkey
-        render.review = status
-        atomic_write_text(meta_path, json.dumps(render.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        render, how = shot_clip(job, voice_engine, sound, plan, keyframes.get(plan.shot.id))
         renders.append(render)
+        reused += how != "rendered"
     return renders, reused
+
+
+def shot_clip(job: EpisodeJob, voice_engine: str, sound: EpisodeSound, plan: ShotPlan,
+              kf: Keyframe | None) -> tuple[ShotRender, str]:
+    """One planned shot's clip, made or reused (a shot task runs this alone).
+
+    Returns the render and how it came: ``cached`` (nothing done), ``resound`` (only its sound was
+    swapped) or ``rendered``."""
+    job.path("shots").mkdir(parents=True, exist_ok=True)
+    audio = sound.for_shot(job, plan)
+    pkey = picture_key(job, voice_engine, plan, kf)
+    key = content_hash({"picture": pkey, "audio": hashlib.sha256(np.ascontiguousarray(audio).tobytes()).hexdigest()})
+    meta_path = job.path("shots", f"{plan.shot.id}.json")
+    status = job.review_of(plan.shot.id).status
+    cached = cached_render(job, meta_path, key)
+    if cached is not None:
+        cached.review = status
+        return cached, "cached"
+    same_picture = cached_render(job, meta_path, pkey, field="picture_key")
+    if same_picture is not None:
+        render = resound(job, same_picture, audio, key)
+    else:
+        render = render_shot(job, plan, key, audio, kf)
+        render.picture_key = pkey
+    render.review = status
+    # the record last, whole or not at all: it is what says the clip, sound and still are complete
+    atomic_write_text(meta_path, json.dumps(render.model_dump(mode="json"), ensure_ascii=False, indent=2))
+    return render, "resound" if same_picture is not None else "rendered"
 
 
 def resound(job: EpisodeJob, render: ShotRender, audio: np.ndarray, key: str) -> ShotRender:
     """Only the sound changed: rewrite the WAV and swap the clip's audio, keeping its video packets."""
     clip, wav = safe_join(job.out_dir, render.clip), safe_join(job.out_dir, render.audio)
-    write_wav(wav, audio, job.rate)
-    tmp = clip.with_name(f".{clip.stem}.resound.mp4")
     meta = {k: v for k, v in probe(clip).metadata.items() if k in {AIGC_KEY, "comment", "title"}}
     label = read_label(meta)
-    if label is not None:
-        write_wav_label(wav, label)  # the voice file carries the implicit label too
-    concat([clip], tmp, audio_from=[wav], audio_rate=job.rate, metadata=meta)
-    tmp.replace(clip)
+    with atomic_path(wav) as tmp_wav:
+        write_wav(tmp_wav, audio, job.rate)
+        if label is not None:
+            write_wav_label(tmp_wav, label)  # the voice file carries the implicit label too
+    with atomic_path(clip) as tmp:
+        concat([clip], tmp, audio_from=[wav], audio_rate=job.rate, metadata=meta)
     return render.model_copy(update={"key": key})
 
 
@@ -218,10 +225,12 @@ def render_shot(job: EpisodeJob, plan: ShotPlan, key: str, audio: np.ndarray, kf
                     overlay.apply(img)
                     # through the writer's own RGB path, so moving and still shots share its colour conversion
                     writer.write(_rgb(img))
-    write_wav(wav, audio, rate)
-    write_wav_label(wav, label)  # the voice file carries the implicit label too
+    with atomic_path(wav) as tmp_wav:
+        write_wav(tmp_wav, audio, rate)
+        write_wav_label(tmp_wav, label)  # the voice file carries the implicit label too
     still = composite(layers[0][1]) if kf is None else _read_rgb(kf.png)
-    save_labelled_png(still, png, label)
+    with atomic_path(png) as tmp_png:
+        save_labelled_png(still, tmp_png, label)
     rel = job.out_dir
     return ShotRender(id=shot.id, scene_id=scene.id, clip=clip.relative_to(rel).as_posix(),
                       audio=wav.relative_to(rel).as_posix(), keyframe=png.relative_to(rel).as_posix(),
@@ -265,7 +274,9 @@ def render_cover(job: EpisodeJob, keyframes: dict[str, Keyframe]) -> Path:
         img = plate(job.inp.width, job.inp.height, p.scene.place, p.scene.time_of_day)
     cover = draw_cover(img, job.title, f"第{job.episode.number}集 {job.episode.title}".strip(), job.inp.label)
     label = make_label(job.inp.producer, f"{job.title}|ep{job.episode.number}|cover")
-    return save_labelled_png(cover, job.out_dir / "cover.png", label)
+    with atomic_path(job.out_dir / "cover.png") as tmp:
+        save_labelled_png(cover, tmp, label)
+    return job.out_dir / "cover.png"
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ no line twice.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -24,9 +25,9 @@ import numpy as np
 
 from agents.synth.job import EpisodeJob, ShotPlan, content_hash, speaker_of
 from agents.synth.schema import NARRATOR, TimedLine
-from core.files import atomic_path
+from core.files import atomic_write_bytes
 from core.media import resample_audio, samples_for_frames
-from core.screenplay import Scene, Series, Shot
+from core.screenplay import Line, Scene, Series, Shot
 from core.usage import UsageRecord
 from pipelines.audio import (
     Cue,
@@ -77,6 +78,7 @@ class Voicing:
     licences: dict[str, str] = field(default_factory=dict)
     calls: int = 0  # requests to a paid engine (cached lines are not requested again)
     characters: int = 0
+    made: int = 0  # lines spoken now (not found in the cache), by any engine
 
 
 def cast_voices(series: Series) -> dict[str, VoiceSpec]:
@@ -87,29 +89,72 @@ def cast_voices(series: Series) -> dict[str, VoiceSpec]:
     return cast(series.characters).voices
 
 
-def speak(job: EpisodeJob, engine: VoiceEngine, text: str, spec: VoiceSpec) -> tuple[np.ndarray, bool]:
-    """Speech for a line at the episode rate, levelled; cached on disk. (samples, was_cached)."""
+def speak(job: EpisodeJob, engine: VoiceEngine, text: str, spec: VoiceSpec, *,
+          make: bool = True) -> tuple[np.ndarray, bool]:
+    """Speech for a line at the episode rate, levelled; cached on disk. (samples, was_cached).
+
+    ``make=False`` only reads the cache: a line not there raises :class:`TTSError` (its voice task
+    already tried it and failed, so it is not sent again)."""
     cache = job.out_dir / "voice"
     key = content_hash({"v": 1, "engine": engine.name, "model": engine.model, "spec": asdict(spec), "text": text,
                         "rate": job.rate})
     path = cache / f"{key[:32]}.npy"
     if path.exists():
         return np.load(path), True
+    if not make:
+        raise TTSError("its voice task did not speak it")
     speech = engine.synthesize(text, spec)
     samples = resample_audio(speech.samples, speech.rate, job.rate)
     if float(np.max(np.abs(samples), initial=0)) > 1e-4:
         samples = level_to(samples, job.rate, LINE_LUFS)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a half-written .npy would be loaded as the line's voice
-        np.save(f, samples.astype(np.float32))
+    buf = io.BytesIO()
+    np.save(buf, samples.astype(np.float32))
+    atomic_write_bytes(path, buf.getvalue())  # a worker killed mid-write leaves no half file in the cache
     return samples.astype(np.float32), False
 
 
+def speak_line(job: EpisodeJob, engine: VoiceEngine, voices: dict[str, VoiceSpec], line: Line, voicing: Voicing,
+               notes: list[str], shot_id: str, *, make: bool = True) -> tuple[np.ndarray, str, str, VoiceSpec]:
+    """One line spoken (or silent, with a note, when the engine fails): (samples, engine used, speaker, voice)."""
+    speaker = speaker_of(line.speaker, line.kind)
+    if speaker not in voices:
+        voices[speaker] = assign_voice(speaker)
+    spec = voices[speaker]
+    try:
+        samples, was_cached = speak(job, engine, line.text, spec, make=make)
+        used = engine.name
+        voicing.made += not was_cached
+        if not was_cached and engine.vendor:
+            voicing.calls += 1
+            voicing.characters += len(line.text)
+    except TTSError as e:
+        notes.append(f"shot {shot_id}: TTS failed on {line.text[:16]!r} ({e.message}); that line is silent")
+        silence = SilenceEngine()
+        silent = silence.synthesize(line.text, spec)
+        samples = np.zeros(len(silent.samples) * job.rate // silent.rate, np.float32)
+        used = silence.name
+        voicing.licences[used] = silence.licence
+    voicing.spoken[used] = voicing.spoken.get(used, Fraction(0)) + Fraction(len(samples), job.rate)
+    return samples, used, speaker, spec
+
+
+def voice_shot(job: EpisodeJob, engine: VoiceEngine, voices: dict[str, VoiceSpec], shot: Shot) -> tuple[Voicing, list[str]]:
+    """Speak every line of one shot into the cache (a shot's voice task). Returns what it took and its notes."""
+    voicing = Voicing(licences={engine.name: engine.licence})
+    notes: list[str] = []
+    for line in shot.lines:
+        job.ctx.check_cancelled()
+        speak_line(job, engine, voices, line, voicing, notes, shot.id)
+    return voicing, notes
+
+
 def plan_shots(job: EpisodeJob, engine: VoiceEngine, voices: dict[str, VoiceSpec],
-               shots: list[tuple[int, Scene, Shot]]) -> Voicing:
-    """Speak every line and time the shots around the speech; the plans go into ``job.plans``."""
+               shots: list[tuple[int, Scene, Shot]], *, make: bool = True) -> Voicing:
+    """Speak every line and time the shots around the speech; the plans go into ``job.plans``.
+
+    ``make=False`` reads the speech the shots' voice tasks cached and sends nothing to the engine."""
     fps, rate = job.fps, job.rate
     voicing = Voicing(licences={engine.name: engine.licence})
-    silence = SilenceEngine()
     offset = 0
     job.plans = []
     for n, (si, scene, shot) in enumerate(shots):
@@ -119,23 +164,7 @@ def plan_shots(job: EpisodeJob, engine: VoiceEngine, voices: dict[str, VoiceSpec
         notes: list[str] = []
         cursor = LEAD_IN
         for line in shot.lines:
-            speaker = speaker_of(line.speaker, line.kind)
-            if speaker not in voices:
-                voices[speaker] = assign_voice(speaker)
-            spec = voices[speaker]
-            try:
-                samples, was_cached = speak(job, engine, line.text, spec)
-                used = engine.name
-                if not was_cached and engine.vendor:
-                    voicing.calls += 1
-                    voicing.characters += len(line.text)
-            except TTSError as e:
-                notes.append(f"shot {shot.id}: TTS failed on {line.text[:16]!r} ({e.message}); that line is silent")
-                silent = silence.synthesize(line.text, spec)
-                samples = np.zeros(len(silent.samples) * rate // silent.rate, np.float32)
-                used = silence.name
-                voicing.licences[used] = silence.licence
-            voicing.spoken[used] = voicing.spoken.get(used, Fraction(0)) + Fraction(len(samples), rate)
+            samples, used, speaker, spec = speak_line(job, engine, voices, line, voicing, notes, shot.id, make=make)
             start_f = math.ceil(cursor * fps)
             length_f = max(1, math.ceil(Fraction(len(samples), rate) * fps))
             timed.append(TimedLine(speaker=speaker or NARRATOR, text=line.text, kind=str(line.kind), start=start_f,
@@ -152,11 +181,12 @@ def plan_shots(job: EpisodeJob, engine: VoiceEngine, voices: dict[str, VoiceSpec
     return voicing
 
 
-def voice_usage(job: EpisodeJob, engine: VoiceEngine, voicing: Voicing) -> list[UsageRecord]:
-    """Usage records of the voices: seconds spoken per engine, and the calls and characters paid for."""
+def voice_usage(job: EpisodeJob, engine: VoiceEngine, voicing: Voicing, *, spoken: bool = True) -> list[UsageRecord]:
+    """Usage records of the voices: seconds spoken per engine (unless ``spoken`` is False), and the
+    calls and characters paid for."""
     ep = job.episode.number
     out = []
-    for name, secs in voicing.spoken.items():
+    for name, secs in voicing.spoken.items() if spoken else ():
         main = name == engine.name
         out.append(UsageRecord(stage="synth", engine=name, unit="audio_second",
                                quantity=Decimal(secs.numerator) / Decimal(secs.denominator),
