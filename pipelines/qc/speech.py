@@ -43,6 +43,7 @@ _MIN_SPEECH_S, _MIN_SILENCE_S, _PAD_S = 0.25, 0.10, 0.03
 
 COVERAGE_MIN = 0.25
 UNCUED_SPEECH_S = 0.5
+UNCUED_JOIN_S = 0.5  # pauses shorter than this inside unsubtitled speech belong to one utterance
 START_LIMIT = 0.5
 ASSIGN_REACH_S = 2.0
 END_LIMITS = (-0.5, 1.0)
@@ -220,8 +221,9 @@ def coverage_check(cues: Sequence[CueFact], sa: SpeechAnalysis | None) -> CheckR
         rows.append({"cue": n, "start": cue.start, "end": cue.end, "covered": round(covered, 3), "text": cue.text})
         if covered < COVERAGE_MIN:
             bad.append(span)
-    uncued = [s for s in sa.segments
-              if s[1] - s[0] >= UNCUED_SPEECH_S and not any(overlap(s, (c.start, c.end)) > 0 for c in cues)]
+    # speech under no cue, a breath-length pause (a comma) inside it joined: one missing subtitle, counted once
+    free = [s for s in sa.segments if not any(overlap(s, (c.start, c.end)) > 0 for c in cues)]
+    uncued = [s for s in merge_spans(free, gap=UNCUED_JOIN_S) if s[1] - s[0] >= UNCUED_SPEECH_S]
     value = len(bad) + len(uncued)
     parts = []
     if bad:
